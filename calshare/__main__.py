@@ -1,0 +1,3 @@
+from calshare.cli import main
+
+raise SystemExit(main())

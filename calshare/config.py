@@ -1,0 +1,398 @@
+"""Settings: one typed schema, read from defaults < calshare.toml < CALSHARE_* variables.
+
+The schema is the dataclasses below: each field's metadata names its parser and
+help text, so parsing, validation and the documentation come from one place.
+The settings object is built once at start and passed in; nothing reads it globally.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from calshare.addresses import normalize_address, normalize_domain, parse_mailbox
+from calshare.errors import AddressError, ConfigError, LevelError
+from calshare.levels import Level
+
+ENV_PREFIX = "CALSHARE_"
+# Variables that are not settings of a section but still ours.
+ENV_GENERAL = frozenset({"CALSHARE_DB", "CALSHARE_CONFIG"})
+DEFAULT_CONFIG_NAME = "calshare.toml"
+
+Parser = Callable[[Any], Any]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+# --- value parsers: take a TOML value or an environment string, return the typed value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a string")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _integer(low: int, high: int) -> Parser:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{value!r} is not a whole number")
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range ({low}–{high})")
+        return value
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number of seconds") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise ValueError(f"{value!r} is not a number of seconds between 0 and 3600")
+    return float(value)
+
+
+def _port(value: Any) -> int:
+    try:
+        return int(_integer(1, 65535)(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a port number (1–65535)") from None
+
+
+def _choice(*allowed: str) -> Parser:
+    def parse(value: Any) -> str:
+        text = _text(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"{value!r} is not one of: {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _level_or_none(value: Any) -> Level | None:
+    text = _text(value).strip().lower()
+    if text == "none":
+        return None
+    try:
+        return Level.parse(text)
+    except LevelError:
+        names = ", ".join([*(level.value for level in Level), "none"])
+        raise ValueError(f"{value!r} is not a level; use one of: {names}") from None
+
+
+def _domain(value: Any) -> str:
+    try:
+        return normalize_domain(_text(value))
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _mailbox(value: Any) -> str:
+    try:
+        return str(parse_mailbox(_text(value)))
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _address_pattern(value: Any) -> str:
+    """An address, or a glob like ``*-team@example.org`` (only the local part may glob)."""
+    text = _text(value).strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local:
+        raise ValueError(f"{value!r} is not an address or pattern like *-team@example.org")
+    try:
+        if any(char in local for char in "*?["):
+            return f"{local.lower()}@{normalize_domain(domain)}"
+        return normalize_address(text)
+    except AddressError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _list(item: Parser) -> Parser:
+    def parse(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise ValueError(f"{value!r} is not a list")
+        return tuple(item(element) for element in value)
+
+    return parse
+
+
+def _weekday(value: Any) -> str:
+    text = _text(value).strip().lower()[:3]
+    if text not in WEEKDAYS:
+        raise ValueError(f"{value!r} is not a weekday (mon … sun)")
+    return text
+
+
+def _clock_time(value: Any) -> str:
+    text = _text(value).strip()
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", text)
+    if (
+        not match
+        or int(match[1]) > 24
+        or int(match[2]) > 59
+        or (int(match[1]) == 24 and int(match[2]))
+    ):
+        raise ValueError(f"{value!r} is not a time of day like 08:00")
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def _timezone(value: Any) -> str:
+    text = _text(value).strip()
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a time zone name like Europe/Oslo") from None
+    return text
+
+
+def _base_url(value: Any) -> str:
+    text = _text(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL like https://calendar.example.org")
+    return text
+
+
+def _option(default: Any, parse: Parser, help: str, key: str | None = None) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help, "key": key})
+
+
+# --- the schema
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    domain: str = _option(
+        "share.example.org", _domain, "domain of the share+/accept+/decline+/bounces+ addresses"
+    )
+    from_address: str = _option(
+        "Calendar <calendar@share.example.org>", _mailbox, "From of every mail we send", "from"
+    )
+    lang: str = _option("en", _choice("en", "nb"), "default language of mails: en or nb")
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    host: str = _option("127.0.0.1", _text, "SMTP relay host")
+    port: int = _option(25, _port, "SMTP relay port")
+    security: str = _option("none", _choice("none", "starttls", "tls"), "none, starttls or tls")
+    username: str = _option("", _text, "AUTH user name (empty: no AUTH)")
+    password: str = _option("", _text, "AUTH password")
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    sharing: bool = _option(True, _boolean, "whether calendars may be shared at all")
+    internal_domains: tuple[str, ...] = _option(
+        ("example.org",), _list(_domain), "domains whose people count as internal"
+    )
+    external_max_level: Level | None = _option(
+        Level.TITLES, _level_or_none, "highest level for people outside internal_domains"
+    )
+    publish_max_level: Level | None = _option(
+        Level.FREE_BUSY, _level_or_none, "highest level for anonymous publishing"
+    )
+    groups: tuple[str, ...] = _option(
+        (), _list(_address_pattern), "group addresses or patterns that cannot be shared with"
+    )
+    invitation_days: int = _option(14, _integer(1, 365), "days an invitation stays valid")
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    base_url: str = _option("http://127.0.0.1:8080", _base_url, "public base URL of links in mails")
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    days: tuple[str, ...] = _option(
+        ("mon", "tue", "wed", "thu", "fri"), _list(_weekday), "working days"
+    )
+    start: str = _option("08:00", _clock_time, "start of the working day")
+    end: str = _option("17:00", _clock_time, "end of the working day")
+
+
+@dataclass(frozen=True)
+class CalendarSettings:
+    default_tz: str = _option(
+        "UTC", _timezone, "zone of a calendar added without --tz whose source names none"
+    )
+    index_past_days: int = _option(
+        31, _integer(0, 36500), "recurrences indexed this far back at import; queries extend it"
+    )
+    index_future_days: int = _option(
+        366, _integer(1, 36500), "recurrences indexed this far ahead at import; queries extend it"
+    )
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    max_bytes: int = _option(
+        20 * 1024 * 1024, _integer(1024, 1 << 34), "largest calendar file or download accepted"
+    )
+    timeout_seconds: float = _option(30.0, _seconds, "give up on a calendar URL after this long")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mail: MailSettings = field(default_factory=MailSettings)
+    relay: RelaySettings | None = None
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    working_hours: WorkingHours = field(default_factory=WorkingHours)
+    calendars: CalendarSettings = field(default_factory=CalendarSettings)
+    import_: ImportSettings = field(default_factory=ImportSettings)
+    source: str = "built-in defaults"
+
+
+# section name in TOML -> (attribute on Settings, dataclass)
+SECTIONS: dict[str, tuple[str, type]] = {
+    "mail": ("mail", MailSettings),
+    "relay": ("relay", RelaySettings),
+    "policy": ("policy", PolicySettings),
+    "http": ("http", HttpSettings),
+    "working_hours": ("working_hours", WorkingHours),
+    "calendars": ("calendars", CalendarSettings),
+    "import": ("import_", ImportSettings),
+}
+
+
+def _keys(section_class: type) -> dict[str, str]:
+    """TOML key -> dataclass attribute, for one section."""
+    return {(f.metadata["key"] or f.name): f.name for f in fields(section_class)}
+
+
+def env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"Configuration file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"Configuration file {path} is a directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read configuration file {path}: {exc}") from None
+
+
+def find_config(explicit: str | None, env: Mapping[str, str]) -> Path | None:
+    """--config, else CALSHARE_CONFIG, else ./calshare.toml if there is one."""
+    if explicit:
+        return Path(explicit)
+    if env.get("CALSHARE_CONFIG"):
+        return Path(env["CALSHARE_CONFIG"])
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def load_settings(
+    config_path: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings once: defaults, then the TOML file, then CALSHARE_* variables."""
+    env = os.environ if env is None else env
+    path = find_config(str(config_path) if config_path else None, env)
+    document = _read_toml(path) if path else {}
+    where = str(path) if path else "built-in defaults"
+
+    raw: dict[str, dict[str, tuple[Any, str]]] = {}
+    for section, content in document.items():
+        if section not in SECTIONS:
+            hint = _did_you_mean(section, list(SECTIONS))
+            raise ConfigError(f"{where}: unknown section [{section}]{hint}")
+        if not isinstance(content, dict):
+            raise ConfigError(f"{where}: {section} must be a [{section}] table")
+        known = _keys(SECTIONS[section][1])
+        for key, value in content.items():
+            if key not in known:
+                hint = _did_you_mean(key, list(known))
+                raise ConfigError(f"{where}: unknown key {key!r} in [{section}]{hint}")
+            raw.setdefault(section, {})[key] = (value, f"{where}: [{section}] {key}")
+
+    valid_env = {
+        env_name(section, key): (section, key)
+        for section, (_, cls) in SECTIONS.items()
+        for key in _keys(cls)
+    }
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_GENERAL:
+            continue
+        if name not in valid_env:
+            hint = _did_you_mean(name, [*valid_env, *ENV_GENERAL])
+            raise ConfigError(f"unknown setting in the environment: {name}{hint}")
+        section, key = valid_env[name]
+        raw.setdefault(section, {})[key] = (value, f"environment {name}")
+
+    built: dict[str, Any] = {}
+    for section, (attribute, cls) in SECTIONS.items():
+        if section == "relay" and section not in raw:
+            built[attribute] = None  # no relay: mail goes to the local Maildir
+            continue
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.metadata["key"] or f.name
+            if key in raw.get(section, {}):
+                value, origin = raw[section][key]
+                try:
+                    values[f.name] = f.metadata["parse"](value)
+                except ValueError as exc:
+                    raise ConfigError(f"{origin}: {exc}") from None
+        built[attribute] = cls(**values)
+
+    settings = Settings(**built, source=where)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(settings: Settings) -> None:
+    hours = settings.working_hours
+    if hours.start >= hours.end:
+        raise ConfigError(
+            f"{settings.source}: [working_hours] start {hours.start} must be before end {hours.end}"
+        )
+
+
+def describe_options() -> list[tuple[str, str, Any, str]]:
+    """(TOML name, environment variable, default, help) for every option: for docs and tests."""
+    rows = []
+    for section, (_, cls) in SECTIONS.items():
+        for f in fields(cls):
+            key = f.metadata["key"] or f.name
+            rows.append((f"{section}.{key}", env_name(section, key), f.default, f.metadata["help"]))
+    return rows

@@ -1,0 +1,35 @@
+"""The demo calendars ``make run`` starts with: one owner, a project and a family calendar.
+
+Their series start in January 2026 and never end, so whatever today is, the
+next days hold events of every busy status, private items and an override.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calshare.calendars import add_calendar, list_calendars
+from calshare.clock import Clock
+from calshare.config import Settings
+from calshare.importer import ImportResult, import_calendar
+from calshare.store import Store
+
+DEMO_OWNER = "Ann Demo <demo@example.org>"
+DEMO_DIR = Path(__file__).parent / "demo_calendars"
+DEMO_CALENDARS = ("project", "family")
+
+
+def seed_demo(store: Store, settings: Settings, clock: Clock) -> list[ImportResult]:
+    """Add and import the demo calendars that are missing; leave existing ones alone."""
+    existing = {calendar.name: calendar for calendar in list_calendars(store.db)}
+    results = []
+    for name in DEMO_CALENDARS:
+        if name not in existing:
+            add_calendar(
+                store, clock, name, DEMO_OWNER, "Europe/Oslo", settings.calendars.default_tz
+            )
+        if name not in existing or existing[name].imported_at is None:
+            results.append(
+                import_calendar(store, settings, clock, name, str(DEMO_DIR / f"{name}.ics"))
+            )
+    return results

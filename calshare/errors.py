@@ -1,0 +1,62 @@
+"""Our own exceptions.
+
+Every edge (CLI, SMTP handler, HTTP app) translates these in exactly one place,
+so each carries a message a user can act on. Each also inherits the builtin it
+is closest to, so callers that only know Python's vocabulary still catch it.
+"""
+
+from __future__ import annotations
+
+
+class CalshareError(Exception):
+    """Base class: the message is shown to the user as is, on one line."""
+
+
+class ConfigError(CalshareError, ValueError):
+    """The configuration file or a CALSHARE_* variable is wrong."""
+
+
+class AddressError(CalshareError, ValueError):
+    """An email address cannot be used."""
+
+
+class LevelError(CalshareError, ValueError):
+    """A permission level name is not one we know."""
+
+
+class UsageError(CalshareError, ValueError):
+    """A command-line argument is well formed for argparse but makes no sense."""
+
+
+class StoreError(CalshareError, RuntimeError):
+    """The database file cannot be opened or is not ours."""
+
+
+class UnknownCalendar(CalshareError, LookupError):
+    """No calendar has that name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"No calendar named {name!r}; add it first with: "
+            f"calshare calendar add {name} --owner EMAIL"
+        )
+        self.name = name
+
+
+class DuplicateCalendar(CalshareError, ValueError):
+    """A calendar with that name exists already."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A calendar named {name!r} exists already")
+        self.name = name
+
+
+class ImportFailed(CalshareError, ValueError):
+    """A calendar source cannot be read or is not a usable iCalendar file.
+
+    Raised before anything is written, so the store is unchanged.
+    """
+
+
+class FetchError(ImportFailed):
+    """A calendar URL could not be fetched (timeout, HTTP error, too large)."""

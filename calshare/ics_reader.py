@@ -1,0 +1,419 @@
+"""Read an iCalendar file into events we can store, or say clearly why not.
+
+icalendar is the authority on content; this module adds what it lacks for an
+import: line numbers, a structural check that catches truncated and garbled
+files before anything is stored, and recovery so that one broken VEVENT is
+skipped with a warning instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import icalendar
+import x_wr_timezone
+
+from calshare.busy import Busy, busy_status
+from calshare.errors import ImportFailed
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A content line as RFC 5545 writes it: NAME *(;PARAM=VALUE) : VALUE. Only used to
+# point at the line icalendar rejected; icalendar itself decides what is valid.
+_CONTENT_LINE = re.compile(
+    r"[A-Za-z0-9-]+(?:;[A-Za-z0-9-]+=(?:\"[^\"]*\"|[^\";:,]*)(?:,(?:\"[^\"]*\"|[^\";:,]*))*)*:"
+)
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+@dataclass(frozen=True)
+class Span:
+    """A component in the file: its name and its first and last physical line (0-based)."""
+
+    name: str
+    first: int
+    last: int
+    children: tuple[Span, ...] = ()
+
+
+@dataclass
+class SourceEvent:
+    """One VEVENT as imported: the parsed component and its text as written."""
+
+    line: int  # 1-based line of BEGIN:VEVENT
+    ical: str
+    component: icalendar.Event
+    uid: str = ""
+    recurrence_id: str | None = None
+    recurs: bool = False
+    tzid: str | None = None
+    busy: Busy = Busy.BUSY
+    status: str | None = None
+    private: bool = False
+    summary: str | None = None
+    location: str | None = None
+    description: str | None = None
+    organizer: str | None = None
+    attendees: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    url: str | None = None
+
+
+@dataclass
+class ParsedCalendar:
+    events: list[SourceEvent] = field(default_factory=list)
+    vtimezones: str = ""
+    name: str | None = None  # X-WR-CALNAME
+    tz: str | None = None  # X-WR-TIMEZONE
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one line per VEVENT left out
+    vevent_count: int = 0  # VEVENTs in the file, usable or not
+
+
+def decode(data: bytes, label: str) -> tuple[str, list[str]]:
+    """Bytes to text, refusing what is not a text calendar at all."""
+    warnings: list[str] = []
+    if not data.strip():
+        raise ImportFailed(f"{label} is empty: there is no calendar in it")
+    if b"\x00" in data:
+        raise ImportFailed(f"{label} is not an iCalendar file (it holds binary data)")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        warnings.append(f"{label} is not UTF-8; read it as Windows-1252")
+    return text, warnings
+
+
+def scan(lines: list[str], label: str) -> tuple[list[Span], list[int]]:
+    """Check BEGIN/END nesting; return the top-level components and stray lines between them.
+
+    Unfolding is not needed: a continuation line starts with a space or tab, so it
+    can never look like a BEGIN or END line.
+    """
+    stack: list[tuple[str, int, list[Span]]] = []
+    top: list[Span] = []
+    stray: list[int] = []
+    for number, line in enumerate(lines):
+        if not line or line[0] in " \t":
+            continue
+        head = line[:6].upper()
+        if head == "BEGIN:":
+            stack.append((line[6:].strip().upper(), number, []))
+        elif line[:4].upper() == "END:":
+            name = line[4:].strip().upper()
+            if not stack:
+                raise ImportFailed(f"{label}, line {number + 1}: END:{name} without a BEGIN")
+            opened, first, children = stack.pop()
+            if name != opened:
+                raise ImportFailed(
+                    f"{label}, line {number + 1}: END:{name} does not close "
+                    f"BEGIN:{opened} from line {first + 1}"
+                )
+            span = Span(opened, first, number, tuple(children))
+            (stack[-1][2] if stack else top).append(span)
+        elif not stack and line.strip():
+            if not top:
+                raise ImportFailed(
+                    f"{label} is not an iCalendar file: line {number + 1} is "
+                    f"{_preview(line)}, not BEGIN:VCALENDAR"
+                )
+            stray.append(number)
+    if stack:
+        name, first, _ = stack[0]
+        raise ImportFailed(
+            f"{label} is truncated: BEGIN:{name} at line {first + 1} is never closed "
+            f"(the file ends at line {len(lines)})"
+        )
+    if not top:
+        raise ImportFailed(f"{label} is not an iCalendar file: it has no BEGIN:VCALENDAR")
+    return top, stray
+
+
+def _preview(line: str) -> str:
+    text = line if len(line) <= 40 else line[:40] + "…"
+    return repr(text)
+
+
+def _text_of(lines: list[str], span: Span) -> str:
+    return "\r\n".join(lines[span.first : span.last + 1]) + "\r\n"
+
+
+def _first_bad_line(lines: list[str], first: int, last: int, skip: set[int]) -> int | None:
+    for number in range(first, last + 1):
+        line = lines[number]
+        if number in skip or not line.strip() or line[0] in " \t":
+            continue
+        if not _CONTENT_LINE.match(line):
+            return number
+    return None
+
+
+def _parse(text: str) -> icalendar.Calendar:
+    return icalendar.Calendar.from_ical(text)
+
+
+def read_calendar(data: bytes, label: str) -> ParsedCalendar:
+    """Parse a whole calendar file; raises ImportFailed with the line at fault."""
+    text, warnings = decode(data, label)
+    lines = _LINE_BREAK.split(text)
+    top, stray = scan(lines, label)
+    result = ParsedCalendar(warnings=warnings)
+    for number in stray:
+        result.warnings.append(
+            f"{label}, line {number + 1}: ignored {_preview(lines[number])} outside any component"
+        )
+
+    calendars = [span for span in top if span.name == "VCALENDAR"]
+    loose = [span for span in top if span.name in ("VEVENT", "VTIMEZONE")]
+    if not calendars and not loose:
+        names = ", ".join(sorted({span.name for span in top}))
+        raise ImportFailed(f"{label} is not an iCalendar calendar: it holds {names}, no VCALENDAR")
+    if loose:
+        result.warnings.append(
+            f"{label}: {len(loose)} component(s) stand outside a VCALENDAR; imported them as one"
+        )
+    parts: list[tuple[str, Span, list[str]]] = [(label, span, lines) for span in calendars]
+    if loose:
+        wrapper = ["BEGIN:VCALENDAR", "VERSION:2.0"]
+        offset = len(wrapper)
+        # Keep the real line numbers in messages by mapping back through the offset.
+        body = [line for span in loose for line in lines[span.first : span.last + 1]]
+        synthetic = [*wrapper, *body, "END:VCALENDAR"]
+        children = []
+        position = offset
+        for span in loose:
+            length = span.last - span.first
+            children.append(Span(span.name, position, position + length))
+            position += length + 1
+        parts.append((label, Span("VCALENDAR", 0, len(synthetic) - 1, tuple(children)), synthetic))
+        line_map = {offset + i: line for i, line in enumerate(_physical(loose))}
+    else:
+        line_map = {}
+
+    seen_tzids: set[str] = set()
+    timezone_texts: list[str] = []
+    for part_label, span, part_lines in parts:
+        numbering = line_map if part_lines is not lines else None
+        _read_part(part_label, span, part_lines, numbering, result)
+        for child in span.children:
+            if child.name == "VTIMEZONE":
+                tz_text = _text_of(part_lines, child)
+                tzid = _tzid_of(tz_text)
+                if tzid not in seen_tzids:
+                    seen_tzids.add(tzid)
+                    timezone_texts.append(tz_text)
+    result.vtimezones = "".join(timezone_texts)
+    return result
+
+
+def _physical(spans: list[Span]) -> list[int]:
+    return [number for span in spans for number in range(span.first, span.last + 1)]
+
+
+def _tzid_of(vtimezone_text: str) -> str:
+    match = re.search(r"^TZID[^:]*:(.*)$", vtimezone_text, re.MULTILINE | re.IGNORECASE)
+    return match[1].strip() if match else vtimezone_text
+
+
+def _read_part(
+    label: str,
+    span: Span,
+    lines: list[str],
+    numbering: dict[int, int] | None,
+    result: ParsedCalendar,
+) -> None:
+    """Parse one VCALENDAR; on failure, retry event by event to find the bad ones."""
+
+    def line_no(index: int) -> int:
+        return (numbering[index] if numbering is not None else index) + 1
+
+    event_spans = [child for child in span.children if child.name == "VEVENT"]
+    result.vevent_count += len(event_spans)
+    calendar: icalendar.Calendar | None
+    try:
+        calendar = _parse(_text_of(lines, span))
+        parsed_events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+        if len(parsed_events) != len(event_spans):
+            calendar = None
+    except _PARSE_ERRORS:
+        calendar = None
+    if calendar is None:
+        calendar, event_spans = _read_event_by_event(label, span, lines, line_no, result)
+    try:
+        standard = x_wr_timezone.to_standard(calendar)
+    except _PARSE_ERRORS as exc:
+        result.warnings.append(
+            f"{label}: could not apply X-WR-TIMEZONE ({exc}); times kept as written"
+        )
+        standard = calendar
+    result.name = result.name or _string(calendar, "X-WR-CALNAME")
+    result.tz = result.tz or _string(calendar, "X-WR-TIMEZONE")
+    components = [c for c in standard.subcomponents if c.name == "VEVENT"]
+    if len(components) != len(event_spans):
+        result.warnings.append(f"{label}: could not apply X-WR-TIMEZONE; times kept as written")
+        components = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    for event_span, component in zip(event_spans, components, strict=True):
+        event = SourceEvent(
+            line=line_no(event_span.first), ical=_text_of(lines, event_span), component=component
+        )
+        try:
+            describe(event)
+        except _PARSE_ERRORS as exc:
+            result.skipped.append(f"{label}, line {event.line}: skipped an event: {reason(exc)}")
+            continue
+        result.events.append(event)
+
+
+def _read_event_by_event(
+    label: str,
+    span: Span,
+    lines: list[str],
+    line_no: Any,
+    result: ParsedCalendar,
+) -> tuple[icalendar.Calendar, list[Span]]:
+    event_spans = [child for child in span.children if child.name == "VEVENT"]
+    inside_events = set(_physical(event_spans))
+    shell_lines = [
+        lines[number] for number in range(span.first, span.last + 1) if number not in inside_events
+    ]
+    try:
+        shell = _parse("\r\n".join(shell_lines) + "\r\n")
+    except _PARSE_ERRORS as exc:
+        bad = _first_bad_line(lines, span.first, span.last, inside_events)
+        where = f", line {line_no(bad)}: {_preview(lines[bad])}" if bad is not None else ""
+        raise ImportFailed(f"{label}{where} cannot be read: {reason(exc)}") from None
+    timezones = "".join(
+        _text_of(lines, child) for child in span.children if child.name == "VTIMEZONE"
+    )
+    kept: list[Span] = []
+    for event_span in event_spans:
+        text = f"BEGIN:VCALENDAR\r\n{timezones}{_text_of(lines, event_span)}END:VCALENDAR\r\n"
+        try:
+            events = [c for c in _parse(text).subcomponents if c.name == "VEVENT"]
+        except _PARSE_ERRORS as exc:
+            bad = _first_bad_line(lines, event_span.first, event_span.last, set())
+            where = line_no(bad if bad is not None else event_span.first)
+            result.skipped.append(f"{label}, line {where}: skipped an event: {reason(exc)}")
+            continue
+        if len(events) != 1:
+            result.skipped.append(
+                f"{label}, line {line_no(event_span.first)}: "
+                "skipped an event that could not be read"
+            )
+            continue
+        shell.add_component(events[0])
+        kept.append(event_span)
+    return shell, kept
+
+
+def reason(exc: BaseException) -> str:
+    """An exception as a short, printable, single-line reason."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, KeyError):
+        text = f"it has no {text.strip(chr(39))}"
+    text = "".join(char if char.isprintable() else "?" for char in text)
+    return text if len(text) <= 160 else text[:160] + "…"
+
+
+# --- fields of one event
+
+
+def time_key(value: date | datetime) -> str:
+    """A time in iCalendar's basic form, UTC when it has a zone: for RECURRENCE-IDs."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return value.strftime("%Y%m%dT%H%M%S")
+    return value.strftime("%Y%m%d")
+
+
+def _first(component: icalendar.cal.Component, name: str) -> Any:
+    value = component.get(name)
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+def _string(component: icalendar.cal.Component, name: str) -> str | None:
+    value = _first(component, name)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _person(value: Any) -> str:
+    address = str(value).strip()
+    if address.lower().startswith("mailto:"):
+        address = address[len("mailto:") :]
+    params = getattr(value, "params", {}) or {}
+    name = str(params.get("CN", "")).strip().strip('"')
+    if name and address:
+        return f"{name} <{address}>"
+    return name or address
+
+
+def _categories(component: icalendar.Event) -> tuple[str, ...]:
+    raw = component.get("CATEGORIES")
+    if raw is None:
+        return ()
+    values = raw if isinstance(raw, list) else [raw]
+    result: list[str] = []
+    for value in values:
+        cats = getattr(value, "cats", None)
+        if cats is None:
+            cats = [str(value)]
+        result.extend(str(cat).strip() for cat in cats if str(cat).strip())
+    return tuple(result)
+
+
+def describe(event: SourceEvent) -> None:
+    """Fill in the fields every output needs, from the parsed component."""
+    component = event.component
+    uid = _string(component, "UID")
+    if uid is None:
+        digest = hashlib.sha256(event.ical.encode("utf-8", "surrogatepass")).hexdigest()
+        uid = f"no-uid-{digest[:24]}"
+    event.uid = uid
+    if "RECURRENCE-ID" in component:
+        prop: Any = component["RECURRENCE-ID"]
+        value = prop.dt
+        if not isinstance(value, date):
+            raise ValueError("its RECURRENCE-ID is not a date or time")
+        event.recurrence_id = time_key(value)
+    event.recurs = any(name in component for name in ("RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"))
+    start = component.get("DTSTART")
+    if start is not None and not isinstance(start, list):
+        tzid = start.params.get("TZID")
+        event.tzid = str(tzid) if tzid else None
+    status = _string(component, "STATUS")
+    event.status = status.lower() if status else None
+    event.busy = busy_status(
+        status=status,
+        transp=_string(component, "TRANSP"),
+        microsoft_busy=_string(component, "X-MICROSOFT-CDO-BUSYSTATUS"),
+        microsoft_intended=_string(component, "X-MICROSOFT-CDO-INTENDEDSTATUS"),
+    )
+    klass = (_string(component, "CLASS") or "PUBLIC").upper()
+    # RFC 5545: unknown classes are to be treated like PRIVATE.
+    event.private = klass != "PUBLIC"
+    event.summary = _string(component, "SUMMARY")
+    event.location = _string(component, "LOCATION")
+    event.description = _string(component, "DESCRIPTION")
+    organizer = _first(component, "ORGANIZER")
+    event.organizer = _person(organizer) if organizer is not None else None
+    attendees = component.get("ATTENDEE")
+    if attendees is not None:
+        items = attendees if isinstance(attendees, list) else [attendees]
+        event.attendees = tuple(_person(item) for item in items if str(item).strip())
+    event.categories = _categories(component)
+    event.url = _string(component, "URL")

@@ -1,0 +1,87 @@
+"""Permission levels and the one filter every output goes through.
+
+A level is a ceiling. ``filter_occurrence`` is the only place that decides what
+a viewer at a level may see; HTML, ICS attachments, feeds and published pages
+all render its result, so a field hidden in one output is hidden in all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from enum import StrEnum
+
+from calshare.errors import LevelError
+from calshare.occurrence import TEXT_FIELDS, Occurrence
+
+
+class Level(StrEnum):
+    FREE_BUSY = "free-busy"
+    TITLES = "titles"
+    DETAILS = "details"
+
+    @property
+    def rank(self) -> int:
+        return _ORDER.index(self)
+
+    @property
+    def outlook_words(self) -> str:
+        """How Outlook names the level, for people who know Outlook."""
+        return _OUTLOOK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Level:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            names = ", ".join(level.value for level in cls)
+            raise LevelError(f"Unknown level {text!r}; use one of: {names}") from None
+
+
+_ORDER = (Level.FREE_BUSY, Level.TITLES, Level.DETAILS)
+_OUTLOOK = {
+    Level.FREE_BUSY: "can view when I'm busy",
+    Level.TITLES: "can view titles and locations",
+    Level.DETAILS: "can view all details",
+}
+
+_SHOWN: dict[Level, frozenset[str]] = {
+    Level.FREE_BUSY: frozenset(),
+    Level.TITLES: frozenset({"summary", "location"}),
+    Level.DETAILS: frozenset(TEXT_FIELDS),
+}
+
+_EMPTY: dict[str, object] = {
+    name: () if name in ("attendees", "categories") else None for name in TEXT_FIELDS
+}
+
+
+def lower_of(first: Level, second: Level) -> Level:
+    """The more restrictive of two levels (policy caps, grant vs. request)."""
+    return first if first.rank <= second.rank else second
+
+
+def opaque_uid(uid: str) -> str:
+    """A stable stand-in for a UID: some producers write names or subjects into UIDs."""
+    return "busy-" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def filter_occurrence(
+    occurrence: Occurrence, level: Level, *, include_private: bool = False
+) -> Occurrence:
+    """What a viewer at ``level`` may see of ``occurrence``.
+
+    Private items (CLASS:PRIVATE, CONFIDENTIAL or unknown) are reduced to busy
+    time at every level unless the owner chose to include them. At free-busy, and
+    for reduced items, even the UID is replaced, since UIDs can carry text.
+    """
+    reduced = occurrence.private and not include_private
+    shown = frozenset() if reduced else _SHOWN[level]
+    hidden = {name: empty for name, empty in _EMPTY.items() if name not in shown}
+    show_uid = not reduced and level is not Level.FREE_BUSY
+    return replace(
+        occurrence,
+        uid=occurrence.uid if show_uid else opaque_uid(occurrence.uid),
+        private=occurrence.private and not reduced and level is not Level.FREE_BUSY,
+        **hidden,  # type: ignore[arg-type]
+    )

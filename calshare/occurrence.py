@@ -1,0 +1,68 @@
+"""One occurrence of an event, as every output (JSON, HTML, ICS, feed) sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from calshare.busy import Busy
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """An instance of an event in time.
+
+    ``start``/``end`` are dates for all-day events (``end`` exclusive, as in
+    iCalendar) and aware datetimes otherwise. The text fields are None (or empty)
+    where the source had nothing or where a level hid them: outputs render what
+    is set and never look anywhere else, which is what makes levels hold.
+    """
+
+    uid: str
+    start: date | datetime
+    end: date | datetime
+    all_day: bool
+    busy: Busy
+    recurrence_id: str | None = None
+    private: bool = False
+    status: str | None = None
+    summary: str | None = None
+    location: str | None = None
+    description: str | None = None
+    organizer: str | None = None
+    attendees: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    url: str | None = None
+
+
+TEXT_FIELDS = (
+    "status",
+    "summary",
+    "location",
+    "description",
+    "organizer",
+    "attendees",
+    "categories",
+    "url",
+)
+
+
+def occurrence_to_json(occurrence: Occurrence) -> dict[str, Any]:
+    """The ``events --json`` shape: fields a level hid are absent, not null."""
+    result: dict[str, Any] = {
+        "uid": occurrence.uid,
+        "start": occurrence.start.isoformat(),
+        "end": occurrence.end.isoformat(),
+        "all_day": occurrence.all_day,
+        "busy": str(occurrence.busy),
+    }
+    if occurrence.recurrence_id is not None:
+        result["recurrence_id"] = occurrence.recurrence_id
+    if occurrence.private:
+        result["private"] = True
+    for name in TEXT_FIELDS:
+        value = getattr(occurrence, name)
+        if value:
+            result[name] = list(value) if isinstance(value, tuple) else value
+    return result

@@ -1,0 +1,141 @@
+"""Get a calendar's bytes from a file or an http(s) URL, within size and time limits.
+
+A calendar URL is untrusted: it may never answer, answer slowly forever, or send
+far more than a calendar. Every path ends in bytes or an ImportFailed that says
+which limit was hit. URLs can carry secrets in their path (Google's private
+addresses do), so messages and logs show only the scheme and host.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from calshare import __version__
+from calshare.errors import FetchError, ImportFailed
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Source:
+    data: bytes
+    label: str  # how messages name it: a path, or a URL without its path
+
+
+def is_url(location: str) -> bool:
+    return location.lower().startswith(("http://", "https://", "webcal://", "webcals://"))
+
+
+def redact(url: str) -> str:
+    """The URL without path, query or credentials: safe to print and log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    hidden = parts.path not in ("", "/") or parts.query
+    return f"{parts.scheme}://{host}/" + ("…" if hidden else "")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def read_source(location: str, *, max_bytes: int, timeout: float) -> Source:
+    if is_url(location):
+        return _fetch(location, max_bytes=max_bytes, timeout=timeout)
+    return _read_file(Path(location), max_bytes=max_bytes)
+
+
+def _read_file(path: Path, *, max_bytes: int) -> Source:
+    label = str(path)
+    try:
+        if path.is_dir():
+            raise ImportFailed(f"{label} is a directory, not a calendar file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImportFailed(
+                f"{label} is {_megabytes(size)}; the import limit is {_megabytes(max_bytes)} "
+                "(setting import.max_bytes)"
+            )
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise ImportFailed(f"No such file: {label}") from None
+    except PermissionError:
+        raise ImportFailed(f"Cannot read {label}: permission denied") from None
+    except OSError as exc:
+        raise ImportFailed(f"Cannot read {label}: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:  # the file grew while we looked
+        raise ImportFailed(f"{label} is larger than the import limit of {_megabytes(max_bytes)}")
+    return Source(data, label)
+
+
+def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
+    if url.lower().startswith("webcal"):
+        url = "https" + url[len("webcal") :].removeprefix("s")
+    label = redact(url)
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(
+        url,
+        headers={"User-Agent": f"calshare/{__version__}", "Accept": "text/calendar, */*;q=0.5"},
+    )
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise FetchError(
+                    f"{label} sends {_megabytes(int(length))}; the import limit is "
+                    f"{_megabytes(max_bytes)} (setting import.max_bytes)"
+                )
+            chunks: list[bytes] = []
+            received = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise FetchError(
+                        f"Could not fetch {label}: no complete answer within {timeout:g} s"
+                    )
+                chunk = response.read1(_CHUNK)  # at most one recv: the deadline holds
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > max_bytes:
+                    raise FetchError(
+                        f"{label} sends more than the import limit of {_megabytes(max_bytes)} "
+                        "(setting import.max_bytes)"
+                    )
+                chunks.append(chunk)
+    except urllib.error.HTTPError as exc:
+        raise FetchError(f"Could not fetch {label}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise FetchError(f"Could not fetch {label}: {_why(exc.reason, timeout)}") from None
+    except TimeoutError:
+        raise FetchError(f"Could not fetch {label}: no answer within {timeout:g} s") from None
+    except (ConnectionError, ssl.SSLError, OSError) as exc:
+        raise FetchError(f"Could not fetch {label}: {_why(exc, timeout)}") from None
+    log.info("fetched %s: %d bytes in %.2f s", label, received, time.monotonic() - started)
+    return Source(b"".join(chunks), label)
+
+
+def _why(reason: object, timeout: float) -> str:
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return "unknown host"
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS failed ({reason.reason or reason})"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)

@@ -1,0 +1,164 @@
+"""The SQLite store: one file, WAL, foreign keys on, forward-only migrations.
+
+Durability matters more than speed here (the inbox answers 250 only after a
+commit), so synchronous=FULL: in WAL mode NORMAL can lose the last commits on
+power loss. Writers take the lock up front (BEGIN IMMEDIATE) so two writers
+queue on the busy timeout instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from calshare.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB = Path("var") / "calshare.db"
+
+
+def _schema_1(db: Database) -> None:
+    """Owners, calendars, events as imported, and the occurrence index."""
+    statements = [
+        """CREATE TABLE owners (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL DEFAULT '',
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE calendars (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            owner_id INTEGER NOT NULL REFERENCES owners(id),
+            tz TEXT,
+            zone TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0,
+            imported_at TEXT,
+            source TEXT,
+            source_sha256 TEXT,
+            source_name TEXT,
+            source_tz TEXT,
+            vtimezones TEXT NOT NULL DEFAULT '',
+            event_count INTEGER NOT NULL DEFAULT 0,
+            indexed_from INTEGER,
+            indexed_until INTEGER,
+            max_duration INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX calendars_owner ON calendars(owner_id)",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
+            uid TEXT NOT NULL,
+            recurrence_id TEXT,
+            line INTEGER NOT NULL,
+            recurs INTEGER NOT NULL,
+            tzid TEXT,
+            busy TEXT NOT NULL,
+            status TEXT,
+            private INTEGER NOT NULL,
+            summary TEXT,
+            location TEXT,
+            description TEXT,
+            organizer TEXT,
+            attendees TEXT NOT NULL DEFAULT '[]',
+            categories TEXT NOT NULL DEFAULT '[]',
+            url TEXT,
+            ical TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_calendar ON events(calendar_id, recurs)",
+        """CREATE TABLE occurrences (
+            calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
+            event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            start_ts INTEGER NOT NULL,
+            end_ts INTEGER NOT NULL,
+            start TEXT NOT NULL,
+            end TEXT NOT NULL,
+            all_day INTEGER NOT NULL
+        )""",
+        "CREATE INDEX occurrences_window ON occurrences(calendar_id, start_ts)",
+        "CREATE INDEX occurrences_event ON occurrences(event_id)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
+# Append only: a migration, once released, never changes. The index is the version.
+MIGRATIONS: list[Callable[[Database], None]] = [_schema_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """An open calshare database."""
+
+    def __init__(self, db: Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path = DEFAULT_DB, *, busy_timeout_ms: int = 5000) -> Store:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"Cannot open the database {path}: {exc}") from None
+        try:
+            db = Database(conn, execute_plugins=False)
+            with db.ensure_autocommit_on():
+                db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+                db.execute("PRAGMA foreign_keys = ON")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = FULL")
+            store = cls(db, path)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{path} is not a usable calshare database ({exc})") from None
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Database]:
+        """One write transaction, all or nothing, holding the write lock from the start."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            raise RuntimeError("nested write transaction")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self.write() as db:
+            current = self.schema_version
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer calshare (schema {current}; "
+                    f"this one knows {SCHEMA_VERSION}): upgrade calshare"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+                log.info("migrated %s to schema %d", self.path, version + 1)

@@ -1,0 +1,1 @@
+"""Inbound mail: the SMTP/LMTP listener and the classification of replies."""

@@ -1,0 +1,1 @@
+"""Outbound mail: compose, render, queue in the outbox, send through a relay."""
