@@ -32,6 +32,10 @@ class StoreError(CalshareError, RuntimeError):
     """The database file cannot be opened or is not ours."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the write lock past the busy timeout: try again later."""
+
+
 class UnknownCalendar(CalshareError, LookupError):
     """No calendar has that name."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -147,18 +148,41 @@ def _text_of(lines: list[str], span: Span) -> str:
     return "\r\n".join(lines[span.first : span.last + 1]) + "\r\n"
 
 
-def _first_bad_line(lines: list[str], first: int, last: int, skip: set[int]) -> int | None:
-    for number in range(first, last + 1):
+def _first_bad_line(lines: list[str], numbers: Iterable[int]) -> int | None:
+    """The first of these lines that is not a content line: to point at what icalendar rejected."""
+    for number in numbers:
         line = lines[number]
-        if number in skip or not line.strip() or line[0] in " \t":
+        if not line.strip() or line[0] in " \t":
             continue
         if not _CONTENT_LINE.match(line):
             return number
     return None
 
 
+def _line_quoted_in(lines: list[str], numbers: Iterable[int], message: str) -> int | None:
+    """The first line holding a value the error message quotes ('…' or "was …")."""
+    quoted = re.findall(r"'([^']{2,})'|was (\S{2,})", message)
+    needles = [first or second for first, second in quoted]
+    for number in numbers:
+        if any(needle in lines[number] for needle in needles):
+            return number
+    return None
+
+
 def _parse(text: str) -> icalendar.Calendar:
     return icalendar.Calendar.from_ical(text)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One VCALENDAR to parse, its children numbered as lines of the file."""
+
+    text: str  # the whole VCALENDAR
+    shell_lines: tuple[int, ...]  # the file's lines outside its VEVENTs
+    children: tuple[Span, ...]
+
+
+_WRAPPER_START, _WRAPPER_END = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n", "END:VCALENDAR\r\n"
 
 
 def read_calendar(data: bytes, label: str) -> ParsedCalendar:
@@ -171,47 +195,34 @@ def read_calendar(data: bytes, label: str) -> ParsedCalendar:
         result.warnings.append(
             f"{label}, line {number + 1}: ignored {_preview(lines[number])} outside any component"
         )
-
-    calendars = [span for span in top if span.name == "VCALENDAR"]
-    loose = [span for span in top if span.name in ("VEVENT", "VTIMEZONE")]
-    if not calendars and not loose:
-        names = ", ".join(sorted({span.name for span in top}))
-        raise ImportFailed(f"{label} is not an iCalendar calendar: it holds {names}, no VCALENDAR")
+    parts = []
+    for span in top:
+        if span.name == "VCALENDAR":
+            inside = set(_physical([c for c in span.children if c.name == "VEVENT"]))
+            outside = tuple(n for n in range(span.first, span.last + 1) if n not in inside)
+            parts.append(_Part(_text_of(lines, span), outside, span.children))
+    loose = tuple(span for span in top if span.name in ("VEVENT", "VTIMEZONE"))
     if loose:
+        # Bare events (some tools export them so): read them as one calendar.
         result.warnings.append(
             f"{label}: {len(loose)} component(s) stand outside a VCALENDAR; imported them as one"
         )
-    parts: list[tuple[str, Span, list[str]]] = [(label, span, lines) for span in calendars]
-    if loose:
-        wrapper = ["BEGIN:VCALENDAR", "VERSION:2.0"]
-        offset = len(wrapper)
-        # Keep the real line numbers in messages by mapping back through the offset.
-        body = [line for span in loose for line in lines[span.first : span.last + 1]]
-        synthetic = [*wrapper, *body, "END:VCALENDAR"]
-        children = []
-        position = offset
-        for span in loose:
-            length = span.last - span.first
-            children.append(Span(span.name, position, position + length))
-            position += length + 1
-        parts.append((label, Span("VCALENDAR", 0, len(synthetic) - 1, tuple(children)), synthetic))
-        line_map = {offset + i: line for i, line in enumerate(_physical(loose))}
-    else:
-        line_map = {}
+        body = "".join(_text_of(lines, span) for span in loose)
+        zones = tuple(_physical([span for span in loose if span.name == "VTIMEZONE"]))
+        parts.append(_Part(_WRAPPER_START + body + _WRAPPER_END, zones, loose))
+    if not parts:
+        names = ", ".join(sorted({span.name for span in top}))
+        raise ImportFailed(f"{label} is not an iCalendar calendar: it holds {names}, no VCALENDAR")
 
     seen_tzids: set[str] = set()
-    timezone_texts: list[str] = []
-    for part_label, span, part_lines in parts:
-        numbering = line_map if part_lines is not lines else None
-        _read_part(part_label, span, part_lines, numbering, result)
-        for child in span.children:
+    for part in parts:
+        _read_part(label, part, lines, result)
+        for child in part.children:
             if child.name == "VTIMEZONE":
-                tz_text = _text_of(part_lines, child)
-                tzid = _tzid_of(tz_text)
-                if tzid not in seen_tzids:
-                    seen_tzids.add(tzid)
-                    timezone_texts.append(tz_text)
-    result.vtimezones = "".join(timezone_texts)
+                tz_text = _text_of(lines, child)
+                if _tzid_of(tz_text) not in seen_tzids:
+                    seen_tzids.add(_tzid_of(tz_text))
+                    result.vtimezones += tz_text
     return result
 
 
@@ -224,36 +235,23 @@ def _tzid_of(vtimezone_text: str) -> str:
     return match[1].strip() if match else vtimezone_text
 
 
-def _read_part(
-    label: str,
-    span: Span,
-    lines: list[str],
-    numbering: dict[int, int] | None,
-    result: ParsedCalendar,
-) -> None:
+def _read_part(label: str, part: _Part, lines: list[str], result: ParsedCalendar) -> None:
     """Parse one VCALENDAR; on failure, retry event by event to find the bad ones."""
-
-    def line_no(index: int) -> int:
-        return (numbering[index] if numbering is not None else index) + 1
-
-    event_spans = [child for child in span.children if child.name == "VEVENT"]
+    event_spans = [child for child in part.children if child.name == "VEVENT"]
     result.vevent_count += len(event_spans)
     calendar: icalendar.Calendar | None
     try:
-        calendar = _parse(_text_of(lines, span))
-        parsed_events = [c for c in calendar.subcomponents if c.name == "VEVENT"]
-        if len(parsed_events) != len(event_spans):
+        calendar = _parse(part.text)
+        if len([c for c in calendar.subcomponents if c.name == "VEVENT"]) != len(event_spans):
             calendar = None
     except _PARSE_ERRORS:
         calendar = None
     if calendar is None:
-        calendar, event_spans = _read_event_by_event(label, span, lines, line_no, result)
+        calendar, event_spans = _read_event_by_event(label, part, lines, result)
     try:
         standard = x_wr_timezone.to_standard(calendar)
     except _PARSE_ERRORS as exc:
-        result.warnings.append(
-            f"{label}: could not apply X-WR-TIMEZONE ({exc}); times kept as written"
-        )
+        result.warnings.append(f"{label}: could not apply X-WR-TIMEZONE ({reason(exc)})")
         standard = calendar
     result.name = result.name or _string(calendar, "X-WR-CALNAME")
     result.tz = result.tz or _string(calendar, "X-WR-TIMEZONE")
@@ -263,7 +261,7 @@ def _read_part(
         components = [c for c in calendar.subcomponents if c.name == "VEVENT"]
     for event_span, component in zip(event_spans, components, strict=True):
         event = SourceEvent(
-            line=line_no(event_span.first), ical=_text_of(lines, event_span), component=component
+            line=event_span.first + 1, ical=_text_of(lines, event_span), component=component
         )
         try:
             describe(event)
@@ -274,44 +272,40 @@ def _read_part(
 
 
 def _read_event_by_event(
-    label: str,
-    span: Span,
-    lines: list[str],
-    line_no: Any,
-    result: ParsedCalendar,
+    label: str, part: _Part, lines: list[str], result: ParsedCalendar
 ) -> tuple[icalendar.Calendar, list[Span]]:
-    event_spans = [child for child in span.children if child.name == "VEVENT"]
-    inside_events = set(_physical(event_spans))
-    shell_lines = [
-        lines[number] for number in range(span.first, span.last + 1) if number not in inside_events
-    ]
+    """The slow path: the calendar without its events, then each event on its own."""
+    shell_text = "\r\n".join(lines[number] for number in part.shell_lines) + "\r\n"
+    if not part.shell_lines or not shell_text.upper().startswith("BEGIN:VCALENDAR"):
+        shell_text = _WRAPPER_START + shell_text.strip() + "\r\n" + _WRAPPER_END
     try:
-        shell = _parse("\r\n".join(shell_lines) + "\r\n")
+        shell = _parse(shell_text)
     except _PARSE_ERRORS as exc:
-        bad = _first_bad_line(lines, span.first, span.last, inside_events)
-        where = f", line {line_no(bad)}: {_preview(lines[bad])}" if bad is not None else ""
+        bad = _first_bad_line(lines, part.shell_lines)
+        if bad is None:
+            bad = _line_quoted_in(lines, part.shell_lines, str(exc))
+        where = f", line {bad + 1}: {_preview(lines[bad])}" if bad is not None else ""
         raise ImportFailed(f"{label}{where} cannot be read: {reason(exc)}") from None
     timezones = "".join(
-        _text_of(lines, child) for child in span.children if child.name == "VTIMEZONE"
+        _text_of(lines, child) for child in part.children if child.name == "VTIMEZONE"
     )
     kept: list[Span] = []
-    for event_span in event_spans:
-        text = f"BEGIN:VCALENDAR\r\n{timezones}{_text_of(lines, event_span)}END:VCALENDAR\r\n"
+    for span in (child for child in part.children if child.name == "VEVENT"):
+        text = _WRAPPER_START + timezones + _text_of(lines, span) + _WRAPPER_END
         try:
             events = [c for c in _parse(text).subcomponents if c.name == "VEVENT"]
         except _PARSE_ERRORS as exc:
-            bad = _first_bad_line(lines, event_span.first, event_span.last, set())
-            where = line_no(bad if bad is not None else event_span.first)
-            result.skipped.append(f"{label}, line {where}: skipped an event: {reason(exc)}")
+            bad = _first_bad_line(lines, range(span.first, span.last + 1))
+            line = (bad if bad is not None else span.first) + 1
+            result.skipped.append(f"{label}, line {line}: skipped an event: {reason(exc)}")
             continue
         if len(events) != 1:
             result.skipped.append(
-                f"{label}, line {line_no(event_span.first)}: "
-                "skipped an event that could not be read"
+                f"{label}, line {span.first + 1}: skipped an event that could not be read"
             )
             continue
         shell.add_component(events[0])
-        kept.append(event_span)
+        kept.append(span)
     return shell, kept
 
 

@@ -183,12 +183,13 @@ def _missing(calendar: Calendar, start_ts: int, end_ts: int) -> list[_Span]:
 
 def ensure_indexed(store: Store, calendar: Calendar, start_ts: int, end_ts: int) -> Calendar:
     """Extend the calendar's indexed span of recurring series to cover [start_ts, end_ts)."""
-    if not _missing(calendar, start_ts, end_ts):
+    if not _missing(calendar, start_ts, end_ts) or not _has_series(store.db, calendar.id):
         return calendar
     with store.write() as db:
         calendar = get_calendar(db, calendar.name)  # another process may have extended it
         spans = _missing(calendar, start_ts, end_ts)
-        if not spans:
+        low, high = calendar.indexed_from, calendar.indexed_until
+        if not spans or low is None or high is None:
             return calendar
         rows = list(
             db.execute(
@@ -197,19 +198,17 @@ def ensure_indexed(store: Store, calendar: Calendar, start_ts: int, end_ts: int)
                 [calendar.id],
             )
         )
+        events, event_ids = _reparse(calendar, rows)
+        _, series = group_by_uid(events)
         added: list[Slot] = []
-        event_ids: list[int] = []
-        if rows:
-            events, event_ids = _reparse(calendar, rows)
-            _, series = group_by_uid(events)
-            for span in spans:
-                found = expand_series(events, series, calendar.zoneinfo, span.start, span.end)
-                for warning in found.warnings:
-                    log.warning("calendar %s: %s", calendar.name, warning)
-                added.extend(found.slots)
-            insert_slots(db, calendar.id, event_ids, added)
-        new_from = min([calendar.indexed_from or start_ts, *(span.start for span in spans)])
-        new_until = max([calendar.indexed_until or end_ts, *(span.end for span in spans)])
+        for span in spans:
+            found = expand_series(events, series, calendar.zoneinfo, span.start, span.end)
+            for warning in found.warnings:
+                log.warning("calendar %s: %s", calendar.name, warning)
+            added.extend(found.slots)
+        insert_slots(db, calendar.id, event_ids, added)
+        new_from = min(span.start for span in [*spans, _Span(low, high)])
+        new_until = max(span.end for span in [*spans, _Span(low, high)])
         db.execute(
             "UPDATE calendars SET indexed_from = ?, indexed_until = ?, max_duration = ?"
             " WHERE id = ?",
@@ -223,6 +222,13 @@ def ensure_indexed(store: Store, calendar: Calendar, start_ts: int, end_ts: int)
             datetime.fromtimestamp(new_until, UTC).date(),
         )
         return get_calendar(db, calendar.name)
+
+
+def _has_series(db: Database, calendar_id: int) -> bool:
+    found = db.execute(
+        "SELECT 1 FROM events WHERE calendar_id = ? AND recurs = 1 LIMIT 1", [calendar_id]
+    )
+    return found.fetchone() is not None
 
 
 def _reparse(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from calshare.errors import StoreError
+from calshare.errors import StoreBusy, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,9 @@ class Store:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"{path} is not a usable calshare database ({exc})") from None
+        except BaseException:
+            conn.close()
+            raise
         return store
 
     def close(self) -> None:
@@ -134,17 +137,41 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Database]:
-        """One write transaction, all or nothing, holding the write lock from the start."""
+        """One write transaction, all or nothing, holding the write lock from the start.
+
+        Storage trouble (locked past the timeout, disk full, read-only file)
+        becomes a StoreError the edges can answer (exit 2, SMTP 451); anything
+        else is a bug and propagates as is.
+        """
         conn = self.db.conn
         if conn.in_transaction:
             raise RuntimeError("nested write transaction")
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        except sqlite3.OperationalError as exc:
+            problem = self._storage_problem(exc)
+            if conn.in_transaction:
+                conn.rollback()
+            if problem is None:
+                raise
+            raise problem from None
+
+    def _storage_problem(self, exc: sqlite3.OperationalError) -> StoreError | None:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return StoreBusy(
+                f"The database {self.path} is busy: another calshare process is writing; "
+                "try again in a moment"
+            )
+        if "full" in text or "readonly" in text or "read-only" in text or "disk i/o" in text:
+            return StoreError(f"Cannot write to the database {self.path}: {exc}")
+        return None
 
     @property
     def schema_version(self) -> int:
