@@ -8,6 +8,7 @@ Validation is syntax only, never DNS, so it works offline and is deterministic.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from email import policy
 from email.errors import HeaderParseError
@@ -17,10 +18,21 @@ import idna
 from calshare.errors import AddressError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Header specials (RFC 5322 3.2.3): a display name holding one must be quoted.
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 # dot-atom of RFC 5322, widened to non-ASCII letters for RFC 6531 (SMTPUTF8) local parts.
 _LOCAL_ATOM = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7f\s])+"
 _LOCAL = re.compile(rf"{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _invisible(text: str) -> bool:
+    """Controls (C0 and C1) and format characters (zero-width, bidi overrides, BOM).
+
+    ``ann\u200b@example.org`` prints like ``ann@example.org`` but is another
+    address: accepting it would let a share slip past group and domain policy.
+    """
+    return any(unicodedata.category(char) in ("Cc", "Cf") for char in text)
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,12 @@ class Mailbox:
     display_name: str = ""
 
     def __str__(self) -> str:
-        return f"{self.display_name} <{self.address}>" if self.display_name else self.address
+        if not self.display_name:
+            return self.address
+        name = self.display_name
+        if _SPECIALS.search(name):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{self.address}>"
 
 
 def normalize_domain(domain: str) -> str:
@@ -59,7 +76,7 @@ def normalize_address(address: str) -> str:
     text = address.strip()
     if text.lower().startswith("mailto:"):
         text = text[len("mailto:") :]
-    if _CONTROL.search(text):
+    if _invisible(text):
         raise AddressError(f"{address!r} is not an email address (it contains control characters)")
     local, at, domain = text.rpartition("@")
     if not at or not local:
@@ -85,7 +102,8 @@ def parse_mailbox(text: str) -> Mailbox:
     try:
         header = policy.default.header_factory("To", text)
         addresses = header.addresses
-    except (HeaderParseError, IndexError, ValueError):
+    except (HeaderParseError, IndexError, ValueError, AttributeError, TypeError):
+        # The email package's parser raises more than HeaderParseError on odd input.
         raise AddressError(f"{text!r} is not an email address") from None
     if len(addresses) != 1 or not addresses[0].addr_spec or "@" not in addresses[0].addr_spec:
         raise AddressError(f"{text!r} is not one email address")

@@ -180,8 +180,19 @@ def _base_url(value: Any) -> str:
     return text
 
 
-def _option(default: Any, parse: Parser, help: str, key: str | None = None) -> Any:
-    return field(default=default, metadata={"parse": parse, "help": help, "key": key})
+def _hostname(value: Any) -> str:
+    text = _text(value).strip()
+    if not text or any(char.isspace() for char in text) or "/" in text:
+        raise ValueError(f"{value!r} is not a host name or address")
+    return text
+
+
+def _option(
+    default: Any, parse: Parser, help: str, key: str | None = None, *, secret: bool = False
+) -> Any:
+    """A setting. A secret one is never echoed in error messages."""
+    metadata = {"parse": parse, "help": help, "key": key, "secret": secret}
+    return field(default=default, metadata=metadata)
 
 
 # --- the schema
@@ -200,11 +211,11 @@ class MailSettings:
 
 @dataclass(frozen=True)
 class RelaySettings:
-    host: str = _option("127.0.0.1", _text, "SMTP relay host")
+    host: str = _option("127.0.0.1", _hostname, "SMTP relay host")
     port: int = _option(25, _port, "SMTP relay port")
     security: str = _option("none", _choice("none", "starttls", "tls"), "none, starttls or tls")
     username: str = _option("", _text, "AUTH user name (empty: no AUTH)")
-    password: str = _option("", _text, "AUTH password")
+    password: str = _option("", _text, "AUTH password", secret=True)
 
 
 @dataclass(frozen=True)
@@ -372,7 +383,8 @@ def load_settings(
                 try:
                     values[f.name] = f.metadata["parse"](value)
                 except ValueError as exc:
-                    raise ConfigError(f"{origin}: {exc}") from None
+                    why = "is not valid (the value is secret, so not shown)"
+                    raise ConfigError(f"{origin}: {why if f.metadata['secret'] else exc}") from None
         built[attribute] = cls(**values)
 
     settings = Settings(**built, source=where)

@@ -268,6 +268,14 @@ def _read_part(label: str, part: _Part, lines: list[str], result: ParsedCalendar
         except _PARSE_ERRORS as exc:
             result.skipped.append(f"{label}, line {event.line}: skipped an event: {reason(exc)}")
             continue
+        if getattr(component, "errors", None):
+            # icalendar drops a line it cannot read and only notes it on the component.
+            bad = _first_bad_line(lines, range(event_span.first, event_span.last + 1))
+            line = (bad if bad is not None else event_span.first) + 1
+            shown = f" {_preview(lines[bad])}" if bad is not None else ""
+            result.warnings.append(
+                f"{label}, line {line}: ignored a line that is not an iCalendar property{shown}"
+            )
         result.events.append(event)
 
 
@@ -397,9 +405,11 @@ def describe(event: SourceEvent) -> None:
         microsoft_busy=_string(component, "X-MICROSOFT-CDO-BUSYSTATUS"),
         microsoft_intended=_string(component, "X-MICROSOFT-CDO-INTENDEDSTATUS"),
     )
-    klass = (_string(component, "CLASS") or "PUBLIC").upper()
-    # RFC 5545: unknown classes are to be treated like PRIVATE.
-    event.private = klass != "PUBLIC"
+    # RFC 5545: unknown classes are to be treated like PRIVATE; a (broken) event with
+    # several CLASS lines is private if any of them says anything but PUBLIC.
+    classes = component.get("CLASS")
+    values = classes if isinstance(classes, list) else [classes or "PUBLIC"]
+    event.private = any(str(value).strip().upper() != "PUBLIC" for value in values)
     event.summary = _string(component, "SUMMARY")
     event.location = _string(component, "LOCATION")
     event.description = _string(component, "DESCRIPTION")

@@ -8,6 +8,7 @@ all render its result, so a field hidden in one output is hidden in all.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from enum import StrEnum
 
@@ -51,6 +52,7 @@ _SHOWN: dict[Level, frozenset[str]] = {
     Level.DETAILS: frozenset(TEXT_FIELDS),
 }
 
+_OPAQUE_UID = re.compile(r"busy-[0-9a-f]{32}")
 _EMPTY: dict[str, object] = {
     name: () if name in ("attendees", "categories") else None for name in TEXT_FIELDS
 }
@@ -62,7 +64,12 @@ def lower_of(first: Level, second: Level) -> Level:
 
 
 def opaque_uid(uid: str) -> str:
-    """A stable stand-in for a UID: some producers write names or subjects into UIDs."""
+    """A stable stand-in for a UID: some producers write names or subjects into UIDs.
+
+    A stand-in is left as it is, so filtering twice gives what filtering once gives.
+    """
+    if _OPAQUE_UID.fullmatch(uid):
+        return uid
     return "busy-" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

@@ -8,9 +8,12 @@ addresses do), so messages and logs show only the scheme and host.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import logging
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -47,6 +50,9 @@ def redact(url: str) -> str:
 
 
 def _megabytes(size: int) -> str:
+    """A size people can read: exact bytes below 1 MB, else MB with one decimal."""
+    if size < 1_000_000:
+        return f"{size:,} bytes"
     return f"{size / 1_000_000:.1f} MB"
 
 
@@ -80,34 +86,91 @@ def _read_file(path: Path, *, max_bytes: int) -> Source:
     return Source(data, label)
 
 
+class _Watchdog:
+    """Ends a fetch at its deadline, whatever http.client is blocked on.
+
+    A socket timeout bounds one recv only, so a server that drips its status line or
+    headers a byte at a time is never timed out by it. At the deadline this shuts the
+    connection's socket down, which makes any blocked read return at once.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            if self._sock is not None:
+                _shut(self._sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    """urllib's opener, with connections that hand their socket to the watchdog."""
+
+    class HTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            watchdog.watch(self.sock)
+
+    class HTTPSConnection(http.client.HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            watchdog.watch(self.sock)
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(HTTPConnection, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+            return self.do_open(HTTPSConnection, req, context=ssl.create_default_context())
+
+    return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
+
+
 def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
     if url.lower().startswith("webcal"):
         url = "https" + url[len("webcal") :].removeprefix("s")
     label = redact(url)
-    deadline = time.monotonic() + timeout
     request = urllib.request.Request(
         url,
         headers={"User-Agent": f"calshare/{__version__}", "Accept": "text/calendar, */*;q=0.5"},
     )
     started = time.monotonic()
+    watchdog = _Watchdog(timeout)
+    chunks: list[bytes] = []
+    received = 0
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with watchdog, _opener(watchdog).open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise FetchError(
                     f"{label} sends {_megabytes(int(length))}; the import limit is "
                     f"{_megabytes(max_bytes)} (setting import.max_bytes)"
                 )
-            chunks: list[bytes] = []
-            received = 0
-            while True:
-                if time.monotonic() > deadline:
-                    raise FetchError(
-                        f"Could not fetch {label}: no complete answer within {timeout:g} s"
-                    )
-                chunk = response.read1(_CHUNK)  # at most one recv: the deadline holds
-                if not chunk:
-                    break
+            while chunk := response.read1(_CHUNK):
                 received += len(chunk)
                 if received > max_bytes:
                     raise FetchError(
@@ -115,16 +178,25 @@ def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
                         "(setting import.max_bytes)"
                     )
                 chunks.append(chunk)
-    except urllib.error.HTTPError as exc:
-        raise FetchError(f"Could not fetch {label}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise FetchError(f"Could not fetch {label}: {_why(exc.reason, timeout)}") from None
-    except TimeoutError:
-        raise FetchError(f"Could not fetch {label}: no answer within {timeout:g} s") from None
-    except (ConnectionError, ssl.SSLError, OSError) as exc:
-        raise FetchError(f"Could not fetch {label}: {_why(exc, timeout)}") from None
+            if watchdog.expired:  # the end of the body was ours, not the server's
+                raise TimeoutError
+    except (OSError, http.client.HTTPException) as exc:
+        if watchdog.expired:  # whatever the shut-down socket made http.client raise
+            raise FetchError(f"Could not fetch {label}: no answer within {timeout:g} s") from None
+        raise FetchError(f"Could not fetch {label}: {_failure(exc, timeout)}") from None
     log.info("fetched %s: %d bytes in %.2f s", label, received, time.monotonic() - started)
     return Source(b"".join(chunks), label)
+
+
+def _failure(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return _why(exc.reason, timeout)
+    if isinstance(exc, http.client.HTTPException):
+        # BadStatusLine, IncompleteRead, LineTooLong: not OSErrors, and the server's fault.
+        return f"its answer is not valid HTTP ({type(exc).__name__})"
+    return _why(exc, timeout)
 
 
 def _why(reason: object, timeout: float) -> str:
