@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from calshare.bulk import paused_gc
 from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
@@ -20,7 +21,7 @@ from calshare.errors import ImportFailed
 from calshare.expansion import expand_series, expand_singles, group_by_uid, horizon
 from calshare.ics_reader import ParsedCalendar, SourceEvent, read_calendar
 from calshare.index import insert_events, insert_slots, longest
-from calshare.sources import read_source
+from calshare.sources import Source, read_source
 from calshare.store import Store
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,18 @@ def import_calendar(
     source = read_source(
         location, max_bytes=settings.import_.max_bytes, timeout=settings.import_.timeout_seconds
     )
+    with paused_gc():
+        return _import(store, settings, clock, calendar, location, source)
+
+
+def _import(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar: Calendar,
+    location: str,
+    source: Source,
+) -> ImportResult:
     parsed = parse_source(source.data, source.label)
     zone_name, zone_warnings = choose_zone(
         calendar, parsed, settings.calendars.default_tz, source.label
@@ -103,20 +116,17 @@ def import_calendar(
             f"None of the {parsed.vevent_count} events in {source.label} could be read; "
             f"nothing was imported. First problem: {first}"
         )
-    renumber = {old: new for new, old in enumerate(keep)}
     events: list[SourceEvent] = [parsed.events[index] for index in keep]
-    slots = [
-        slot._replace(event=renumber[slot.event])
-        for slot in (*single_result.slots, *series_result.slots)
-        if slot.event in renumber
-    ]
+    slots = single_result.slots + series_result.slots
+    if failed:
+        slots = [slot for slot in slots if parsed.events[slot.event].uid not in failed]
     digest = hashlib.sha256(source.data).hexdigest()
 
     with store.write() as db:
         db.execute("DELETE FROM occurrences WHERE calendar_id = ?", [calendar.id])
         db.execute("DELETE FROM events WHERE calendar_id = ?", [calendar.id])
         event_ids = insert_events(db, calendar.id, events)
-        insert_slots(db, calendar.id, event_ids, slots)
+        insert_slots(db, calendar.id, dict(zip(keep, event_ids, strict=True)), slots)
         db.execute(
             """UPDATE calendars SET zone = ?, version = version + 1, imported_at = ?, source = ?,
                    source_sha256 = ?, source_name = ?, source_tz = ?, vtimezones = ?,
@@ -140,7 +150,7 @@ def import_calendar(
     series_count = len({event.uid for event in events if event.recurs})
     log.info(
         "imported calendar %s from %s: %d events, %d series, %d occurrences, %d warnings",
-        name,
+        calendar.name,
         source.label,
         len(events),
         series_count,
@@ -148,7 +158,7 @@ def import_calendar(
         len(problems),
     )
     return ImportResult(
-        calendar=get_calendar(store.db, name),
+        calendar=get_calendar(store.db, calendar.name),
         source=source.label,
         events=len(events),
         series=series_count,

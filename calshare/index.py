@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from time import gmtime, strftime
 
 from sqlite_utils import Database
 
+from calshare.bulk import paused_gc
 from calshare.busy import Busy
 from calshare.calendars import Calendar, get_calendar
 from calshare.errors import StoreError
@@ -77,20 +78,20 @@ def insert_events(db: Database, calendar_id: int, events: Sequence[SourceEvent])
 
 
 def insert_slots(
-    db: Database, calendar_id: int, event_ids: Sequence[int], slots: Sequence[Slot]
+    db: Database,
+    calendar_id: int,
+    event_ids: Mapping[int, int] | Sequence[int],
+    slots: Iterable[Slot],
 ) -> None:
+    """Index occurrences; ``event_ids`` maps a slot's event position to its row id."""
     db.conn.executemany(
         """INSERT INTO occurrences (calendar_id, event_id, start_ts, end_ts, start, end, all_day)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        [
-            (calendar_id, event_ids[event], start_ts, end_ts, start, end, int(all_day))
-            for event, start_ts, end_ts, start, end, all_day in sorted(slots, key=_by_start)
-        ],
+        (
+            (calendar_id, event_ids[event], start_ts, end_ts, start, end, all_day)
+            for event, start_ts, end_ts, start, end, all_day in slots
+        ),
     )
-
-
-def _by_start(slot: Slot) -> int:
-    return slot.start_ts
 
 
 def longest(slots: Sequence[Slot]) -> int:
@@ -185,7 +186,7 @@ def ensure_indexed(store: Store, calendar: Calendar, start_ts: int, end_ts: int)
     """Extend the calendar's indexed span of recurring series to cover [start_ts, end_ts)."""
     if not _missing(calendar, start_ts, end_ts) or not _has_series(store.db, calendar.id):
         return calendar
-    with store.write() as db:
+    with store.write() as db, paused_gc():
         calendar = get_calendar(db, calendar.name)  # another process may have extended it
         spans = _missing(calendar, start_ts, end_ts)
         low, high = calendar.indexed_from, calendar.indexed_until

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import replace
 from enum import StrEnum
+from typing import Any
 
 from calshare.errors import LevelError
 from calshare.occurrence import TEXT_FIELDS, Occurrence
@@ -53,7 +53,7 @@ _SHOWN: dict[Level, frozenset[str]] = {
 }
 
 _OPAQUE_UID = re.compile(r"busy-[0-9a-f]{32}")
-_EMPTY: dict[str, object] = {
+_EMPTY: dict[str, Any] = {
     name: () if name in ("attendees", "categories") else None for name in TEXT_FIELDS
 }
 
@@ -83,12 +83,13 @@ def filter_occurrence(
     for reduced items, even the UID is replaced, since UIDs can carry text.
     """
     reduced = occurrence.private and not include_private
+    if level is Level.DETAILS and not reduced:
+        return occurrence  # nothing to hide: the owner's own view, or a public item
     shown = frozenset() if reduced else _SHOWN[level]
     hidden = {name: empty for name, empty in _EMPTY.items() if name not in shown}
     show_uid = not reduced and level is not Level.FREE_BUSY
-    return replace(
-        occurrence,
+    return occurrence._replace(
         uid=occurrence.uid if show_uid else opaque_uid(occurrence.uid),
         private=occurrence.private and not reduced and level is not Level.FREE_BUSY,
-        **hidden,  # type: ignore[arg-type]
+        **hidden,
     )

@@ -28,7 +28,9 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
 
 
 def test_add_list_import_and_events(cli: Cli, tmp_path: Path) -> None:
-    added = cli("calendar", "add", "project", "--owner", "Ann <Ann@Example.org>", "--tz", "Europe/Oslo")
+    added = cli(
+        "calendar", "add", "project", "--owner", "Ann <Ann@Example.org>", "--tz", "Europe/Oslo"
+    )
     assert added.code == 0 and "project" in added.out
     path = tmp_path / "p.ics"
     path.write_bytes(calendar("UID:a\nSUMMARY:Kick-off\nDTSTART:20261201T090000Z"))
@@ -59,9 +61,15 @@ def test_global_options_work_before_and_after_the_command(cli: Cli, tmp_path: Pa
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["calendar", "import", "nope", "x.ics"], ["No calendar named 'nope'", "calendar add nope"]),
+        (
+            ["calendar", "import", "nope", "x.ics"],
+            ["No calendar named 'nope'", "calendar add nope"],
+        ),
         (["calendar", "add", "a", "--owner", "not-an-address"], ["not an email address"]),
-        (["calendar", "add", "a", "--owner", "a@example.org", "--tz", "Mars/Olympus"], ["time zone"]),
+        (
+            ["calendar", "add", "a", "--owner", "a@example.org", "--tz", "Mars/Olympus"],
+            ["time zone"],
+        ),
         (["calendar", "add", "a/b", "--owner", "a@example.org"], ["cannot be a calendar name"]),
         (["calendar", "add", "a"], ["--owner"]),
         (["events", "nope", "--from", "2026-01-01", "--to", "2026-01-02"], ["No calendar named"]),

@@ -41,11 +41,15 @@ def test_write_rolls_back_everything_on_error(tmp_path: Path) -> None:
 
 
 def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "calshare.db") as store:
-        with pytest.raises(sqlite3.IntegrityError), store.write() as db:
-            db.execute(
-                "INSERT INTO calendars (name, owner_id, zone, created_at) VALUES ('x', 99, 'UTC', 'n')"
-            )
+    with (
+        Store.open(tmp_path / "calshare.db") as store,
+        pytest.raises(sqlite3.IntegrityError),
+        store.write() as db,
+    ):
+        db.execute(
+            "INSERT INTO calendars (name, owner_id, zone, created_at)"
+            " VALUES ('x', 99, 'UTC', 'n')"
+        )
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -65,7 +69,7 @@ def test_a_database_from_a_newer_calshare_is_refused(tmp_path: Path) -> None:
 
 
 def test_second_writer_waits_for_the_first(tmp_path: Path) -> None:
-    """BEGIN IMMEDIATE: a writer that cannot get the lock in time gets StoreBusy, not half a write."""
+    """BEGIN IMMEDIATE: a writer that cannot get the lock in time gets StoreBusy, not half."""
     path = tmp_path / "calshare.db"
     with Store.open(path) as first, Store.open(path, busy_timeout_ms=100) as second:
         with first.write(), pytest.raises(StoreBusy, match="busy"), second.write() as db:
