@@ -17,8 +17,9 @@ from typing import Any, NamedTuple, Protocol
 import icalendar
 from recurring_ical_events import Series
 from recurring_ical_events.adapters import EventAdapter
+from recurring_ical_events.errors import BadRuleStringFormat
 
-from calshare.ics_reader import reason
+from calshare.ics_reader import NO_UID, reason
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ EXPANSION_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError,
 class Expandable(Protocol):
     component: icalendar.Event
     uid: str
-    recurs: bool
+    recurs: bool  # has RRULE, RDATE, EXDATE or RECURRENCE-ID, or shares its UID
     line: int
 
 
@@ -89,7 +90,13 @@ def _slot(index: int, start: Any, end: Any, zone: tzinfo) -> Slot:
 
 
 def group_by_uid(events: Sequence[Expandable]) -> tuple[list[int], dict[str, list[int]]]:
-    """Split positions into single events and series (everything sharing a UID with rules)."""
+    """Split positions into single events and series.
+
+    A series is every event sharing a UID with another or with recurrence rules:
+    recurring-ical-events must see such a group whole (overrides, duplicates with a
+    higher SEQUENCE). Events of a series are marked ``recurs``, so the index can find
+    the whole group again when it extends its horizon.
+    """
     by_uid: dict[str, list[int]] = {}
     for index, event in enumerate(events):
         by_uid.setdefault(event.uid, []).append(index)
@@ -100,6 +107,8 @@ def group_by_uid(events: Sequence[Expandable]) -> tuple[list[int], dict[str, lis
             singles.append(positions[0])
         else:
             series[uid] = positions
+            for index in positions:
+                events[index].recurs = True
     return singles, series
 
 
@@ -149,7 +158,15 @@ def expand_series(
 
 
 def _skipped(event: Expandable, exc: BaseException) -> str:
-    return f"line {event.line}: skipped event {event.uid!r}: {reason(exc)}"
+    if isinstance(exc, BadRuleStringFormat):
+        # recurring-ical-events says "UNTIL parameter is missing" for any rule it cannot read.
+        why = f"its RRULE {exc.rule!r} cannot be expanded (unknown FREQ or RSCALE, or a bad UNTIL)"
+    elif isinstance(exc, TypeError):
+        why = "its dates and times are of kinds that cannot be compared (e.g. RDATE;VALUE=TIME)"
+    else:
+        why = reason(exc)
+    name = f"event {event.uid!r}" if not event.uid.startswith(NO_UID) else "an event without UID"
+    return f"line {event.line}: skipped {name}: {why}"
 
 
 def horizon(now: datetime, past_days: int, future_days: int) -> tuple[int, int]:

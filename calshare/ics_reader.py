@@ -27,6 +27,7 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _CONTENT_LINE = re.compile(
     r"[A-Za-z0-9-]+(?:;[A-Za-z0-9-]+=(?:\"[^\"]*\"|[^\";:,]*)(?:,(?:\"[^\"]*\"|[^\";:,]*))*)*:"
 )
+NO_UID = "no-uid-"
 _PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
@@ -48,6 +49,7 @@ class SourceEvent:
     ical: str
     component: icalendar.Event
     uid: str = ""
+    source_tz: str | None = None  # the X-WR-TIMEZONE of the VCALENDAR it came from
     recurrence_id: str | None = None
     recurs: bool = False
     tzid: str | None = None
@@ -259,9 +261,13 @@ def _read_part(label: str, part: _Part, lines: list[str], result: ParsedCalendar
     if len(components) != len(event_spans):
         result.warnings.append(f"{label}: could not apply X-WR-TIMEZONE; times kept as written")
         components = [c for c in calendar.subcomponents if c.name == "VEVENT"]
+    part_tz = _string(calendar, "X-WR-TIMEZONE")
     for event_span, component in zip(event_spans, components, strict=True):
         event = SourceEvent(
-            line=event_span.first + 1, ical=_text_of(lines, event_span), component=component
+            line=event_span.first + 1,
+            ical=_text_of(lines, event_span),
+            component=component,
+            source_tz=part_tz,
         )
         try:
             describe(event)
@@ -381,10 +387,14 @@ def _categories(component: icalendar.Event) -> tuple[str, ...]:
 def describe(event: SourceEvent) -> None:
     """Fill in the fields every output needs, from the parsed component."""
     component = event.component
+    for name in ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID"):
+        if isinstance(component.get(name), list):
+            raise ValueError(f"it has {name} more than once")
     uid = _string(component, "UID")
     if uid is None:
+        # Stable across re-imports of the same text, so feeds keep their UIDs.
         digest = hashlib.sha256(event.ical.encode("utf-8", "surrogatepass")).hexdigest()
-        uid = f"no-uid-{digest[:24]}"
+        uid = f"{NO_UID}{digest[:24]}"
     event.uid = uid
     if "RECURRENCE-ID" in component:
         prop: Any = component["RECURRENCE-ID"]

@@ -35,8 +35,8 @@ EXTENSION_SLACK = 90 * 86400
 
 
 _EVENT_COLUMNS = (
-    "id, calendar_id, uid, recurrence_id, line, recurs, tzid, busy, status, private, summary, "
-    "location, description, organizer, attendees, categories, url, ical"
+    "id, calendar_id, uid, recurrence_id, source_tz, line, recurs, tzid, busy, status, private, "
+    "summary, location, description, organizer, attendees, categories, url, ical"
 )
 
 
@@ -49,13 +49,14 @@ def insert_events(db: Database, calendar_id: int, events: Sequence[SourceEvent])
     first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0])
     ids = list(range(first, first + len(events)))
     db.conn.executemany(
-        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 19)})",
         [
             (
                 event_id,
                 calendar_id,
                 event.uid,
                 event.recurrence_id,
+                event.source_tz,
                 event.line,
                 int(event.recurs),
                 event.tzid,
@@ -194,7 +195,7 @@ def ensure_indexed(store: Store, calendar: Calendar, start_ts: int, end_ts: int)
             return calendar
         rows = list(
             db.execute(
-                "SELECT id, line, ical FROM events"
+                "SELECT id, line, ical, source_tz FROM events"
                 " WHERE calendar_id = ? AND recurs = 1 ORDER BY id",
                 [calendar.id],
             )
@@ -233,13 +234,21 @@ def _has_series(db: Database, calendar_id: int) -> bool:
 
 
 def _reparse(
-    calendar: Calendar, rows: list[tuple[int, int, str]]
+    calendar: Calendar, rows: list[tuple[int, int, str, str | None]]
 ) -> tuple[list[SourceEvent], list[int]]:
-    """Parse the stored series again, with the zones and X-WR-TIMEZONE they came with."""
-    header = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"
-    if calendar.source_tz:
-        header += f"X-WR-TIMEZONE:{calendar.source_tz}\r\n"
-    text = header + calendar.vtimezones + "".join(row[2] for row in rows) + "END:VCALENDAR\r\n"
+    """Parse the stored series again, with the zones and X-WR-TIMEZONE they came with.
+
+    A file can hold several VCALENDARs with different X-WR-TIMEZONEs (exports
+    concatenated), so each group of events is wrapped with its own.
+    """
+    by_tz: dict[str | None, list[tuple[int, int, str, str | None]]] = {}
+    for row in rows:
+        by_tz.setdefault(row[3], []).append(row)
+    text = ""
+    for tz, group in by_tz.items():
+        text += "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + (f"X-WR-TIMEZONE:{tz}\r\n" if tz else "")
+        text += calendar.vtimezones + "".join(row[2] for row in group) + "END:VCALENDAR\r\n"
+    rows = [row for group in by_tz.values() for row in group]
     parsed = read_calendar(text.encode("utf-8", "surrogatepass"), f"calendar {calendar.name}")
     if len(parsed.events) != len(rows):
         raise StoreError(

@@ -57,6 +57,7 @@ def _schema_1(db: Database) -> None:
             calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
             uid TEXT NOT NULL,
             recurrence_id TEXT,
+            source_tz TEXT,
             line INTEGER NOT NULL,
             recurs INTEGER NOT NULL,
             tzid TEXT,

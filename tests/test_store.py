@@ -46,10 +46,8 @@ def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
         pytest.raises(sqlite3.IntegrityError),
         store.write() as db,
     ):
-        db.execute(
-            "INSERT INTO calendars (name, owner_id, zone, created_at)"
-            " VALUES ('x', 99, 'UTC', 'n')"
-        )
+        orphan = "INSERT INTO calendars (name, owner_id, zone, created_at) VALUES (?, ?, ?, ?)"
+        db.execute(orphan, ["x", 99, "UTC", "now"])
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
