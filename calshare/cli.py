@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -166,6 +166,154 @@ def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence])
     print(f"({len(found)} occurrences, times in {calendar.zone})", file=out)
 
 
+def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare share project bob@example.org --level titles --message "For the launch" """
+    from calshare.sharing import share
+
+    outcome = share(
+        ctx.store,
+        ctx.settings,
+        ctx.clock,
+        args.name,
+        args.email,
+        Level.parse(args.level),
+        lang=args.lang,
+        message=args.message,
+    )
+    if args.json:
+        ctx.print_json(
+            {
+                "action": outcome.action,
+                "message_id": outcome.message_id,
+                **_share_json(outcome.share),
+            }
+        )
+        return 0
+    who, level = outcome.share.invitee, outcome.share.level
+    if outcome.action == "unchanged":
+        print(f"{args.name!r} is already shared with {who} at {level}; nothing sent", file=ctx.out)
+    elif outcome.action == "level_changed":
+        print(f"{who} now has {level} on {args.name!r}; a notice is in the outbox", file=ctx.out)
+    else:
+        print(
+            f"Invited {who} to {args.name!r} at {level} (valid until "
+            f"{outcome.share.expires_at[:10]}); the invitation is in the outbox",
+            file=ctx.out,
+        )
+    return 0
+
+
+def cmd_unshare(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare unshare project bob@example.org"""
+    from calshare.sharing import unshare
+
+    result = unshare(ctx.store, ctx.settings, ctx.clock, args.name, args.email)
+    if args.json:
+        ctx.print_json(_share_json(result))
+    else:
+        print(f"Stopped sharing {args.name!r} with {result.invitee}", file=ctx.out)
+    return 0
+
+
+def cmd_shares(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare shares project --json"""
+    from calshare.sharing import list_shares
+
+    found = list_shares(ctx.store, ctx.clock, args.name)
+    if args.json:
+        ctx.print_json([_share_json(item) for item in found])
+        return 0
+    if not found:
+        print("Not shared with anyone.", file=ctx.out)
+    for item in found:
+        answered = item.answered_at or item.revoked_at or ""
+        print(
+            f"{item.calendar:<16} {item.invitee:<32} {item.level:<10} {item.status:<14} "
+            f"invited {item.invited_at[:10]}  {answered[:10]}".rstrip(),
+            file=ctx.out,
+        )
+    return 0
+
+
+def _share_json(item: Any) -> dict[str, Any]:
+    return {
+        "calendar": item.calendar,
+        "email": item.invitee,
+        "name": item.invitee_name,
+        "level": str(item.level),
+        "status": item.status,
+        "lang": item.lang,
+        "invited_at": item.invited_at,
+        "expires_at": item.expires_at,
+        "answered_at": item.answered_at,
+        "revoked_at": item.revoked_at,
+    }
+
+
+def cmd_outbox(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare outbox --json"""
+    from mailer.outbox import entries
+
+    waiting = entries(ctx.store.db)
+    if args.json:
+        ctx.print_json(
+            [
+                {
+                    "id": entry.id,
+                    "message_id": entry.message_id,
+                    "kind": entry.kind,
+                    "to": list(entry.recipients),
+                    "subject": entry.subject,
+                    "status": entry.status,
+                    "attempts": entry.attempts,
+                    "next_attempt_at": datetime.fromtimestamp(
+                        entry.next_attempt_at, UTC
+                    ).isoformat(),
+                    "last_error": entry.last_error,
+                    "created_at": entry.created_at,
+                }
+                for entry in waiting
+            ]
+        )
+        return 0
+    if not waiting:
+        print("The outbox is empty: every mail has been sent.", file=ctx.out)
+    for entry in waiting:
+        when = datetime.fromtimestamp(entry.next_attempt_at, UTC).strftime("%Y-%m-%d %H:%M")
+        why = f" — {entry.last_error}" if entry.last_error else ""
+        state = f"{entry.status}, next try {when}" if entry.status == "queued" else entry.status
+        print(
+            f"#{entry.id} {entry.kind} to {', '.join(entry.recipients)}: {state}, "
+            f"{entry.attempts} attempts{why}",
+            file=ctx.out,
+        )
+    return 0
+
+
+def cmd_outbox_flush(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare outbox flush --force"""
+    import asyncio
+
+    from mailer.sender import default_transport, flush
+
+    result = asyncio.run(
+        flush(ctx.store, ctx.settings, ctx.clock, default_transport(ctx.settings), force=args.force)
+    )
+    if result.busy:
+        print(
+            "Another calshare process is sending the outbox right now; nothing to do.", file=ctx.out
+        )
+        return 0
+    for problem in result.problems:
+        ctx.warn(problem)
+    where = "the relay" if ctx.settings.relay else f"the Maildir {ctx.settings.outbox.maildir}"
+    print(
+        f"Sent {result.sent} to {where}; {result.deferred} to retry later; {result.failed} failed",
+        file=ctx.out,
+    )
+    return 0
+
+
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     """calshare demo   # add the demo calendars (once) and show their next 7 days"""
     from calshare.demo import seed_demo
@@ -301,6 +449,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-private", action="store_true", help="with --level: show private items too"
     )
     events.add_argument("--json", action="store_true")
+
+    share = command(
+        commands, "share", cmd_share, "invite someone to a calendar, or change their level"
+    )
+    share.add_argument("name")
+    share.add_argument("email")
+    share.add_argument("--level", required=True, choices=[level.value for level in Level])
+    share.add_argument(
+        "--lang", choices=["en", "nb"], help="language of the mail (default mail.lang)"
+    )
+    share.add_argument("--message", help="a note from you, shown in the invitation")
+    share.add_argument("--json", action="store_true")
+
+    unshare = command(commands, "unshare", cmd_unshare, "stop sharing a calendar with someone")
+    unshare.add_argument("name")
+    unshare.add_argument("email")
+    unshare.add_argument("--json", action="store_true")
+
+    shares = command(commands, "shares", cmd_shares, "who has which calendar, at which level")
+    shares.add_argument("name", nargs="?")
+    shares.add_argument("--json", action="store_true")
+
+    box = command(commands, "outbox", cmd_outbox, "mail waiting to be sent, and why")
+    box.add_argument("--json", action="store_true")
+    box_commands = box.add_subparsers(dest="outbox_command", parser_class=_Parser)
+    flush = command(box_commands, "flush", cmd_outbox_flush, "send what is due now")
+    flush.add_argument("--force", action="store_true", help="also send mail waiting to retry")
 
     command(commands, "demo", cmd_demo, "add the demo calendars and show their next 7 days")
     return parser

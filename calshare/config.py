@@ -207,6 +207,9 @@ class MailSettings:
         "Calendar <calendar@share.example.org>", _mailbox, "From of every mail we send", "from"
     )
     lang: str = _option("en", _choice("en", "nb"), "default language of mails: en or nb")
+    notify_unshare: bool = _option(
+        True, _boolean, "tell a former invitee when an owner stops sharing with them"
+    )
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,21 @@ class ImportSettings:
 
 
 @dataclass(frozen=True)
+class OutboxSettings:
+    maildir: str = _option(
+        "var/maildir", _text, "where mail goes when no [relay] is configured (a Maildir)"
+    )
+    retry_base_seconds: int = _option(
+        60, _integer(1, 86400), "first wait after a temporary failure; doubles each time"
+    )
+    retry_max_seconds: int = _option(3600, _integer(1, 86400), "longest wait between attempts")
+    give_up_hours: int = _option(
+        96, _integer(1, 24 * 30), "a mail still not accepted after this long has failed"
+    )
+    batch: int = _option(100, _integer(1, 10000), "mails sent between two database commits")
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     relay: RelaySettings | None = None
@@ -280,6 +298,7 @@ class Settings:
     working_hours: WorkingHours = field(default_factory=WorkingHours)
     calendars: CalendarSettings = field(default_factory=CalendarSettings)
     import_: ImportSettings = field(default_factory=ImportSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
     source: str = "built-in defaults"
 
 
@@ -292,6 +311,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "working_hours": ("working_hours", WorkingHours),
     "calendars": ("calendars", CalendarSettings),
     "import": ("import_", ImportSettings),
+    "outbox": ("outbox", OutboxSettings),
 }
 
 

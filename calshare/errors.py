@@ -36,6 +36,22 @@ class StoreBusy(StoreError):
     """Another process holds the write lock past the busy timeout: try again later."""
 
 
+class ShareRefused(CalshareError, PermissionError):
+    """Policy or the address forbids this share. The message starts with the reason's frame."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"This calendar can't be shared: {reason}")
+        self.reason = reason
+
+
+class UnknownShare(CalshareError, LookupError):
+    """The calendar is not shared with that address."""
+
+
+class DeliveryError(CalshareError, RuntimeError):
+    """A mail could not be handed to the relay or written to the Maildir."""
+
+
 class UnknownCalendar(CalshareError, LookupError):
     """No calendar has that name."""
 

@@ -90,8 +90,76 @@ def _schema_1(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_2(db: Database) -> None:
+    """Sharing: one share per (calendar, invitee), its invitation tokens, the outbox, audit.
+
+    Only token hashes are stored. A queued mail holds its token until it is sent,
+    then its bytes are dropped (``raw`` NULL): the outbox keeps what happened, not
+    the secret.
+    """
+    statements = [
+        """CREATE TABLE shares (
+            id INTEGER PRIMARY KEY,
+            calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
+            invitee TEXT NOT NULL,
+            invitee_name TEXT NOT NULL DEFAULT '',
+            level TEXT NOT NULL,
+            status TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            message TEXT,
+            created_at TEXT NOT NULL,
+            invited_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            answered_at TEXT,
+            revoked_at TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (calendar_id, invitee)
+        )""",
+        """CREATE TABLE invitations (
+            id INTEGER PRIMARY KEY,
+            share_id INTEGER NOT NULL REFERENCES shares(id) ON DELETE CASCADE,
+            token_hash TEXT NOT NULL UNIQUE,
+            level TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT,
+            revoked_at TEXT
+        )""",
+        "CREATE INDEX invitations_share ON invitations(share_id)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            share_id INTEGER REFERENCES shares(id) ON DELETE SET NULL,
+            envelope_from TEXT NOT NULL,
+            recipients TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            raw BLOB,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT
+        )""",
+        "CREATE INDEX outbox_due ON outbox(status, next_attempt_at)",
+        "CREATE INDEX outbox_share ON outbox(share_id)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL,
+            calendar_id INTEGER REFERENCES calendars(id) ON DELETE SET NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX audit_calendar ON audit(calendar_id, at)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
-MIGRATIONS: list[Callable[[Database], None]] = [_schema_1]
+MIGRATIONS: list[Callable[[Database], None]] = [_schema_1, _schema_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

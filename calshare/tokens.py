@@ -1,0 +1,44 @@
+"""The one token codec: invitation tokens and other secrets that travel in addresses and URLs.
+
+128 random bits as lowercase base32 (26 characters, no padding): mail systems that
+change the case of an address cannot break it, and it fits in the local part of
+``accept+<token>@…``. Only a SHA-256 hash is ever stored; logs show a short prefix
+of the hash, never the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+
+TOKEN_BYTES = 16
+TOKEN_LENGTH = 26
+_TOKEN = re.compile(rf"[a-z2-7]{{{TOKEN_LENGTH}}}")
+
+RandomBytes = Callable[[int], bytes]
+
+
+def new_token(random_bytes: RandomBytes = secrets.token_bytes) -> str:
+    raw = random_bytes(TOKEN_BYTES)
+    if len(raw) != TOKEN_BYTES:
+        raise ValueError(f"the random source gave {len(raw)} bytes, not {TOKEN_BYTES}")
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def parse_token(text: str) -> str | None:
+    """The token in canonical form, or None if ``text`` cannot be one (any case accepted)."""
+    candidate = text.strip().lower()
+    return candidate if _TOKEN.fullmatch(candidate) else None
+
+
+def token_hash(token: str) -> str:
+    """What the database stores in place of the token."""
+    return hashlib.sha256(token.lower().encode("ascii")).hexdigest()
+
+
+def log_id(token: str) -> str:
+    """A short, non-secret name for a token in log lines: a prefix of its hash."""
+    return token_hash(token)[:12]

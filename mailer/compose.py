@@ -1,0 +1,221 @@
+"""Compose our mails: who, what, and the headers that keep tokens out of bounce paths.
+
+Pure: it takes what to say and returns the exact bytes to send, with the envelope
+beside them. The token only ever appears in Reply-To, the mailto links and the web
+link; From, Return-Path and the envelope sender carry no token, because
+vacation responders and bounces go there. The envelope sender names the message
+instead (``bounces+<key>@…``) so a bounce can be matched to what it bounces.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from urllib.parse import quote
+
+from babel.dates import format_date
+
+from calshare.addresses import Mailbox
+from calshare.levels import Level
+from mailer import wording
+from mailer.headers import check_generated
+from mailer.templates import render
+
+HEADERS = (
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "X-Auto-Response-Suppress",
+    "MIME-Version",
+    "Content-Type",
+)
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A message ready for the outbox: its bytes and its envelope."""
+
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    subject: str
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Our side of the mail: the service's From and domain, on the owner's behalf."""
+
+    domain: str  # mail.domain: token addresses and Message-IDs live here
+    from_mailbox: Mailbox  # mail.from
+    owner: Mailbox
+
+    @property
+    def owner_name(self) -> str:
+        return self.owner.display_name or self.owner.address
+
+    def from_header(self) -> Address:
+        """'Ann Demo via Calendar <calendar@…>': the owner's name, our address (DMARC)."""
+        service = self.from_mailbox.display_name or "calshare"
+        local, _, domain = self.from_mailbox.address.partition("@")
+        return Address(f"{self.owner_name} via {service}", local, domain)
+
+
+def new_message_key() -> str:
+    """The unique part of a Message-ID and of its bounce address."""
+    return secrets.token_hex(16)
+
+
+def _envelope(sender: Sender, key: str) -> tuple[str, str]:
+    return f"<{key}@{sender.domain}>", f"bounces+{key}@{sender.domain}"
+
+
+def _build(
+    sender: Sender,
+    to: Mailbox,
+    subject: str,
+    text: str,
+    html: str,
+    now: datetime,
+    key: str,
+    reply_to: str | None = None,
+) -> OutgoingMail:
+    message_id, envelope_from = _envelope(sender, key)
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender.from_header()
+    local, _, domain = to.address.partition("@")
+    message["To"] = Address(to.display_name, local, domain)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = message_id
+    # RFC 3834: tells vacation responders not to answer; Exchange reads the other one.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    headers = list(HEADERS)
+    if reply_to is not None:
+        message["Reply-To"] = reply_to
+        headers.append("Reply-To")
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    raw = message.as_bytes(policy=SMTP)
+    check_generated(raw, headers)
+    return OutgoingMail(message_id, envelope_from, (to.address,), raw, subject)
+
+
+def _footer(sender: Sender, lang: str) -> str:
+    return wording.text("footer", lang, domain=sender.domain)
+
+
+def invitation(
+    sender: Sender,
+    to: Mailbox,
+    *,
+    calendar: str,
+    level: Level,
+    token: str,
+    base_url: str,
+    expires: date,
+    lang: str,
+    message: str | None,
+    now: datetime,
+    key: str | None = None,
+) -> OutgoingMail:
+    """The invitation: three ways to answer, all carrying the token."""
+    fields = {
+        "owner": sender.owner_name,
+        "owner_address": sender.owner.address,
+        "calendar": calendar,
+    }
+    subject = wording.text("invitation.subject", lang, **fields)
+    accept = f"accept+{token}@{sender.domain}"
+    decline = f"decline+{token}@{sender.domain}"
+    accept_url = f"mailto:{accept}?subject={quote('Accept: ' + subject)}"
+    decline_url = f"mailto:{decline}?subject={quote('Decline: ' + subject)}"
+    web_url = f"{base_url}/i/{token}"
+    level_line = wording.text(
+        "invitation.level",
+        lang,
+        level=wording.level_words(level, lang),
+        explanation=wording.explanation(level, lang, sender.owner_name),
+    )
+    context = {
+        "lang": lang,
+        "subject": subject,
+        "heading": wording.text("invitation.heading", lang),
+        "intro": wording.text("invitation.intro", lang, **fields),
+        "level_line": level_line,
+        "message": (message or "").strip() or None,
+        "message_from": wording.text("invitation.message_from", lang, **fields),
+        "accept_url": accept_url,
+        "decline_url": decline_url,
+        "web_url": web_url,
+        "accept_label": wording.text("invitation.accept", lang),
+        "decline_label": wording.text("invitation.decline", lang),
+        "web_label": wording.text("invitation.web", lang),
+        "how": wording.text("invitation.how", lang),
+        "how_text": wording.text(
+            "invitation.how_text", lang, accept=accept_url, decline=decline_url, web=web_url
+        ),
+        "after": wording.text("invitation.after", lang),
+        "valid_until": wording.text(
+            "invitation.valid_until", lang, date=format_date(expires, "long", locale=lang)
+        ),
+        "footer": _footer(sender, lang),
+    }
+    return _build(
+        sender,
+        to,
+        subject,
+        render("invitation.txt", **context),
+        render("invitation.html", **context),
+        now,
+        key or new_message_key(),
+        reply_to=f"share+{token}@{sender.domain}",
+    )
+
+
+def notice(
+    sender: Sender,
+    to: Mailbox,
+    *,
+    kind: str,
+    calendar: str,
+    lang: str,
+    now: datetime,
+    level: Level | None = None,
+    key: str | None = None,
+) -> OutgoingMail:
+    """A short notice without a token: ``level_changed`` or ``unshared``."""
+    fields = {
+        "owner": sender.owner_name,
+        "owner_address": sender.owner.address,
+        "calendar": calendar,
+    }
+    if level is not None:
+        fields["level"] = wording.level_words(level, lang)
+        fields["explanation"] = wording.explanation(level, lang, sender.owner_name)
+    subject = wording.text(f"{kind}.subject", lang, **fields)
+    context = {
+        "lang": lang,
+        "subject": subject,
+        "heading": wording.text(f"{kind}.heading", lang),
+        "body": wording.text(f"{kind}.body", lang, **fields),
+        "footer": _footer(sender, lang),
+    }
+    return _build(
+        sender,
+        to,
+        subject,
+        render("notice.txt", **context),
+        render("notice.html", **context),
+        now,
+        key or new_message_key(),
+    )

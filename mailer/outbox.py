@@ -1,0 +1,183 @@
+"""The outbox table: mail is queued in the transaction of the change that causes it.
+
+A row is ``queued`` until a sender claims it (``sending``), then ``sent`` or
+``failed``, or ``cancelled`` when what it announced no longer holds (a revoked
+invitation). Once a row leaves ``queued``/``sending`` its bytes are dropped: the
+outbox keeps the history, not the tokens inside the mails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from mailer.compose import OutgoingMail
+
+INVITATION = "invitation"
+LEVEL_CHANGED = "level_changed"
+UNSHARED = "unshared"
+
+QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
+
+
+def _text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def enqueue(
+    db: Database, mail: OutgoingMail, *, kind: str, share_id: int | None, now: datetime
+) -> int:
+    """Queue a mail; call inside the write transaction of the change it reports."""
+    cursor = db.execute(
+        """INSERT INTO outbox (message_id, kind, share_id, envelope_from, recipients, subject,
+               raw, status, next_attempt_at, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            mail.message_id,
+            kind,
+            share_id,
+            mail.envelope_from,
+            json.dumps(list(mail.recipients)),
+            mail.subject,
+            mail.raw,
+            QUEUED,
+            int(now.timestamp()),
+            _text(now),
+        ],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def cancel(db: Database, share_id: int, kinds: Sequence[str]) -> int:
+    """Drop queued mails of a share that no longer hold (a superseded invitation)."""
+    marks = ", ".join("?" * len(kinds))
+    cursor = db.execute(
+        f"""UPDATE outbox SET status = ?, raw = NULL
+            WHERE share_id = ? AND status = ? AND kind IN ({marks})""",
+        [CANCELLED, share_id, QUEUED, *kinds],
+    )
+    return cursor.rowcount
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    message_id: str
+    kind: str
+    recipients: tuple[str, ...]
+    subject: str
+    status: str
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
+    created_at: str
+    sent_at: str | None
+
+
+def entries(db: Database, statuses: Sequence[str] = (QUEUED, SENDING, FAILED)) -> list[Entry]:
+    marks = ", ".join("?" * len(statuses))
+    rows = db.execute(
+        f"""SELECT id, message_id, kind, recipients, subject, status, attempts, next_attempt_at,
+                   last_error, created_at, sent_at
+            FROM outbox WHERE status IN ({marks}) ORDER BY id""",
+        list(statuses),
+    ).fetchall()
+    return [Entry(row[0], row[1], row[2], tuple(json.loads(row[3])), *row[4:]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    message_id: str
+    kind: str
+    share_id: int | None
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    attempts: int
+    created_ts: int
+
+
+def release_interrupted(db: Database) -> int:
+    """Mails a dead sender had claimed go back to the queue.
+
+    Some of them may have reached the relay before the sender died; they are sent
+    again with the same Message-ID, which receiving systems use to drop duplicates.
+    """
+    return db.execute("UPDATE outbox SET status = ? WHERE status = ?", [QUEUED, SENDING]).rowcount
+
+
+def claim(
+    db: Database, now_ts: int, limit: int, *, force: bool = False, after_id: int = 0
+) -> list[Claimed]:
+    """Take up to ``limit`` due mails after ``after_id``, in queue order, marking them ``sending``.
+
+    A flush walks the queue once by id, so a mail that fails is not retried within
+    the same flush, even with ``force``.
+    """
+    due = "" if force else "AND next_attempt_at <= ?"
+    parameters: list[str | int] = [QUEUED, after_id, *([] if force else [now_ts]), limit]
+    rows = db.execute(
+        f"""SELECT id, message_id, kind, share_id, envelope_from, recipients, raw, attempts,
+                   CAST(strftime('%s', created_at) AS INTEGER)
+            FROM outbox WHERE status = ? AND id > ? {due} ORDER BY id LIMIT ?""",
+        parameters,
+    ).fetchall()
+    if rows:
+        marks = ", ".join("?" * len(rows))
+        db.execute(
+            f"UPDATE outbox SET status = ? WHERE id IN ({marks})",
+            [SENDING, *(row[0] for row in rows)],
+        )
+    return [
+        Claimed(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            tuple(json.loads(row[5])),
+            row[6],
+            row[7],
+            row[8],
+        )
+        for row in rows
+    ]
+
+
+def mark_sent(db: Database, mail_id: int, now: datetime) -> None:
+    db.execute(
+        "UPDATE outbox SET status = ?, raw = NULL, sent_at = ?, attempts = attempts + 1,"
+        " last_error = NULL WHERE id = ?",
+        [SENT, _text(now), mail_id],
+    )
+
+
+def mark_deferred(db: Database, mail_id: int, error: str, next_ts: int) -> None:
+    db.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+        " next_attempt_at = ? WHERE id = ?",
+        [QUEUED, error, next_ts, mail_id],
+    )
+
+
+def mark_failed(db: Database, mail_id: int, error: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = ?, raw = NULL, attempts = attempts + 1, last_error = ?"
+        " WHERE id = ?",
+        [FAILED, error, mail_id],
+    )
+
+
+def unclaim(db: Database, mail_ids: Sequence[int]) -> None:
+    """Give back mails claimed but not tried (the relay went away first)."""
+    if mail_ids:
+        marks = ", ".join("?" * len(mail_ids))
+        db.execute(
+            f"UPDATE outbox SET status = ? WHERE id IN ({marks}) AND status = ?",
+            [QUEUED, *mail_ids, SENDING],
+        )

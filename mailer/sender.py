@@ -1,0 +1,179 @@
+"""Send the outbox: claim a batch, deliver it over one connection, record the outcomes.
+
+Durability without a commit per message: a batch is marked ``sending`` in one
+transaction and its outcomes are recorded in the next, so a thousand mails cost
+twenty commits, not two thousand. If the process dies in between, the next
+sender (which holds the flush lock, so the old one is surely gone) puts the
+batch back in the queue and sends it again with the same Message-IDs: a receiving
+system may see a message twice, never two different messages.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from calshare.clock import Clock
+from calshare.config import OutboxSettings, Settings
+from calshare.sharing import mark_undeliverable
+from calshare.store import Store
+from mailer import outbox
+from mailer.transports import PermanentFailure, TemporaryFailure, Transport, transport_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FlushResult:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    busy: bool = False  # another process holds the flush lock
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    mail: outbox.Claimed
+    error: str | None = None  # None: delivered
+    permanent: bool = False
+
+
+def retry_delay(attempts: int, settings: OutboxSettings) -> int:
+    """Seconds to wait after the ``attempts``-th failure: doubling, capped."""
+    exponent = min(max(attempts - 1, 0), 30)
+    return int(min(settings.retry_base_seconds * 2**exponent, settings.retry_max_seconds))
+
+
+@contextmanager
+def flush_lock(db_path: Path) -> Iterator[bool]:
+    """An exclusive lock beside the database, released by the kernel if its holder dies."""
+    path = db_path.with_name(db_path.name + ".outbox.lock")
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(descriptor)
+
+
+def default_transport(settings: Settings) -> Transport:
+    return transport_for(settings.relay, settings.outbox.maildir)
+
+
+async def flush(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    transport: Transport,
+    *,
+    force: bool = False,
+) -> FlushResult:
+    """Send every due mail once (with ``force``, also those waiting to retry)."""
+    result = FlushResult()
+    with flush_lock(store.path) as locked:
+        if not locked:
+            result.busy = True
+            return result
+        with store.write() as db:
+            released = outbox.release_interrupted(db)
+        if released:
+            log.warning(
+                "outbox: %d mails were being sent when a sender died; sending again", released
+            )
+        after_id = 0
+        try:
+            while True:
+                now = clock.now()
+                with store.write() as db:
+                    batch = outbox.claim(
+                        db,
+                        int(now.timestamp()),
+                        settings.outbox.batch,
+                        force=force,
+                        after_id=after_id,
+                    )
+                if not batch:
+                    break
+                after_id = batch[-1].id
+                outcomes, untried = await _deliver(transport, batch)
+                with store.write() as db:
+                    _record(db, outcomes, untried, settings.outbox, clock.now(), result)
+                if untried:
+                    break  # the relay cannot be reached: the rest waits for the next flush
+        finally:
+            await transport.close()
+    return result
+
+
+async def _deliver(
+    transport: Transport, batch: list[outbox.Claimed]
+) -> tuple[list[_Outcome], list[outbox.Claimed]]:
+    outcomes: list[_Outcome] = []
+    for position, mail in enumerate(batch):
+        try:
+            answer = await transport.send(mail.envelope_from, mail.recipients, mail.raw)
+        except TemporaryFailure as exc:
+            outcomes.append(_Outcome(mail, str(exc)))
+            if exc.unreachable:
+                return outcomes, batch[position + 1 :]
+            continue
+        except PermanentFailure as exc:
+            outcomes.append(_Outcome(mail, str(exc), permanent=True))
+            continue
+        log.info("outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer)
+        outcomes.append(_Outcome(mail))
+    return outcomes, []
+
+
+def _record(
+    db: Database,
+    outcomes: list[_Outcome],
+    untried: list[outbox.Claimed],
+    settings: OutboxSettings,
+    now: datetime,
+    result: FlushResult,
+) -> None:
+    now_ts = int(now.timestamp())
+    for outcome in outcomes:
+        mail = outcome.mail
+        if outcome.error is None:
+            outbox.mark_sent(db, mail.id, now)
+            result.sent += 1
+            continue
+        gave_up = now_ts - mail.created_ts >= settings.give_up_hours * 3600
+        if outcome.permanent or gave_up:
+            reason = (
+                outcome.error
+                if outcome.permanent
+                else (f"gave up after {settings.give_up_hours} hours; last: {outcome.error}")
+            )
+            outbox.mark_failed(db, mail.id, reason)
+            if mail.kind == outbox.INVITATION and mail.share_id is not None:
+                mark_undeliverable(db, mail.share_id, now, reason)
+            log.warning(
+                "outbox: %s to %s failed: %s", mail.message_id, ", ".join(mail.recipients), reason
+            )
+            result.failed += 1
+            result.problems.append(f"{', '.join(mail.recipients)}: {reason}")
+            continue
+        delay = retry_delay(mail.attempts + 1, settings)
+        outbox.mark_deferred(db, mail.id, outcome.error, now_ts + delay)
+        log.info("outbox: %s deferred %d s: %s", mail.message_id, delay, outcome.error)
+        result.deferred += 1
+        result.problems.append(
+            f"{', '.join(mail.recipients)}: {outcome.error} (retry in {delay} s)"
+        )
+    outbox.unclaim(db, [mail.id for mail in untried])
