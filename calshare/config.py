@@ -187,6 +187,13 @@ def _hostname(value: Any) -> str:
     return text
 
 
+def _file_or_empty(value: Any) -> str:
+    text = _text(value).strip()
+    if text and not Path(text).is_file():
+        raise ValueError(f"{text!r} is not a file")
+    return text
+
+
 def _option(
     default: Any, parse: Parser, help: str, key: str | None = None, *, secret: bool = False
 ) -> Any:
@@ -219,6 +226,9 @@ class RelaySettings:
     security: str = _option("none", _choice("none", "starttls", "tls"), "none, starttls or tls")
     username: str = _option("", _text, "AUTH user name (empty: no AUTH)")
     password: str = _option("", _text, "AUTH password", secret=True)
+    ca_file: str = _option(
+        "", _file_or_empty, "PEM file of CAs to trust for the relay's certificate (empty: the system's)"
+    )
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,11 @@ class SmtpRelay:
             username=relay.username or None,
             password=relay.password or None,
             timeout=self._timeout,
-            tls_context=ssl.create_default_context() if relay.security != "none" else None,
+            tls_context=(
+                ssl.create_default_context(cafile=relay.ca_file or None)
+                if relay.security != "none"
+                else None
+            ),
         )
 
     async def _connected(self) -> aiosmtplib.SMTP:
