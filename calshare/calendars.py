@@ -31,7 +31,7 @@ class Calendar:
     imported_at: str | None
     source: str | None
     source_name: str | None
-    source_tz: str | None
+    source_sha256: str | None
     vtimezones: str
     event_count: int
     indexed_from: int | None

@@ -21,11 +21,12 @@ from calshare import __version__
 from calshare.calendars import Calendar, add_calendar, get_calendar, list_calendars
 from calshare.clock import Clock, SystemClock
 from calshare.config import Settings, load_settings
-from calshare.errors import CalshareError, UsageError
+from calshare.errors import CalshareError, LevelError, UsageError
 from calshare.importer import import_calendar
 from calshare.index import occurrences_between
 from calshare.levels import Level, filter_occurrence
 from calshare.occurrence import Occurrence, occurrence_to_json
+from calshare.sources import is_url, redact
 from calshare.store import DEFAULT_DB, Store
 
 EXIT_ERROR = 2
@@ -53,8 +54,17 @@ class Context:
         self.err.write(f"calshare: warning: {_one_line(message)}\n")
 
 
+def _level_argument(text: str) -> Level:
+    try:
+        return Level.parse(text)
+    except LevelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    """One line of printable text: messages can quote a server's or a file's words."""
+    flat = " ".join(str(text).split())
+    return "".join(char if char.isprintable() else "?" for char in flat)
 
 
 # --- commands
@@ -76,7 +86,9 @@ def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar import project ~/Downloads/project.ics"""
-    result = import_calendar(ctx.store, ctx.settings, ctx.clock, args.name, args.source)
+    result = import_calendar(
+        ctx.store, ctx.settings, ctx.clock, args.name, args.source, pause_gc=True
+    )
     for warning in result.warnings:
         ctx.warn(warning)
     if args.json:
@@ -84,11 +96,18 @@ def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
             {
                 "calendar": result.calendar.name,
                 "source": result.source,
+                "unchanged": result.unchanged,
                 "events": result.events,
                 "series": result.series,
                 "occurrences": result.occurrences,
                 "warnings": result.warnings,
             }
+        )
+    elif result.unchanged:
+        print(
+            f"{result.calendar.name!r}: {result.source} is unchanged since its last import; "
+            "nothing to do",
+            file=ctx.out,
         )
     else:
         print(
@@ -123,25 +142,47 @@ def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     """calshare events project --from 2026-12-01 --to 2026-12-31 --level titles --json"""
     calendar = get_calendar(ctx.store.db, args.name)
-    zone = calendar.zoneinfo
-    start = _moment(args.start, zone, ctx.clock, "--from", end_of_day=False)
-    end = _moment(args.end, zone, ctx.clock, "--to", end_of_day=True)
-    if end <= start:
-        raise UsageError(f"--to {args.end} is not after --from {args.start}")
-    if end - start > timedelta(days=MAX_WINDOW_DAYS):
-        raise UsageError("That window is longer than 100 years; ask for a shorter one")
-    # The owner at the CLI sees everything unless a level is asked for.
-    level = Level.parse(args.level) if args.level else Level.DETAILS
-    include_private = args.include_private or args.level is None
-    found = [
-        filter_occurrence(occurrence, level, include_private=include_private)
-        for occurrence in occurrences_between(ctx.store, calendar, start, end)
-    ]
+    found = _events(ctx, calendar, args.start, args.end, args.level, args.include_private)
     if args.json:
         ctx.print_json([occurrence_to_json(occurrence) for occurrence in found])
     else:
         _print_agenda(ctx.out, calendar, found)
     return 0
+
+
+def _events(
+    ctx: Context,
+    calendar: Calendar,
+    start_text: str,
+    end_text: str,
+    level: Level | None,
+    include_private: bool,
+) -> list[Occurrence]:
+    """The window's occurrences as a viewer at ``level`` sees them (None: the owner)."""
+    zone = calendar.zoneinfo
+    start = _moment(start_text, zone, ctx.clock, "--from", end_of_day=False)
+    end = _moment(end_text, zone, ctx.clock, "--to", end_of_day=True)
+    if end <= start:
+        raise UsageError(f"--to {end_text} is not after --from {start_text}")
+    if end - start > timedelta(days=MAX_WINDOW_DAYS):
+        raise UsageError("That window is longer than 100 years; ask for a shorter one")
+    found = occurrences_between(
+        ctx.store,
+        calendar,
+        start,
+        end,
+        now=ctx.clock.now(),
+        limit_years=ctx.settings.calendars.index_limit_years,
+    )
+    if level is None:  # the owner at the CLI sees everything
+        return found
+    key = ctx.store.uid_key
+    return [
+        filter_occurrence(
+            occurrence, level, include_private=include_private, zone=zone, uid_key=key
+        )
+        for occurrence in found
+    ]
 
 
 def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence]) -> None:
@@ -176,7 +217,7 @@ def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
         ctx.clock,
         args.name,
         args.email,
-        Level.parse(args.level),
+        args.level,
         lang=args.lang,
         message=args.message,
     )
@@ -323,18 +364,29 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
             f"Imported the demo calendar {result.calendar.name!r}: {result.events} events",
             file=ctx.out,
         )
-    today = ctx.clock.now().date().isoformat()
     for calendar in list_calendars(ctx.store.db, owner="demo@example.org"):
         print(f"\n{calendar.name} — the next 7 days:", file=ctx.out)
-        ns = argparse.Namespace(
-            name=calendar.name, start=today, end="+6", level=None, include_private=False, json=False
-        )
-        cmd_events(ctx, ns)
+        _print_agenda(ctx.out, calendar, _events(ctx, calendar, "today", "+6", None, False))
     return 0
 
 
 def _moment(text: str, zone: ZoneInfo, clock: Clock, flag: str, *, end_of_day: bool) -> datetime:
     """A date (whole days in the calendar's zone), ``today``, ``+N`` days, or an ISO datetime."""
+    try:
+        moment = _parse_moment(text, zone, clock, flag, end_of_day=end_of_day)
+        moment.timestamp()  # must be representable, whatever the zone
+    except UsageError:
+        raise
+    except (OverflowError, ValueError):
+        raise UsageError(f"{flag} {text!r} is too far from today to be used") from None
+    if not 1900 <= moment.year <= 2199:
+        raise UsageError(f"{flag} {text!r} is outside the years calshare handles (1900–2199)")
+    return moment
+
+
+def _parse_moment(
+    text: str, zone: ZoneInfo, clock: Clock, flag: str, *, end_of_day: bool
+) -> datetime:
     value = text.strip()
     today = clock.now().astimezone(zone).date()
     day: date | None = None
@@ -369,6 +421,10 @@ def _calendar_json(calendar: Calendar) -> dict[str, Any]:
         "events": calendar.event_count,
         "imported_at": calendar.imported_at,
         "version": calendar.version,
+        "title": calendar.source_name,  # the source's X-WR-CALNAME
+        "source": redact(calendar.source)
+        if calendar.source and is_url(calendar.source)
+        else calendar.source,
     }
 
 
@@ -441,9 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--to", dest="end", required=True, metavar="DATE", help="inclusive when a date"
     )
     events.add_argument(
-        "--level",
-        choices=[level.value for level in Level],
-        help="show only what this level may see",
+        "--level", type=_level_argument, metavar="LEVEL", help="free-busy, titles or details"
     )
     events.add_argument(
         "--include-private", action="store_true", help="with --level: show private items too"
@@ -455,7 +509,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     share.add_argument("name")
     share.add_argument("email")
-    share.add_argument("--level", required=True, choices=[level.value for level in Level])
+    share.add_argument(
+        "--level",
+        required=True,
+        type=_level_argument,
+        metavar="LEVEL",
+        help="free-busy, titles or details",
+    )
     share.add_argument(
         "--lang", choices=["en", "nb"], help="language of the mail (default mail.lang)"
     )

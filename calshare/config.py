@@ -227,7 +227,9 @@ class RelaySettings:
     username: str = _option("", _text, "AUTH user name (empty: no AUTH)")
     password: str = _option("", _text, "AUTH password", secret=True)
     ca_file: str = _option(
-        "", _file_or_empty, "PEM file of CAs to trust for the relay's certificate (empty: the system's)"
+        "",
+        _file_or_empty,
+        "PEM file of CAs to trust for the relay's certificate (empty: the system's)",
     )
 
 
@@ -273,6 +275,9 @@ class CalendarSettings:
     )
     index_future_days: int = _option(
         366, _integer(1, 36500), "recurrences indexed this far ahead at import; queries extend it"
+    )
+    index_limit_years: int = _option(
+        10, _integer(1, 200), "series are indexed at most this far from now; beyond, queried live"
     )
 
 

@@ -9,7 +9,8 @@ the index then compares plain UTC seconds.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple, Protocol
@@ -19,7 +20,7 @@ from recurring_ical_events import Series
 from recurring_ical_events.adapters import EventAdapter
 from recurring_ical_events.errors import BadRuleStringFormat
 
-from calshare.ics_reader import NO_UID, reason
+from calshare.ics_reader import NO_UID, PARSE_ERRORS, reason
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 _PAD = 86400
 _MIN_TS = int(datetime(1, 1, 3, tzinfo=UTC).timestamp())
 _MAX_TS = int(datetime(9999, 12, 29, tzinfo=UTC).timestamp())
-EXPANSION_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 class Expandable(Protocol):
@@ -94,8 +94,7 @@ def group_by_uid(events: Sequence[Expandable]) -> tuple[list[int], dict[str, lis
 
     A series is every event sharing a UID with another or with recurrence rules:
     recurring-ical-events must see such a group whole (overrides, duplicates with a
-    higher SEQUENCE). Events of a series are marked ``recurs``, so the index can find
-    the whole group again when it extends its horizon.
+    higher SEQUENCE).
     """
     by_uid: dict[str, list[int]] = {}
     for index, event in enumerate(events):
@@ -107,20 +106,30 @@ def group_by_uid(events: Sequence[Expandable]) -> tuple[list[int], dict[str, lis
             singles.append(positions[0])
         else:
             series[uid] = positions
-            for index in positions:
-                events[index].recurs = True
     return singles, series
+
+
+def _caught_warnings(result: Expansion, caught: list[warnings.WarningMessage]) -> None:
+    result.warnings.extend(str(warning.message) for warning in caught)
 
 
 def expand_singles(events: Sequence[Expandable], positions: list[int], zone: tzinfo) -> Expansion:
     """Single events are indexed whatever their date: one row each, no horizon needed."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _expand_singles(events, positions, zone)
+    _caught_warnings(result, caught)
+    return result
+
+
+def _expand_singles(events: Sequence[Expandable], positions: list[int], zone: tzinfo) -> Expansion:
     result = Expansion()
     for index in positions:
         event = events[index]
         try:
             adapter = EventAdapter(event.component)
             result.slots.append(_slot(index, adapter.start, adapter.end, zone))
-        except EXPANSION_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             result.failed.add(event.uid)
             result.warnings.append(_skipped(event, exc))
     return result
@@ -134,6 +143,20 @@ def expand_series(
     end_ts: int,
 ) -> Expansion:
     """Occurrences of every series that start in [start_ts, end_ts)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _expand_series(events, series, zone, start_ts, end_ts)
+    _caught_warnings(result, caught)
+    return result
+
+
+def _expand_series(
+    events: Sequence[Expandable],
+    series: dict[str, list[int]],
+    zone: tzinfo,
+    start_ts: int,
+    end_ts: int,
+) -> Expansion:
     result = Expansion()
     window_start = datetime.fromtimestamp(max(start_ts - _PAD, _MIN_TS), UTC)
     window_end = datetime.fromtimestamp(min(end_ts + _PAD, _MAX_TS), UTC)
@@ -149,7 +172,7 @@ def expand_series(
                 slot = _slot(index, occurrence.start, occurrence.end, zone)
                 if start_ts <= slot.start_ts < end_ts:
                     found.append(slot)
-        except EXPANSION_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             result.failed.add(uid)
             result.warnings.append(_skipped(events[positions[0]], exc))
             continue
@@ -167,6 +190,29 @@ def _skipped(event: Expandable, exc: BaseException) -> str:
         why = reason(exc)
     name = f"event {event.uid!r}" if not event.uid.startswith(NO_UID) else "an event without UID"
     return f"line {event.line}: skipped {name}: {why}"
+
+
+def longest_span(events: Sequence[Expandable], positions: Iterable[int]) -> int:
+    """The longest any occurrence of these events can last, in seconds, without expanding.
+
+    The index needs this bound for its scans before it has expanded anything: an
+    occurrence that starts before a window can still reach into it by this much.
+    It comes from each component's own length and its RDATE periods, plus two
+    hours for days that a DST change makes longer.
+    """
+    longest = 0
+    for index in positions:
+        try:
+            adapter = EventAdapter(events[index].component)
+            spans = [adapter.duration]
+            for rdate in adapter.rdates:
+                if isinstance(rdate, tuple):
+                    end = rdate[1]
+                    spans.append(end if isinstance(end, timedelta) else end - rdate[0])
+        except PARSE_ERRORS:
+            continue  # such an event fails its expansion too, and is skipped there
+        longest = max(longest, *(int(span.total_seconds()) for span in spans))
+    return longest + 7200
 
 
 def horizon(now: datetime, past_days: int, future_days: int) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,7 +29,9 @@ _CONTENT_LINE = re.compile(
     r"[A-Za-z0-9-]+(?:;[A-Za-z0-9-]+=(?:\"[^\"]*\"|[^\";:,]*)(?:,(?:\"[^\"]*\"|[^\";:,]*))*)*:"
 )
 NO_UID = "no-uid-"
-_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+# What icalendar and recurring-ical-events raise on bad data (all ValueError subclasses
+# of theirs included); anything else is a bug in calshare and propagates.
+PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,6 @@ class SourceEvent:
     source_tz: str | None = None  # the X-WR-TIMEZONE of the VCALENDAR it came from
     recurrence_id: str | None = None
     recurs: bool = False
-    tzid: str | None = None
     busy: Busy = Busy.BUSY
     status: str | None = None
     private: bool = False
@@ -78,22 +80,26 @@ class ParsedCalendar:
 
 def decode(data: bytes, label: str) -> tuple[str, list[str]]:
     """Bytes to text, refusing what is not a text calendar at all."""
-    warnings: list[str] = []
+    notes: list[str] = []
     if not data.strip():
         raise ImportFailed(f"{label} is empty: there is no calendar in it")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # some Windows tools export UTF-16
+        try:
+            return data.decode("utf-16"), [f"{label} is UTF-16; read it as such"]
+        except UnicodeDecodeError:
+            raise ImportFailed(f"{label} starts like UTF-16 but is not valid UTF-16") from None
     if b"\x00" in data:
         raise ImportFailed(f"{label} is not an iCalendar file (it holds binary data)")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8"), notes
     except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
-        warnings.append(f"{label} is not UTF-8; read it as Windows-1252")
-    return text, warnings
+        pass
+    try:
+        return data.decode("cp1252"), [f"{label} is not UTF-8; read it as Windows-1252"]
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), [f"{label} is not UTF-8; read it as ISO-8859-1"]
 
 
 def scan(lines: list[str], label: str) -> tuple[list[Span], list[int]]:
@@ -187,12 +193,30 @@ class _Part:
 _WRAPPER_START, _WRAPPER_END = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n", "END:VCALENDAR\r\n"
 
 
+def wrap_calendar(components: str, *, x_wr_timezone: str | None = None) -> str:
+    """Components (as text) inside a minimal VCALENDAR."""
+    header = f"X-WR-TIMEZONE:{x_wr_timezone}\r\n" if x_wr_timezone else ""
+    return _WRAPPER_START + header + components + _WRAPPER_END
+
+
 def read_calendar(data: bytes, label: str) -> ParsedCalendar:
-    """Parse a whole calendar file; raises ImportFailed with the line at fault."""
-    text, warnings = decode(data, label)
+    """Parse a whole calendar file; raises ImportFailed with the line at fault.
+
+    What icalendar warns about (a guessed time zone, say) comes back as warnings
+    of the result, not as Python warnings on stderr.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _read_calendar(data, label)
+    result.warnings.extend(f"{label}: {warning.message}" for warning in caught)
+    return result
+
+
+def _read_calendar(data: bytes, label: str) -> ParsedCalendar:
+    text, notes = decode(data, label)
     lines = _LINE_BREAK.split(text)
     top, stray = scan(lines, label)
-    result = ParsedCalendar(warnings=warnings)
+    result = ParsedCalendar(warnings=notes)
     for number in stray:
         result.warnings.append(
             f"{label}, line {number + 1}: ignored {_preview(lines[number])} outside any component"
@@ -246,13 +270,13 @@ def _read_part(label: str, part: _Part, lines: list[str], result: ParsedCalendar
         calendar = _parse(part.text)
         if len([c for c in calendar.subcomponents if c.name == "VEVENT"]) != len(event_spans):
             calendar = None
-    except _PARSE_ERRORS:
+    except PARSE_ERRORS:
         calendar = None
     if calendar is None:
         calendar, event_spans = _read_event_by_event(label, part, lines, result)
     try:
         standard = x_wr_timezone.to_standard(calendar)
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         result.warnings.append(f"{label}: could not apply X-WR-TIMEZONE ({reason(exc)})")
         standard = calendar
     result.name = result.name or _string(calendar, "X-WR-CALNAME")
@@ -271,7 +295,7 @@ def _read_part(label: str, part: _Part, lines: list[str], result: ParsedCalendar
         )
         try:
             describe(event)
-        except _PARSE_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             result.skipped.append(f"{label}, line {event.line}: skipped an event: {reason(exc)}")
             continue
         if getattr(component, "errors", None):
@@ -294,7 +318,7 @@ def _read_event_by_event(
         shell_text = _WRAPPER_START + shell_text.strip() + "\r\n" + _WRAPPER_END
     try:
         shell = _parse(shell_text)
-    except _PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:
         bad = _first_bad_line(lines, part.shell_lines)
         if bad is None:
             bad = _line_quoted_in(lines, part.shell_lines, str(exc))
@@ -308,7 +332,7 @@ def _read_event_by_event(
         text = _WRAPPER_START + timezones + _text_of(lines, span) + _WRAPPER_END
         try:
             events = [c for c in _parse(text).subcomponents if c.name == "VEVENT"]
-        except _PARSE_ERRORS as exc:
+        except PARSE_ERRORS as exc:
             bad = _first_bad_line(lines, range(span.first, span.last + 1))
             line = (bad if bad is not None else span.first) + 1
             result.skipped.append(f"{label}, line {line}: skipped an event: {reason(exc)}")
@@ -403,10 +427,6 @@ def describe(event: SourceEvent) -> None:
             raise ValueError("its RECURRENCE-ID is not a date or time")
         event.recurrence_id = time_key(value)
     event.recurs = any(name in component for name in ("RRULE", "RDATE", "EXDATE", "RECURRENCE-ID"))
-    start = component.get("DTSTART")
-    if start is not None and not isinstance(start, list):
-        tzid = start.params.get("TZID")
-        event.tzid = str(tzid) if tzid else None
     status = _string(component, "STATUS")
     event.status = status.lower() if status else None
     event.busy = busy_status(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calshare.bulk import paused_gc
@@ -18,8 +19,14 @@ from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import ImportFailed
-from calshare.expansion import expand_series, expand_singles, group_by_uid, horizon
-from calshare.ics_reader import ParsedCalendar, SourceEvent, read_calendar
+from calshare.expansion import (
+    expand_series,
+    expand_singles,
+    group_by_uid,
+    horizon,
+    longest_span,
+)
+from calshare.ics_reader import ParsedCalendar, SourceEvent, read_calendar, time_key
 from calshare.index import insert_events, insert_slots, longest
 from calshare.sources import Source, read_source
 from calshare.store import Store
@@ -35,6 +42,7 @@ class ImportResult:
     series: int
     occurrences: int
     warnings: list[str] = field(default_factory=list)
+    unchanged: bool = False  # the same bytes as last time: nothing was written
 
 
 def choose_zone(
@@ -54,25 +62,32 @@ def choose_zone(
     return default_tz, []
 
 
-def parse_source(data: bytes, label: str) -> ParsedCalendar:
-    """read_calendar, with the library's own warnings turned into import warnings."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        parsed = read_calendar(data, label)
-    for warning in caught:
-        parsed.warnings.append(f"{label}: {warning.message}")
-    return parsed
-
-
 def import_calendar(
-    store: Store, settings: Settings, clock: Clock, name: str, location: str
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    name: str,
+    location: str,
+    *,
+    pause_gc: bool = False,
 ) -> ImportResult:
+    """Replace the calendar's events with the source's.
+
+    ``pause_gc`` pauses Python's cyclic garbage collector for the import (see
+    calshare.bulk): worth it in a command that does only this, not in a daemon
+    whose other threads would lose their collector too.
+    """
     calendar = get_calendar(store.db, name)  # fail on a wrong name before fetching anything
     source = read_source(
         location, max_bytes=settings.import_.max_bytes, timeout=settings.import_.timeout_seconds
     )
-    with paused_gc():
-        return _import(store, settings, clock, calendar, location, source)
+    digest = hashlib.sha256(source.data).hexdigest()
+    if calendar.imported_at and calendar.source_sha256 == digest and calendar.source == location:
+        # Nothing to do, and the calendar's version (what feeds' ETags follow) stays.
+        log.info("calendar %s: %s is unchanged since the last import", name, source.label)
+        return ImportResult(calendar, source.label, calendar.event_count, 0, 0, [], unchanged=True)
+    with paused_gc() if pause_gc else nullcontext():
+        return _import(store, settings, clock, calendar, location, source, digest)
 
 
 def _import(
@@ -82,8 +97,9 @@ def _import(
     calendar: Calendar,
     location: str,
     source: Source,
+    digest: str,
 ) -> ImportResult:
-    parsed = parse_source(source.data, source.label)
+    parsed = read_calendar(source.data, source.label)
     zone_name, zone_warnings = choose_zone(
         calendar, parsed, settings.calendars.default_tz, source.label
     )
@@ -91,23 +107,20 @@ def _import(
     window = horizon(
         clock.now(), settings.calendars.index_past_days, settings.calendars.index_future_days
     )
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        singles, series = group_by_uid(parsed.events)
-        single_result = expand_singles(parsed.events, singles, zone)
-        series_result = expand_series(parsed.events, series, zone, *window)
+    singles, series = group_by_uid(parsed.events)
+    for positions in series.values():
+        for index in positions:
+            # Stored as part of a series, so the index finds the whole group again.
+            parsed.events[index].recurs = True
+    normalize_recurrence_ids(parsed.events, zone)
+    single_result = expand_singles(parsed.events, singles, zone)
+    series_result = expand_series(parsed.events, series, zone, *window)
     skipped = [
         *parsed.skipped,
         *(f"{source.label}, {text}" for text in single_result.warnings),
         *(f"{source.label}, {text}" for text in series_result.warnings),
     ]
-    problems = [
-        *parsed.warnings,
-        *zone_warnings,
-        *skipped,
-        *(f"{source.label}: {warning.message}" for warning in caught),
-    ]
+    problems = [*parsed.warnings, *zone_warnings, *skipped]
     failed = single_result.failed | series_result.failed
     keep = [index for index, event in enumerate(parsed.events) if event.uid not in failed]
     if parsed.vevent_count and not keep:
@@ -120,17 +133,18 @@ def _import(
     slots = single_result.slots + series_result.slots
     if failed:
         slots = [slot for slot in slots if parsed.events[slot.event].uid not in failed]
-    digest = hashlib.sha256(source.data).hexdigest()
+    kept_series = [index for index in keep if parsed.events[index].recurs]
+    max_duration = max(longest(slots), longest_span(parsed.events, kept_series))
 
     with store.write() as db:
         db.execute("DELETE FROM occurrences WHERE calendar_id = ?", [calendar.id])
         db.execute("DELETE FROM events WHERE calendar_id = ?", [calendar.id])
         event_ids = insert_events(db, calendar.id, events)
-        insert_slots(db, calendar.id, dict(zip(keep, event_ids, strict=True)), slots)
+        insert_slots(db, calendar.id, slots, dict(zip(keep, event_ids, strict=True)))
         db.execute(
             """UPDATE calendars SET zone = ?, version = version + 1, imported_at = ?, source = ?,
-                   source_sha256 = ?, source_name = ?, source_tz = ?, vtimezones = ?,
-                   event_count = ?, indexed_from = ?, indexed_until = ?, max_duration = ?
+                   source_sha256 = ?, source_name = ?, vtimezones = ?, event_count = ?,
+                   indexed_from = ?, indexed_until = ?, max_duration = ?
                WHERE id = ?""",
             [
                 zone_name,
@@ -138,12 +152,11 @@ def _import(
                 location,
                 digest,
                 parsed.name,
-                parsed.tz,
                 parsed.vtimezones,
                 len(events),
                 window[0],
                 window[1],
-                longest(slots),
+                max_duration,
                 calendar.id,
             ],
         )
@@ -165,3 +178,15 @@ def _import(
         occurrences=len(slots),
         warnings=problems,
     )
+
+
+def normalize_recurrence_ids(events: list[SourceEvent], zone: ZoneInfo) -> None:
+    """A floating RECURRENCE-ID is a time in the calendar's zone: name it in UTC like the rest.
+
+    Instances of a series are named by their UTC start (see index), so an override
+    must use the same form to be recognisable as the same instance.
+    """
+    for event in events:
+        if event.recurrence_id and len(event.recurrence_id) == 15:  # YYYYMMDDTHHMMSS, no Z
+            floating = datetime.strptime(event.recurrence_id, "%Y%m%dT%H%M%S")
+            event.recurrence_id = time_key(floating.replace(tzinfo=zone))

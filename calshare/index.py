@@ -4,7 +4,10 @@
 (calendar_id, start_ts). An occurrence that starts before A can still overlap
 it, by at most the calendar's longest event, so the scan starts that much
 earlier. Single events are always indexed; recurring series only over the
-calendar's indexed span, which grows when a query reaches past it.
+calendar's indexed span, which grows when a query reaches past it, but never
+further than ``calendars.index_limit_years`` from now: a query beyond that is
+expanded for its window alone and nothing is stored, so one far-away query can
+neither fill the disk nor hold the write lock for long.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from time import gmtime, strftime
+from typing import Any
 
 from sqlite_utils import Database
 
-from calshare.bulk import paused_gc
 from calshare.busy import Busy
 from calshare.calendars import Calendar, get_calendar
 from calshare.errors import StoreError
 from calshare.expansion import Slot, expand_series, group_by_uid
-from calshare.ics_reader import SourceEvent, read_calendar
+from calshare.ics_reader import SourceEvent, read_calendar, wrap_calendar
 from calshare.occurrence import Occurrence
 from calshare.store import Store
 
@@ -32,24 +35,30 @@ log = logging.getLogger(__name__)
 # When a query reaches past the indexed span, index this much more than asked,
 # so that paging through months does not re-expand every series each time.
 EXTENSION_SLACK = 90 * 86400
-
+YEAR = 366 * 86400
 
 _EVENT_COLUMNS = (
-    "id, calendar_id, uid, recurrence_id, source_tz, line, recurs, tzid, busy, status, private, "
+    "id, calendar_id, uid, recurrence_id, source_tz, line, recurs, busy, status, private, "
     "summary, location, description, organizer, attendees, categories, url, ical"
+)
+_EVENT_FIELDS = (
+    "e.recurs, e.recurrence_id, e.uid, e.busy, e.status, e.private, e.summary, e.location,"
+    " e.description, e.organizer, e.attendees, e.categories, e.url"
 )
 
 
 def insert_events(db: Database, calendar_id: int, events: Sequence[SourceEvent]) -> list[int]:
     """Store events as imported; returns their row ids in the same order.
 
-    Ids are handed out here (inside the caller's write transaction, which holds
-    the lock) so that one executemany can insert them all.
+    Ids are handed out here, after the highest ever used (AUTOINCREMENT keeps that
+    in sqlite_sequence), inside the caller's write transaction, which holds the
+    lock: so one executemany inserts them all, and no id is ever used twice.
     """
-    first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0])
+    row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    first = (int(row[0]) if row else 0) + 1
     ids = list(range(first, first + len(events)))
     db.conn.executemany(
-        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 18)})",
         [
             (
                 event_id,
@@ -59,7 +68,6 @@ def insert_events(db: Database, calendar_id: int, events: Sequence[SourceEvent])
                 event.source_tz,
                 event.line,
                 int(event.recurs),
-                event.tzid,
                 str(event.busy),
                 event.status,
                 int(event.private),
@@ -81,15 +89,24 @@ def insert_events(db: Database, calendar_id: int, events: Sequence[SourceEvent])
 def insert_slots(
     db: Database,
     calendar_id: int,
-    event_ids: Mapping[int, int] | Sequence[int],
     slots: Iterable[Slot],
+    event_ids: Mapping[int, int] | Sequence[int] | None = None,
 ) -> None:
-    """Index occurrences; ``event_ids`` maps a slot's event position to its row id."""
+    """Index occurrences. ``event_ids`` maps a slot's event position to its row id;
+    without it, a slot's ``event`` is the row id already."""
     db.conn.executemany(
         """INSERT INTO occurrences (calendar_id, event_id, start_ts, end_ts, start, end, all_day)
            VALUES (?, ?, ?, ?, ?, ?, ?)""",
         (
-            (calendar_id, event_ids[event], start_ts, end_ts, start, end, all_day)
+            (
+                calendar_id,
+                event if event_ids is None else event_ids[event],
+                start_ts,
+                end_ts,
+                start,
+                end,
+                all_day,
+            )
             for event, start_ts, end_ts, start, end, all_day in slots
         ),
     )
@@ -99,30 +116,65 @@ def longest(slots: Sequence[Slot]) -> int:
     return max((slot.end_ts - slot.start_ts for slot in slots), default=0)
 
 
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+
+
 def occurrences_between(
-    store: Store, calendar: Calendar, start: datetime, end: datetime
+    store: Store,
+    calendar: Calendar,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    limit_years: int = 10,
 ) -> list[Occurrence]:
     """Every occurrence overlapping [start, end), in time order, unfiltered."""
     start_ts, end_ts = int(start.timestamp()), int(end.timestamp())
-    calendar = ensure_indexed(store, calendar, start_ts, end_ts)
+    if calendar.indexed_from is None:
+        return []  # never imported
+    now_ts = int(now.timestamp())
+    limits = _Span(now_ts - limit_years * YEAR, now_ts + limit_years * YEAR)
+    calendar = ensure_indexed(store, calendar, start_ts, end_ts, limits)
+    low = start_ts - calendar.max_duration
     rows = store.db.conn.execute(
-        """SELECT o.start_ts, o.start, o.end, o.all_day, e.recurs, e.recurrence_id, e.uid, e.busy,
-                  e.status, e.private, e.summary, e.location, e.description, e.organizer,
-                  e.attendees, e.categories, e.url
-           FROM occurrences o JOIN events e ON e.id = o.event_id
-           WHERE o.calendar_id = ? AND o.start_ts >= ? AND o.start_ts < ?
-             AND (o.end_ts > ? OR o.start_ts >= ?)
-           ORDER BY o.start_ts, e.uid""",
-        (calendar.id, start_ts - calendar.max_duration, end_ts, start_ts, start_ts),
-    )
+        f"""SELECT o.start_ts, o.start, o.end, o.all_day, {_EVENT_FIELDS}
+            FROM occurrences o JOIN events e ON e.id = o.event_id
+            WHERE o.calendar_id = ? AND o.start_ts >= ? AND o.start_ts < ?
+              AND (o.end_ts > ? OR o.start_ts >= ?)
+            ORDER BY o.start_ts, e.uid""",
+        (calendar.id, low, end_ts, start_ts, start_ts),
+    ).fetchall()
+    # What the index does not hold (series beyond the limits) is expanded for this
+    # window only, and not stored.
+    unindexed = _uncovered(calendar, _Span(low, end_ts))
+    if unindexed and _has_series(store.db, calendar.id):
+        slots = _expand_stored(store.db, calendar, unindexed)
+        fields = _event_fields(store.db, {slot.event for slot in slots})
+        for slot in slots:
+            if slot.start_ts < end_ts and (slot.end_ts > start_ts or slot.start_ts >= start_ts):
+                rows.append(
+                    (slot.start_ts, slot.start, slot.end, slot.all_day, *fields[slot.event])
+                )
+        rows.sort(key=lambda row: (row[0], row[6]))
     return [_occurrence(row) for row in rows]
+
+
+def _event_fields(db: Database, event_ids: set[int]) -> dict[int, tuple[Any, ...]]:
+    marks = ", ".join("?" * len(event_ids))
+    found = db.execute(
+        f"SELECT e.id, {_EVENT_FIELDS} FROM events e WHERE e.id IN ({marks})", list(event_ids)
+    ).fetchall()
+    return {row[0]: tuple(row[1:]) for row in found}
 
 
 def _time(text: str, all_day: int) -> date | datetime:
     return date.fromisoformat(text) if all_day else datetime.fromisoformat(text)
 
 
-def _occurrence(row: tuple) -> Occurrence:  # type: ignore[type-arg]
+def _occurrence(row: tuple[Any, ...]) -> Occurrence:
     (
         start_ts,
         start,
@@ -143,7 +195,8 @@ def _occurrence(row: tuple) -> Occurrence:  # type: ignore[type-arg]
         url,
     ) = row
     if rid is None and recurs:
-        # An instance of a series is named by its start, in iCalendar's basic form.
+        # An instance of a series is named by its start, in iCalendar's basic form, in
+        # UTC (overrides' RECURRENCE-IDs are stored the same way, see the importer).
         rid = start.replace("-", "") if all_day else strftime("%Y%m%dT%H%M%SZ", gmtime(start_ts))
     return Occurrence(
         uid=uid,
@@ -164,64 +217,75 @@ def _occurrence(row: tuple) -> Occurrence:  # type: ignore[type-arg]
     )
 
 
-@dataclass(frozen=True)
-class _Span:
-    start: int
-    end: int
-
-
-def _missing(calendar: Calendar, start_ts: int, end_ts: int) -> list[_Span]:
+def _uncovered(calendar: Calendar, wanted: _Span) -> list[_Span]:
+    """The parts of ``wanted`` outside the calendar's indexed span."""
     low, high = calendar.indexed_from, calendar.indexed_until
     if low is None or high is None:
-        return []  # never imported: nothing to extend
+        return []
+    parts = []
+    if wanted.start < low:
+        parts.append(_Span(wanted.start, min(wanted.end, low)))
+    if wanted.end > high:
+        parts.append(_Span(max(wanted.start, high), wanted.end))
+    return [part for part in parts if part.start < part.end]
+
+
+def _extension(calendar: Calendar, start_ts: int, end_ts: int, limits: _Span) -> list[_Span]:
+    """What to add to the index for this query, with slack and within limits.
+
+    Always adjoining the indexed span, so that it stays one span without holes.
+    """
+    low, high = calendar.indexed_from, calendar.indexed_until
+    if low is None or high is None:
+        return []
+    parts = []
     wanted_from = start_ts - calendar.max_duration
-    spans = []
     if wanted_from < low:
-        spans.append(_Span(wanted_from - EXTENSION_SLACK, low))
+        parts.append(_Span(max(wanted_from - EXTENSION_SLACK, limits.start), low))
     if end_ts > high:
-        spans.append(_Span(high, end_ts + EXTENSION_SLACK))
-    return spans
+        parts.append(_Span(high, min(end_ts + EXTENSION_SLACK, limits.end)))
+    return [part for part in parts if part.start < part.end]
 
 
-def ensure_indexed(store: Store, calendar: Calendar, start_ts: int, end_ts: int) -> Calendar:
-    """Extend the calendar's indexed span of recurring series to cover [start_ts, end_ts)."""
-    if not _missing(calendar, start_ts, end_ts) or not _has_series(store.db, calendar.id):
+def ensure_indexed(
+    store: Store, calendar: Calendar, start_ts: int, end_ts: int, limits: _Span
+) -> Calendar:
+    """Extend the indexed span of recurring series towards [start_ts, end_ts), within limits.
+
+    The expansion runs before the write transaction, which then only inserts; if
+    the calendar changed meanwhile (another import or extension), the work is
+    dropped and the query reads what is there.
+    """
+    spans = _extension(calendar, start_ts, end_ts, limits)
+    if not spans or not _has_series(store.db, calendar.id):
         return calendar
-    with store.write() as db, paused_gc():
-        calendar = get_calendar(db, calendar.name)  # another process may have extended it
-        spans = _missing(calendar, start_ts, end_ts)
-        low, high = calendar.indexed_from, calendar.indexed_until
-        if not spans or low is None or high is None:
-            return calendar
-        rows = list(
-            db.execute(
-                "SELECT id, line, ical, source_tz FROM events"
-                " WHERE calendar_id = ? AND recurs = 1 ORDER BY id",
-                [calendar.id],
-            )
-        )
-        events, event_ids = _reparse(calendar, rows)
-        _, series = group_by_uid(events)
-        added: list[Slot] = []
-        for span in spans:
-            found = expand_series(events, series, calendar.zoneinfo, span.start, span.end)
-            for warning in found.warnings:
-                log.warning("calendar %s: %s", calendar.name, warning)
-            added.extend(found.slots)
-        insert_slots(db, calendar.id, event_ids, added)
-        new_from = min(span.start for span in [*spans, _Span(low, high)])
-        new_until = max(span.end for span in [*spans, _Span(low, high)])
+    slots = _expand_stored(store.db, calendar, spans)
+    with store.write() as db:
+        current = get_calendar(db, calendar.name)
+        if (current.version, current.indexed_from, current.indexed_until) != (
+            calendar.version,
+            calendar.indexed_from,
+            calendar.indexed_until,
+        ):
+            return current
+        insert_slots(db, calendar.id, slots)
+        covered = [
+            *spans,
+            _Span(calendar.indexed_from or start_ts, calendar.indexed_until or end_ts),
+        ]
+        new_from = min(span.start for span in covered)
+        new_until = max(span.end for span in covered)
         db.execute(
             "UPDATE calendars SET indexed_from = ?, indexed_until = ?, max_duration = ?"
             " WHERE id = ?",
-            [new_from, new_until, max(calendar.max_duration, longest(added)), calendar.id],
+            [new_from, new_until, max(calendar.max_duration, longest(slots)), calendar.id],
         )
         log.info(
-            "calendar %s: indexed %d more occurrences (%s .. %s)",
+            "calendar %s: indexed %d more occurrences, now %d .. %d",
             calendar.name,
-            len(added),
-            datetime.fromtimestamp(new_from, UTC).date(),
-            datetime.fromtimestamp(new_until, UTC).date(),
+            len(slots),
+            new_from,
+            new_until,
         )
         return get_calendar(db, calendar.name)
 
@@ -231,6 +295,24 @@ def _has_series(db: Database, calendar_id: int) -> bool:
         "SELECT 1 FROM events WHERE calendar_id = ? AND recurs = 1 LIMIT 1", [calendar_id]
     )
     return found.fetchone() is not None
+
+
+def _expand_stored(db: Database, calendar: Calendar, spans: Sequence[_Span]) -> list[Slot]:
+    """Occurrences of the stored series starting in ``spans``; ``event`` is the row id."""
+    rows = db.execute(
+        "SELECT id, line, ical, source_tz FROM events"
+        " WHERE calendar_id = ? AND recurs = 1 ORDER BY id",
+        [calendar.id],
+    ).fetchall()
+    events, ids = _reparse(calendar, rows)
+    _, series = group_by_uid(events)
+    slots: list[Slot] = []
+    for span in spans:
+        found = expand_series(events, series, calendar.zoneinfo, span.start, span.end)
+        for warning in found.warnings:
+            log.warning("calendar %s: %s", calendar.name, warning)
+        slots.extend(slot._replace(event=ids[slot.event]) for slot in found.slots)
+    return slots
 
 
 def _reparse(
@@ -244,16 +326,17 @@ def _reparse(
     by_tz: dict[str | None, list[tuple[int, int, str, str | None]]] = {}
     for row in rows:
         by_tz.setdefault(row[3], []).append(row)
-    text = ""
-    for tz, group in by_tz.items():
-        text += "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n" + (f"X-WR-TIMEZONE:{tz}\r\n" if tz else "")
-        text += calendar.vtimezones + "".join(row[2] for row in group) + "END:VCALENDAR\r\n"
-    rows = [row for group in by_tz.values() for row in group]
+    text = "".join(
+        wrap_calendar(calendar.vtimezones + "".join(row[2] for row in group), x_wr_timezone=tz)
+        for tz, group in by_tz.items()
+    )
+    ordered = [row for group in by_tz.values() for row in group]
     parsed = read_calendar(text.encode("utf-8", "surrogatepass"), f"calendar {calendar.name}")
-    if len(parsed.events) != len(rows):
+    if len(parsed.events) != len(ordered):
         raise StoreError(
             f"calendar {calendar.name}: stored events no longer parse; import it again"
         )
-    for event, row in zip(parsed.events, rows, strict=True):
+    for event, row in zip(parsed.events, ordered, strict=True):
         event.line = row[1]
-    return parsed.events, [row[0] for row in rows]
+        event.recurs = True
+    return parsed.events, [row[0] for row in ordered]

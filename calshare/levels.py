@@ -8,7 +8,9 @@ all render its result, so a field hidden in one output is hidden in all.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
+from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -63,33 +65,51 @@ def lower_of(first: Level, second: Level) -> Level:
     return first if first.rank <= second.rank else second
 
 
-def opaque_uid(uid: str) -> str:
+def opaque_uid(uid: str, key: bytes = b"") -> str:
     """A stable stand-in for a UID: some producers write names or subjects into UIDs.
 
-    A stand-in is left as it is, so filtering twice gives what filtering once gives.
+    Keyed (HMAC-SHA256 with the installation's key, see Store.uid_key), so that a
+    viewer who knows or guesses a UID cannot tell which busy block it is. A stand-in
+    is left as it is, so filtering twice gives what filtering once gives.
     """
     if _OPAQUE_UID.fullmatch(uid):
         return uid
-    return "busy-" + hashlib.sha256(uid.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    digest = hmac.new(key, uid.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    return "busy-" + digest[:32]
 
 
 def filter_occurrence(
-    occurrence: Occurrence, level: Level, *, include_private: bool = False
+    occurrence: Occurrence,
+    level: Level,
+    *,
+    include_private: bool = False,
+    zone: tzinfo | None = None,
+    uid_key: bytes = b"",
 ) -> Occurrence:
     """What a viewer at ``level`` may see of ``occurrence``.
 
     Private items (CLASS:PRIVATE, CONFIDENTIAL or unknown) are reduced to busy
-    time at every level unless the owner chose to include them. At free-busy, and
-    for reduced items, even the UID is replaced, since UIDs can carry text.
+    time at every level unless the owner chose to include them. Where the UID is
+    hidden (free-busy, reduced items), so is everything that tells which event it
+    is or where it happens: the UID becomes a keyed stand-in, the RECURRENCE-ID
+    goes, and times are given in the calendar's ``zone`` rather than the event's
+    own (an event kept in Asia/Tokyo would say where it takes place).
     """
     reduced = occurrence.private and not include_private
     if level is Level.DETAILS and not reduced:
         return occurrence  # nothing to hide: the owner's own view, or a public item
     shown = frozenset() if reduced else _SHOWN[level]
     hidden = {name: empty for name, empty in _EMPTY.items() if name not in shown}
-    show_uid = not reduced and level is not Level.FREE_BUSY
+    if not reduced and level is not Level.FREE_BUSY:
+        return occurrence._replace(**hidden)
+    start, end = occurrence.start, occurrence.end
+    if zone is not None and isinstance(start, datetime) and isinstance(end, datetime):
+        start, end = start.astimezone(zone), end.astimezone(zone)
     return occurrence._replace(
-        uid=occurrence.uid if show_uid else opaque_uid(occurrence.uid),
-        private=occurrence.private and not reduced and level is not Level.FREE_BUSY,
+        uid=opaque_uid(occurrence.uid, uid_key),
+        recurrence_id=None,
+        private=False,
+        start=start,
+        end=end,
         **hidden,
     )

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from calshare import __version__
@@ -40,11 +41,21 @@ def is_url(location: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL without path, query or credentials: safe to print and log."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    """The URL without path, query or credentials: safe to print and log.
+
+    Raises FetchError for a URL that cannot even be taken apart (a bad port, a
+    broken IPv6 literal), since such a URL can be neither fetched nor shown.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError as exc:
+        raise FetchError(f"That URL cannot be used: {exc}") from None
+    if ":" in host:
+        host = f"[{host}]"
+    if port:
+        host = f"{host}:{port}"
     hidden = parts.path not in ("", "/") or parts.query
     return f"{parts.scheme}://{host}/" + ("…" if hidden else "")
 
@@ -122,22 +133,50 @@ class _Watchdog:
 
 
 def _shut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, even for TLS: SSLSocket.shutdown would tear down
+    # the TLS state under the reader's feet in the other thread.
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow at most a few redirects, and only to http(s): never to ftp: or file:."""
+
+    max_redirections = 5
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise FetchError(
+                f"Could not fetch {redact(req.full_url)}: it redirects away from http(s)"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
-    """urllib's opener, with connections that hand their socket to the watchdog."""
+    """An opener for http(s) only, whose connections hand their socket to the watchdog.
 
-    class HTTPConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            super().connect()
-            watchdog.watch(self.sock)
+    Built by hand rather than with build_opener, which would add handlers for ftp:,
+    file: and data: URLs that a redirect could lead to, outside the watchdog.
+    """
 
-    class HTTPSConnection(http.client.HTTPSConnection):
+    class WatchedConnection:
         def connect(self) -> None:
-            super().connect()
-            watchdog.watch(self.sock)
+            super().connect()  # type: ignore[misc]
+            watchdog.watch(self.sock)  # type: ignore[attr-defined]
+
+    class HTTPConnection(WatchedConnection, http.client.HTTPConnection):
+        pass
+
+    class HTTPSConnection(WatchedConnection, http.client.HTTPSConnection):
+        pass
 
     class HTTPHandler(urllib.request.HTTPHandler):
         def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
@@ -147,7 +186,18 @@ def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
         def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
             return self.do_open(HTTPSConnection, req, context=ssl.create_default_context())
 
-    return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        HTTPHandler(),
+        HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _HttpOnlyRedirects(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
 
 
 def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
@@ -190,9 +240,13 @@ def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
 
 def _failure(exc: Exception, timeout: float) -> str:
     if isinstance(exc, urllib.error.HTTPError):
+        if 300 <= exc.code < 400:  # urllib's own refusal names the target: keep it out
+            return f"HTTP {exc.code}: it redirects somewhere calshare does not follow"
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return _why(exc.reason, timeout)
+    if isinstance(exc, http.client.InvalidURL):
+        return "the URL is not valid (a bad host, port or user part)"
     if isinstance(exc, http.client.HTTPException):
         # BadStatusLine, IncompleteRead, LineTooLong: not OSErrors, and the server's fault.
         return f"its answer is not valid HTTP ({type(exc).__name__})"

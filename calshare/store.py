@@ -9,6 +9,7 @@ queue on the busy timeout instead of failing half-way.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,7 +45,6 @@ def _schema_1(db: Database) -> None:
             source TEXT,
             source_sha256 TEXT,
             source_name TEXT,
-            source_tz TEXT,
             vtimezones TEXT NOT NULL DEFAULT '',
             event_count INTEGER NOT NULL DEFAULT 0,
             indexed_from INTEGER,
@@ -53,14 +53,13 @@ def _schema_1(db: Database) -> None:
         )""",
         "CREATE INDEX calendars_owner ON calendars(owner_id)",
         """CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
             uid TEXT NOT NULL,
             recurrence_id TEXT,
             source_tz TEXT,
             line INTEGER NOT NULL,
             recurs INTEGER NOT NULL,
-            tzid TEXT,
             busy TEXT NOT NULL,
             status TEXT,
             private INTEGER NOT NULL,
@@ -153,9 +152,16 @@ def _schema_2(db: Database) -> None:
             detail TEXT NOT NULL DEFAULT ''
         )""",
         "CREATE INDEX audit_calendar ON audit(calendar_id, at)",
+        """CREATE TABLE meta (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
     ]
     for statement in statements:
         db.execute(statement)
+    # The key that turns UIDs into stand-ins at hidden levels: without it, a viewer
+    # who knows or guesses a UID could tell which busy block is that event.
+    db.execute("INSERT INTO meta (name, value) VALUES ('uid_key', ?)", [secrets.token_hex(32)])
 
 
 # Append only: a migration, once released, never changes. The index is the version.
@@ -242,13 +248,27 @@ class Store:
             return StoreError(f"Cannot write to the database {self.path}: {exc}")
         return None
 
+    def meta(self, name: str) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", [name]).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path} lacks its {name!r}; it was not made by calshare")
+        return str(row[0])
+
+    @property
+    def uid_key(self) -> bytes:
+        """The key for stand-in UIDs (see levels.opaque_uid)."""
+        return bytes.fromhex(self.meta("uid_key"))
+
     @property
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
+        """Bring the schema up to date; a current database is only read, never locked."""
+        if self.schema_version == SCHEMA_VERSION:
+            return
         with self.write() as db:
-            current = self.schema_version
+            current = self.schema_version  # again, under the lock: another process may have won
             if current > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} was written by a newer calshare (schema {current}; "

@@ -38,6 +38,7 @@ def test_add_list_import_and_events(cli: Cli, tmp_path: Path) -> None:
     assert imported | {"warnings": []} == {
         "calendar": "project",
         "source": str(path),
+        "unchanged": False,
         "events": 1,
         "series": 0,
         "occurrences": 1,
@@ -87,7 +88,7 @@ def test_errors_are_one_line_with_exit_2(cli: Cli, args: list[str], fragments: l
         (["--from", "yesterdayish", "--to", "2026-01-02"], "is not a date"),
         (["--from", "2026-02-01", "--to", "2026-01-01"], "is not after"),
         (["--from", "1900-01-01", "--to", "2100-01-01"], "longer than 100 years"),
-        (["--from", "2026-01-01", "--to", "2026-01-02", "--level", "everything"], "invalid choice"),
+        (["--from", "2026-01-01", "--to", "2026-01-02", "--level", "everything"], "Unknown level"),
     ],
 )
 def test_bad_windows_and_levels(cli: Cli, window: list[str], fragment: str) -> None:
@@ -131,3 +132,40 @@ def test_console_script_exits_2_with_one_line(tmp_path: Path) -> None:
         [str(script), "--version"], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert version.stdout.startswith("calshare ")
+
+
+@pytest.mark.parametrize(
+    "start", ["9999-12-31", "+99999999", "0001-01-01", "1850-01-01", "2250-06-01"]
+)
+def test_dates_out_of_range_are_one_line_errors(cli: Cli, start: str) -> None:
+    assert cli("calendar", "add", "a", "--owner", "a@example.org").code == 0
+    assert_one_line_error(cli("events", "a", "--from", start, "--to", start))
+
+
+def test_terminal_control_characters_never_reach_the_terminal(cli: Cli, tmp_path: Path) -> None:
+    assert cli("calendar", "add", "a", "--owner", "a@example.org").code == 0
+    result = cli("calendar", "import", "a", str(tmp_path / "x\x1b[2Jy.ics"))
+    assert_one_line_error(result, "No such file")
+    assert "\x1b" not in result.err
+
+
+def test_hidden_levels_give_times_in_the_calendars_zone(cli: Cli, tmp_path: Path) -> None:
+    """An event kept in Asia/Tokyo would say where it happens; free-busy shows Oslo time."""
+    assert cli("calendar", "add", "a", "--owner", "a@example.org", "--tz", "Europe/Oslo").code == 0
+    path = tmp_path / "t.ics"
+    path.write_bytes(
+        calendar(
+            "UID:tokyo-trip\nSUMMARY:Sales\nDTSTART;TZID=Asia/Tokyo:20261203T100000\n"
+            "DTEND;TZID=Asia/Tokyo:20261203T110000",
+            timezones="",
+        )
+    )
+    assert cli("calendar", "import", "a", str(path)).code == 0
+    window = ("--from", "2026-12-03", "--to", "2026-12-03", "--json")
+    (owner,) = cli("events", "a", *window).json()
+    assert owner["start"] == "2026-12-03T10:00:00+09:00"
+    (hidden,) = cli("events", "a", *window, "--level", "free-busy").json()
+    assert hidden["start"] == "2026-12-03T02:00:00+01:00"
+    assert "tokyo" not in hidden["uid"]
+    (titles,) = cli("events", "a", *window, "--level", "titles").json()
+    assert titles["start"] == owner["start"] and titles["uid"] == "tokyo-trip"

@@ -266,3 +266,70 @@ def test_an_iso_datetime_window_is_exact(cli: Cli, load) -> None:
     assert events(cli, "2026-12-01T10:00:00+00:00", "2026-12-01T11:00:00+00:00") == []
     assert len(events(cli, "2026-12-01T09:59:00+00:00", "2026-12-01T11:00:00+00:00")) == 1
     assert datetime.fromisoformat("2026-12-01T09:00:00+00:00").tzinfo == UTC
+
+
+def test_a_long_series_outside_the_horizon_is_found_on_the_first_query(cli: Cli, load) -> None:
+    """The scan's reach comes from the events' own length, not from what is indexed."""
+    load(
+        calendar(
+            "UID:semester\nSUMMARY:Semester\nDTSTART;VALUE=DATE:20200815\n"
+            "DTEND;VALUE=DATE:20201213\nRRULE:FREQ=YEARLY;COUNT=3",
+            "UID:leave\nSUMMARY:Leave\nDTSTART;VALUE=DATE:20261001\nDTEND;VALUE=DATE:20261215\n"
+            "RRULE:FREQ=YEARLY;INTERVAL=3",
+        )
+    )
+    first = events(cli, "2021-12-10", "2021-12-10")
+    assert [(e["uid"], e["start"], e["end"]) for e in first] == [
+        ("semester", "2021-08-15", "2021-12-13")
+    ]
+    # Started before the import's horizon (31 days back), still going today.
+    assert [e["uid"] for e in events(cli, "today", "+1")] == ["leave"]
+
+
+def test_a_far_query_stores_nothing_beyond_the_limit(cli: Cli, load, store) -> None:
+    load(
+        calendar(
+            "UID:weekly\nSUMMARY:Weekly\nRRULE:FREQ=WEEKLY\n"
+            "DTSTART;TZID=Europe/Oslo:20260105T090000\nDTEND;TZID=Europe/Oslo:20260105T100000"
+        )
+    )
+    limit = {"CALSHARE_CALENDARS_INDEX_LIMIT_YEARS": "2"}
+    result = cli("events", "cal", "--from", "2045-01-01", "--to", "2045-01-31", "--json", env=limit)
+    assert [e["start"][:10] for e in result.json()] == [
+        "2045-01-02",
+        "2045-01-09",
+        "2045-01-16",
+        "2045-01-23",
+        "2045-01-30",
+    ]
+    until = store.db.execute("SELECT max(start_ts) FROM occurrences").fetchone()[0]
+    assert until < datetime(2029, 1, 1, tzinfo=UTC).timestamp()  # within now + 2 years
+
+
+def test_floating_series_name_their_instances_alike(cli: Cli, load) -> None:
+    """An override's floating RECURRENCE-ID and the series' own instances share one form."""
+    load(
+        calendar(
+            "UID:f\nSUMMARY:F\nDTSTART:20261201T090000\nDTEND:20261201T100000\n"
+            "RRULE:FREQ=WEEKLY;COUNT=3",
+            "UID:f\nRECURRENCE-ID:20261208T090000\nSUMMARY:F moved\n"
+            "DTSTART:20261208T110000\nDTEND:20261208T120000",
+        )
+    )
+    ids = [e["recurrence_id"] for e in events(cli, "2026-12-01", "2026-12-31")]
+    assert ids == ["20261201T080000Z", "20261208T080000Z", "20261215T080000Z"]
+
+
+def test_an_unchanged_source_is_not_imported_again(cli: Cli, load, tmp_path: Path) -> None:
+    load(calendar("UID:a\nSUMMARY:A\nDTSTART:20261201T090000Z"))
+    again = cli("calendar", "import", "cal", str(tmp_path / "cal.ics"), "--json").json()
+    assert again["unchanged"] is True
+    assert cli("calendar", "list", "--json").json()[0]["version"] == 1
+
+
+def test_a_utf16_export_is_read(cli: Cli, load, tmp_path: Path) -> None:
+    text = calendar("UID:u\nSUMMARY:Møte på Ålesund\nDTSTART:20261201T090000Z").decode()
+    result = load(text.encode("utf-16"))
+    assert "UTF-16" in result.err
+    (event,) = events(cli, "2026-12-01", "2026-12-01")
+    assert event["summary"] == "Møte på Ålesund"

@@ -722,3 +722,40 @@ def test_no_test_server_thread_is_left_running() -> None:
     """Runs after the network tests in this file: every server thread was joined."""
     names = {thread.name for thread in threading.enumerate()}
     assert not {name for name in names if name.startswith("test-")}, names
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1:9/passwd", "file:///etc/passwd"])
+def test_a_redirect_away_from_http_is_refused(cli: Cli, target: str) -> None:
+    """urllib would follow a 302 to ftp: or file:, outside our deadline and our reach."""
+    import http.server
+    import threading
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/secret-path/cal.ics"
+        result = import_(cli, url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert result.code == 2 and "redirect" in result.err
+    assert "secret-path" not in result.err and "passwd" not in result.err
+
+
+@pytest.mark.parametrize("url", ["http://[abc/x.ics", "http://example.org:99999/x.ics"])
+@pytest.mark.usefixtures("unchanged")
+def test_urls_that_cannot_be_parsed_are_one_line_errors(cli: Cli, url: str) -> None:
+    result = import_(cli, url)
+    assert result.code == 2 and result.err.startswith("calshare: error: That URL cannot be used")

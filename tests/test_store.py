@@ -75,3 +75,20 @@ def test_second_writer_waits_for_the_first(tmp_path: Path) -> None:
         with second.write() as db:  # the lock is free again
             db.execute("INSERT INTO owners (email, created_at) VALUES ('b@example.org', 'now')")
         assert first.db.execute("SELECT count(*) FROM owners").fetchone()[0] == 1
+
+
+def test_opening_a_current_database_takes_no_write_lock(tmp_path: Path) -> None:
+    """Readers (calendar list, feeds) must not wait for a writer in WAL mode."""
+    path = tmp_path / "calshare.db"
+    with (
+        Store.open(path) as writer,
+        writer.write(),
+        Store.open(path, busy_timeout_ms=100) as reader,
+    ):
+        assert reader.db.execute("SELECT count(*) FROM calendars").fetchone()[0] == 0
+
+
+def test_each_database_has_its_own_uid_key(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "a.db") as one, Store.open(tmp_path / "b.db") as two:
+        assert len(one.uid_key) == 32
+        assert one.uid_key != two.uid_key
