@@ -191,6 +191,9 @@ class Store:
                 db.execute("PRAGMA foreign_keys = ON")
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = FULL")
+                # Freed pages are zeroed: a sent mail's bytes (and its token) do not
+                # linger in the file, whatever the SQLite build's default.
+                db.execute("PRAGMA secure_delete = ON")
             store = cls(db, path)
             store._migrate()
         except sqlite3.DatabaseError as exc:
@@ -211,8 +214,12 @@ class Store:
         self.close()
 
     @contextmanager
-    def write(self) -> Iterator[Database]:
+    def write(self, *, durable: bool = True) -> Iterator[Database]:
         """One write transaction, all or nothing, holding the write lock from the start.
+
+        ``durable=False`` commits with synchronous=NORMAL: safe against a killed
+        process, not against a power cut. Only for records whose loss costs a
+        repeat, never data (the outbox's "sent" marks).
 
         Storage trouble (locked past the timeout, disk full, read-only file)
         becomes a StoreError the edges can answer (exit 2, SMTP 451); anything
@@ -221,6 +228,8 @@ class Store:
         conn = self.db.conn
         if conn.in_transaction:
             raise RuntimeError("nested write transaction")
+        if not durable:
+            conn.execute("PRAGMA synchronous = NORMAL")
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -236,6 +245,9 @@ class Store:
             if problem is None:
                 raise
             raise problem from None
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous = FULL")
 
     def _storage_problem(self, exc: sqlite3.OperationalError) -> StoreError | None:
         text = str(exc).lower()

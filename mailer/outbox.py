@@ -55,12 +55,18 @@ def enqueue(
 def cancel(db: Database, share_id: int, kinds: Sequence[str]) -> int:
     """Drop queued mails of a share that no longer hold (a superseded invitation)."""
     marks = ", ".join("?" * len(kinds))
+    # A mail being sent right now is cancelled too: the sender checks before each send.
     cursor = db.execute(
         f"""UPDATE outbox SET status = ?, raw = NULL
-            WHERE share_id = ? AND status = ? AND kind IN ({marks})""",
-        [CANCELLED, share_id, QUEUED, *kinds],
+            WHERE share_id = ? AND status IN (?, ?) AND kind IN ({marks})""",
+        [CANCELLED, share_id, QUEUED, SENDING, *kinds],
     )
     return cursor.rowcount
+
+
+def still_claimed(db: Database, mail_id: int) -> bool:
+    row = db.execute("SELECT status FROM outbox WHERE id = ?", [mail_id]).fetchone()
+    return row is not None and row[0] == SENDING
 
 
 @dataclass(frozen=True)
@@ -160,16 +166,16 @@ def mark_sent(db: Database, mail_id: int, now: datetime) -> None:
 def mark_deferred(db: Database, mail_id: int, error: str, next_ts: int) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
-        " next_attempt_at = ? WHERE id = ?",
-        [QUEUED, error, next_ts, mail_id],
+        " next_attempt_at = ? WHERE id = ? AND status = ?",
+        [QUEUED, error, next_ts, mail_id, SENDING],
     )
 
 
 def mark_failed(db: Database, mail_id: int, error: str) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, raw = NULL, attempts = attempts + 1, last_error = ?"
-        " WHERE id = ?",
-        [FAILED, error, mail_id],
+        " WHERE id = ? AND status = ?",
+        [FAILED, error, mail_id, SENDING],
     )
 
 

@@ -108,10 +108,7 @@ async def flush(
                 if not batch:
                     break
                 after_id = batch[-1].id
-                outcomes, untried = await _deliver(transport, batch)
-                with store.write() as db:
-                    _record(db, outcomes, untried, settings.outbox, clock.now(), result)
-                if untried:
+                if not await _deliver(store, transport, batch, settings.outbox, clock, result):
                     break  # the relay cannot be reached: the rest waits for the next flush
         finally:
             await transport.close()
@@ -119,23 +116,39 @@ async def flush(
 
 
 async def _deliver(
-    transport: Transport, batch: list[outbox.Claimed]
-) -> tuple[list[_Outcome], list[outbox.Claimed]]:
-    outcomes: list[_Outcome] = []
+    store: Store,
+    transport: Transport,
+    batch: list[outbox.Claimed],
+    settings: OutboxSettings,
+    clock: Clock,
+    result: FlushResult,
+) -> bool:
+    """Send a claimed batch, recording each outcome as it comes; False if the relay is gone.
+
+    Each outcome is committed at once, with ``synchronous=NORMAL`` (survives a killed
+    process, not a power cut): after a crash at most the message in flight is sent
+    again, and losing a mark to a power cut only means a resend, never a lost mail.
+    """
     for position, mail in enumerate(batch):
+        if not outbox.still_claimed(store.db, mail.id):
+            continue  # cancelled since it was claimed (the share was withdrawn)
         try:
             answer = await transport.send(mail.envelope_from, mail.recipients, mail.raw)
+            outcome = _Outcome(mail)
+            log.info(
+                "outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer
+            )
         except TemporaryFailure as exc:
-            outcomes.append(_Outcome(mail, str(exc)))
+            outcome = _Outcome(mail, str(exc))
             if exc.unreachable:
-                return outcomes, batch[position + 1 :]
-            continue
+                with store.write(durable=False) as db:
+                    _record(db, [outcome], batch[position + 1 :], settings, clock.now(), result)
+                return False
         except PermanentFailure as exc:
-            outcomes.append(_Outcome(mail, str(exc), permanent=True))
-            continue
-        log.info("outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer)
-        outcomes.append(_Outcome(mail))
-    return outcomes, []
+            outcome = _Outcome(mail, str(exc), permanent=True)
+        with store.write(durable=False) as db:
+            _record(db, [outcome], [], settings, clock.now(), result)
+    return True
 
 
 def _record(
