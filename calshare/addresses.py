@@ -108,4 +108,8 @@ def parse_mailbox(text: str) -> Mailbox:
     if len(addresses) != 1 or not addresses[0].addr_spec or "@" not in addresses[0].addr_spec:
         raise AddressError(f"{text!r} is not one email address")
     found = addresses[0]
-    return Mailbox(normalize_address(found.addr_spec), found.display_name.strip())
+    name = found.display_name.strip()
+    # The name may come from encoded-words, which can hide line breaks of any kind.
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in name):
+        raise AddressError(f"{text!r} has a line break or control character in its name")
+    return Mailbox(normalize_address(found.addr_spec), name)

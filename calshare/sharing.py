@@ -105,9 +105,12 @@ def share(
     now = clock.now()
     with store.write() as db:
         row = db.execute(
-            "SELECT id, status, level FROM shares WHERE calendar_id = ? AND invitee = ?",
+            "SELECT id, status, level, invitee_name FROM shares"
+            " WHERE calendar_id = ? AND invitee = ?",
             [calendar.id, mailbox.address],
         ).fetchone()
+        if row is not None and not mailbox.display_name and row[3]:
+            mailbox = Mailbox(mailbox.address, row[3])  # the name given before still holds
         if row is not None and row[1] == ACCEPTED:
             share_id = row[0]
             if row[2] == level.value:
@@ -160,7 +163,8 @@ def share(
             share_id = row[0]
             _withdraw(db, share_id, now)
             db.execute(
-                """UPDATE shares SET invitee_name = ?, level = ?, status = ?, lang = ?, message = ?,
+                """UPDATE shares SET invitee_name = COALESCE(NULLIF(?, ''), invitee_name),
+                       level = ?, status = ?, lang = ?, message = ?,
                        invited_at = ?, expires_at = ?, answered_at = NULL, revoked_at = NULL,
                        updated_at = ?
                    WHERE id = ?""",
@@ -237,7 +241,7 @@ def unshare(
             "UPDATE shares SET status = ?, revoked_at = ?, updated_at = ? WHERE id = ?",
             [REVOKED, utc_text(now), utc_text(now), share_id],
         )
-        if settings.mail.notify_unshare and status != UNDELIVERABLE:
+        if settings.mail.notify_unshare and _was_told(db, share_id, status):
             mail = compose.notice(
                 _sender(settings, calendar),
                 Mailbox(mailbox.address, name),
@@ -250,6 +254,22 @@ def unshare(
         _audit(db, now, "unshared", calendar.id, mailbox.address, f"was {status}")
         log.info("share %s -> %s: revoked (was %s)", calendar.name, mailbox.address, status)
         return _load(db, share_id, now)
+
+
+def _was_told(db: Database, share_id: int, status: str) -> bool:
+    """Whether the invitee knows of the share: accepted it, or got an invitation.
+
+    Someone whose invitation was withdrawn before it went out hears nothing.
+    """
+    if status == ACCEPTED:
+        return True
+    if status != INVITED:
+        return False
+    sent = db.execute(
+        "SELECT 1 FROM outbox WHERE share_id = ? AND kind = ? AND status = 'sent' LIMIT 1",
+        [share_id, outbox.INVITATION],
+    ).fetchone()
+    return sent is not None
 
 
 def mark_undeliverable(db: Database, share_id: int, now: datetime, reason: str) -> None:

@@ -9,6 +9,7 @@ instead (``bounces+<key>@…``) so a bounce can be matched to what it bounces.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +21,7 @@ from urllib.parse import quote
 
 from babel.dates import format_date
 
-from calshare.addresses import Mailbox
+from calshare.addresses import Mailbox, normalize_domain
 from calshare.levels import Level
 from mailer import wording
 from mailer.headers import check_generated
@@ -60,13 +61,30 @@ class Sender:
 
     @property
     def owner_name(self) -> str:
-        return self.owner.display_name or self.owner.address
+        return clean(self.owner.display_name) or self.owner.address
 
     def from_header(self) -> Address:
         """'Ann Demo via Calendar <calendar@…>': the owner's name, our address (DMARC)."""
         service = self.from_mailbox.display_name or "calshare"
         local, _, domain = self.from_mailbox.address.partition("@")
         return Address(f"{self.owner_name} via {service}", local, domain)
+
+
+# Header fields are never folded below the RFC's 998 octets: CPython's folder (3.11 to
+# 3.13) drops the quotes around a display name it splits, turning a name with
+# "<…@…>" or commas in it into extra addresses.
+POLICY = SMTP.clone(max_line_length=998)
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def clean(text: str, limit: int = 200) -> str:
+    """Text that is safe in a header: one line, no encoded-word lookalikes, not too long.
+
+    Names and calendar names are the owner's and invitee's words: whatever they
+    hold, a header gets one line of it, never a line break or a forged =?…?=.
+    """
+    text = " ".join(_BREAKS.sub(" ", text).split()).replace("=?", "= ?")
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def new_message_key() -> str:
@@ -89,10 +107,12 @@ def _build(
     reply_to: str | None = None,
 ) -> OutgoingMail:
     message_id, envelope_from = _envelope(sender, key)
-    message = EmailMessage(policy=SMTP)
+    message = EmailMessage(policy=POLICY)
     message["From"] = sender.from_header()
-    local, _, domain = to.address.partition("@")
-    message["To"] = Address(to.display_name, local, domain)
+    local, _, domain = to.address.rpartition("@")
+    domain = normalize_domain(domain)
+    message["To"] = Address(clean(to.display_name), local, domain)
+    subject = clean(subject, 400)
     message["Subject"] = subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = message_id
@@ -105,9 +125,9 @@ def _build(
         headers.append("Reply-To")
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
-    raw = message.as_bytes(policy=SMTP)
+    raw = message.as_bytes(policy=POLICY)
     check_generated(raw, headers)
-    return OutgoingMail(message_id, envelope_from, (to.address,), raw, subject)
+    return OutgoingMail(message_id, envelope_from, (f"{local}@{domain}",), raw, subject)
 
 
 def _footer(sender: Sender, lang: str) -> str:
@@ -132,7 +152,7 @@ def invitation(
     fields = {
         "owner": sender.owner_name,
         "owner_address": sender.owner.address,
-        "calendar": calendar,
+        "calendar": clean(calendar),
     }
     subject = wording.text("invitation.subject", lang, **fields)
     accept = f"accept+{token}@{sender.domain}"
@@ -197,7 +217,7 @@ def notice(
     fields = {
         "owner": sender.owner_name,
         "owner_address": sender.owner.address,
-        "calendar": calendar,
+        "calendar": clean(calendar),
     }
     if level is not None:
         fields["level"] = wording.level_words(level, lang)
