@@ -40,10 +40,26 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
     demo = run(calshare, "--db", work / "demo.db", "demo", cwd=work)
     assert demo.returncode == 0, demo.stderr
     assert "Imported the demo calendar 'project'" in demo.stdout
-    templates = run(
+    rendered = run(
         python,
         "-c",
-        "import importlib.resources as r; print((r.files('calshare') / 'templates').is_dir())",
+        "from mailer.templates import template_dir, render; print(template_dir());"
+        "print(render('notice.html', lang='en', subject='S', heading='H', body='B', footer='F'))",
         cwd=work,
     )
-    assert templates.stdout.strip() == "True", templates.stderr
+    assert rendered.returncode == 0, rendered.stderr
+    where, html = rendered.stdout.split("\n", 1)
+    assert where.endswith("site-packages/calshare/templates")
+    assert "<style" not in html and 'style="' in html  # premailer ran in the installed copy
+    shared = run(
+        calshare,
+        "--db",
+        work / "demo.db",
+        "share",
+        "project",
+        "bob@example.org",
+        "--level",
+        "titles",
+        cwd=work,
+    )
+    assert shared.returncode == 0, shared.stderr
