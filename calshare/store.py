@@ -93,8 +93,9 @@ def _schema_2(db: Database) -> None:
     """Sharing: one share per (calendar, invitee), its invitation tokens, the outbox, audit.
 
     Only token hashes are stored. A queued mail holds its token until it is sent,
-    then its bytes are dropped (``raw`` NULL): the outbox keeps what happened, not
-    the secret.
+    then its bytes are dropped: the outbox keeps what happened, not the secret.
+    The bytes live in their own table so that marking a mail sent rewrites a small
+    row, not a message.
     """
     statements = [
         """CREATE TABLE shares (
@@ -133,7 +134,6 @@ def _schema_2(db: Database) -> None:
             envelope_from TEXT NOT NULL,
             recipients TEXT NOT NULL,
             subject TEXT NOT NULL DEFAULT '',
-            raw BLOB,
             status TEXT NOT NULL,
             attempts INTEGER NOT NULL DEFAULT 0,
             next_attempt_at INTEGER NOT NULL,
@@ -142,6 +142,10 @@ def _schema_2(db: Database) -> None:
             sent_at TEXT
         )""",
         "CREATE INDEX outbox_due ON outbox(status, next_attempt_at)",
+        """CREATE TABLE outbox_bodies (
+            outbox_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
+            raw BLOB NOT NULL
+        )""",
         "CREATE INDEX outbox_share ON outbox(share_id)",
         """CREATE TABLE audit (
             id INTEGER PRIMARY KEY,
@@ -177,7 +181,15 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path = DEFAULT_DB, *, busy_timeout_ms: int = 5000) -> Store:
+    def open(
+        cls, path: str | Path = DEFAULT_DB, *, busy_timeout_ms: int = 5000, durable: bool = True
+    ) -> Store:
+        """Open (creating and migrating as needed) the database.
+
+        ``durable=False`` gives a connection whose commits use synchronous=NORMAL:
+        they survive a killed process but maybe not a power cut. Only for records
+        whose loss costs a repeat, never data: the outbox's "sent" marks.
+        """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +202,7 @@ class Store:
                 db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
                 db.execute("PRAGMA foreign_keys = ON")
                 db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = FULL")
+                db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
                 # Freed pages are zeroed: a sent mail's bytes (and its token) do not
                 # linger in the file, whatever the SQLite build's default.
                 db.execute("PRAGMA secure_delete = ON")
@@ -214,12 +226,8 @@ class Store:
         self.close()
 
     @contextmanager
-    def write(self, *, durable: bool = True) -> Iterator[Database]:
+    def write(self) -> Iterator[Database]:
         """One write transaction, all or nothing, holding the write lock from the start.
-
-        ``durable=False`` commits with synchronous=NORMAL: safe against a killed
-        process, not against a power cut. Only for records whose loss costs a
-        repeat, never data (the outbox's "sent" marks).
 
         Storage trouble (locked past the timeout, disk full, read-only file)
         becomes a StoreError the edges can answer (exit 2, SMTP 451); anything
@@ -228,8 +236,6 @@ class Store:
         conn = self.db.conn
         if conn.in_transaction:
             raise RuntimeError("nested write transaction")
-        if not durable:
-            conn.execute("PRAGMA synchronous = NORMAL")
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -245,9 +251,6 @@ class Store:
             if problem is None:
                 raise
             raise problem from None
-        finally:
-            if not durable:
-                conn.execute("PRAGMA synchronous = FULL")
 
     def _storage_problem(self, exc: sqlite3.OperationalError) -> StoreError | None:
         text = str(exc).lower()

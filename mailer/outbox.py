@@ -2,8 +2,9 @@
 
 A row is ``queued`` until a sender claims it (``sending``), then ``sent`` or
 ``failed``, or ``cancelled`` when what it announced no longer holds (a revoked
-invitation). Once a row leaves ``queued``/``sending`` its bytes are dropped: the
-outbox keeps the history, not the tokens inside the mails.
+invitation). Its bytes live in ``outbox_bodies`` and are deleted once the row
+leaves ``queued``/``sending``: the outbox keeps the history, not the tokens
+inside the mails.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def enqueue(
     """Queue a mail; call inside the write transaction of the change it reports."""
     cursor = db.execute(
         """INSERT INTO outbox (message_id, kind, share_id, envelope_from, recipients, subject,
-               raw, status, next_attempt_at, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               status, next_attempt_at, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
             mail.message_id,
             kind,
@@ -43,13 +44,14 @@ def enqueue(
             mail.envelope_from,
             json.dumps(list(mail.recipients)),
             mail.subject,
-            mail.raw,
             QUEUED,
             int(now.timestamp()),
             _text(now),
         ],
     )
-    return int(cursor.lastrowid or 0)
+    mail_id = int(cursor.lastrowid or 0)
+    db.execute("INSERT INTO outbox_bodies (outbox_id, raw) VALUES (?, ?)", [mail_id, mail.raw])
+    return mail_id
 
 
 def cancel(db: Database, share_id: int, kinds: Sequence[str]) -> int:
@@ -57,11 +59,25 @@ def cancel(db: Database, share_id: int, kinds: Sequence[str]) -> int:
     marks = ", ".join("?" * len(kinds))
     # A mail being sent right now is cancelled too: the sender checks before each send.
     cursor = db.execute(
-        f"""UPDATE outbox SET status = ?, raw = NULL
+        f"""UPDATE outbox SET status = ?
             WHERE share_id = ? AND status IN (?, ?) AND kind IN ({marks})""",
         [CANCELLED, share_id, QUEUED, SENDING, *kinds],
     )
+    ids = [row[0] for row in db.execute("SELECT id FROM outbox WHERE share_id = ?", [share_id])]
+    drop_bodies(db, ids)
     return cursor.rowcount
+
+
+def drop_bodies(db: Database, mail_ids: Sequence[int]) -> None:
+    """Delete the bytes of those mails that no longer need them (sent, failed, cancelled)."""
+    if not mail_ids:
+        return
+    marks = ", ".join("?" * len(mail_ids))
+    db.execute(
+        f"""DELETE FROM outbox_bodies WHERE outbox_id IN
+               (SELECT id FROM outbox WHERE id IN ({marks}) AND status NOT IN (?, ?))""",
+        [*mail_ids, QUEUED, SENDING],
+    )
 
 
 def still_claimed(db: Database, mail_id: int) -> bool:
@@ -125,12 +141,13 @@ def claim(
     A flush walks the queue once by id, so a mail that fails is not retried within
     the same flush, even with ``force``.
     """
-    due = "" if force else "AND next_attempt_at <= ?"
+    due = "" if force else "AND o.next_attempt_at <= ?"
     parameters: list[str | int] = [QUEUED, after_id, *([] if force else [now_ts]), limit]
     rows = db.execute(
-        f"""SELECT id, message_id, kind, share_id, envelope_from, recipients, raw, attempts,
-                   CAST(strftime('%s', created_at) AS INTEGER)
-            FROM outbox WHERE status = ? AND id > ? {due} ORDER BY id LIMIT ?""",
+        f"""SELECT o.id, o.message_id, o.kind, o.share_id, o.envelope_from, o.recipients,
+                   b.raw, o.attempts, CAST(strftime('%s', o.created_at) AS INTEGER)
+            FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id
+            WHERE o.status = ? AND o.id > ? {due} ORDER BY o.id LIMIT ?""",
         parameters,
     ).fetchall()
     if rows:
@@ -157,7 +174,7 @@ def claim(
 
 def mark_sent(db: Database, mail_id: int, now: datetime) -> None:
     db.execute(
-        "UPDATE outbox SET status = ?, raw = NULL, sent_at = ?, attempts = attempts + 1,"
+        "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"
         " last_error = NULL WHERE id = ?",
         [SENT, _text(now), mail_id],
     )
@@ -173,7 +190,7 @@ def mark_deferred(db: Database, mail_id: int, error: str, next_ts: int) -> None:
 
 def mark_failed(db: Database, mail_id: int, error: str) -> None:
     db.execute(
-        "UPDATE outbox SET status = ?, raw = NULL, attempts = attempts + 1, last_error = ?"
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?"
         " WHERE id = ? AND status = ?",
         [FAILED, error, mail_id, SENDING],
     )

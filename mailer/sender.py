@@ -94,6 +94,7 @@ async def flush(
                 "outbox: %d mails were being sent when a sender died; sending again", released
             )
         after_id = 0
+        marks = Store.open(store.path, durable=False)
         try:
             while True:
                 now = clock.now()
@@ -108,15 +109,19 @@ async def flush(
                 if not batch:
                     break
                 after_id = batch[-1].id
-                if not await _deliver(store, transport, batch, settings.outbox, clock, result):
+                reachable = await _deliver(marks, transport, batch, settings.outbox, clock, result)
+                with store.write() as db:  # durably: these bytes hold tokens
+                    outbox.drop_bodies(db, [mail.id for mail in batch])
+                if not reachable:
                     break  # the relay cannot be reached: the rest waits for the next flush
         finally:
+            marks.close()
             await transport.close()
     return result
 
 
 async def _deliver(
-    store: Store,
+    marks: Store,
     transport: Transport,
     batch: list[outbox.Claimed],
     settings: OutboxSettings,
@@ -125,12 +130,13 @@ async def _deliver(
 ) -> bool:
     """Send a claimed batch, recording each outcome as it comes; False if the relay is gone.
 
-    Each outcome is committed at once, with ``synchronous=NORMAL`` (survives a killed
-    process, not a power cut): after a crash at most the message in flight is sent
-    again, and losing a mark to a power cut only means a resend, never a lost mail.
+    Each outcome is committed at once on ``marks``, a connection with
+    ``synchronous=NORMAL`` (survives a killed process, not a power cut): after a
+    crash at most the message in flight is sent again, and losing a mark to a power
+    cut only means a resend, never a lost mail.
     """
     for position, mail in enumerate(batch):
-        if not outbox.still_claimed(store.db, mail.id):
+        if not outbox.still_claimed(marks.db, mail.id):
             continue  # cancelled since it was claimed (the share was withdrawn)
         try:
             answer = await transport.send(mail.envelope_from, mail.recipients, mail.raw)
@@ -141,12 +147,12 @@ async def _deliver(
         except TemporaryFailure as exc:
             outcome = _Outcome(mail, str(exc))
             if exc.unreachable:
-                with store.write(durable=False) as db:
+                with marks.write() as db:
                     _record(db, [outcome], batch[position + 1 :], settings, clock.now(), result)
                 return False
         except PermanentFailure as exc:
             outcome = _Outcome(mail, str(exc), permanent=True)
-        with store.write(durable=False) as db:
+        with marks.write() as db:
             _record(db, [outcome], [], settings, clock.now(), result)
     return True
 

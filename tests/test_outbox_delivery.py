@@ -44,6 +44,9 @@ from calshare.store import Store
 from calshare.tokens import token_hash
 from tests.conftest import ROOT, CliResult
 
+# The outbox with each mail's bytes (kept apart, in outbox_bodies, until sent).
+WITH_BODIES = "outbox LEFT JOIN outbox_bodies ON outbox_bodies.outbox_id = outbox.id"
+
 pytestmark = pytest.mark.network
 
 Cli = Callable[..., CliResult]
@@ -372,7 +375,7 @@ def test_invitation_arrives_once_well_formed_and_the_db_keeps_no_token(
     env = relay.env()
     shared = invite(cli, env, f"Bob Invitee <{INVITEE}>")
     # While queued, the mail (and so its token) is in the outbox: the search below can see it.
-    (queued_raw,) = db_rows(db_path, "SELECT raw FROM outbox")
+    (queued_raw,) = db_rows(db_path, "SELECT raw FROM outbox_bodies")
     reply_to = re.search(rb"share\+([a-z2-7]{26})@", queued_raw[0])
     assert reply_to is not None
     queued_token = reply_to[1].decode()
@@ -663,7 +666,10 @@ def test_unshare_after_the_invitation_went_out_sends_the_notice(
     for marker in (b"accept+", b"decline+", b"share+", b"/i/"):
         assert marker not in notice.raw
     assert notice.mail_from == f"bounces+{message_key(notice.message_id)}@{DOMAIN}"
-    assert db_rows(db_path, "SELECT kind, status, raw FROM outbox ORDER BY id") == [
+    assert db_rows(
+        db_path,
+        f"SELECT kind, status, raw FROM {WITH_BODIES} ORDER BY id",
+    ) == [
         ("invitation", "sent", None),
         ("unshared", "sent", None),
     ]

@@ -26,6 +26,9 @@ from calshare.clock import FixedClock
 from calshare.tokens import TOKEN_LENGTH, log_id, new_token, parse_token, token_hash
 from tests.conftest import NOW, CliResult
 
+# The outbox with each mail's bytes (kept apart, in outbox_bodies, until sent).
+WITH_BODIES = "outbox LEFT JOIN outbox_bodies ON outbox_bodies.outbox_id = outbox.id"
+
 Cli = Callable[..., CliResult]
 
 OWNER = "ann@example.org"
@@ -74,7 +77,11 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 def queued(conn: sqlite3.Connection, kind: str | None = None) -> list[sqlite3.Row]:
     where = "status = 'queued'" + (" AND kind = ?" if kind else "")
-    return rows(conn, f"SELECT * FROM outbox WHERE {where} ORDER BY id", *([kind] if kind else []))
+    return rows(
+        conn,
+        f"SELECT * FROM {WITH_BODIES} WHERE {where} ORDER BY id",
+        *([kind] if kind else []),
+    )
 
 
 def token_of(raw: bytes) -> str:
@@ -171,7 +178,7 @@ def test_the_token_is_only_where_the_invitee_answers(cli: Cli, conn: sqlite3.Con
     assert message["X-Auto-Response-Suppress"] == "All"
     assert message.get_content_type() == "multipart/alternative"
     # Outside the queued mail's bytes, nothing in the database holds the raw token.
-    conn.execute("UPDATE outbox SET raw = NULL")
+    conn.execute("DELETE FROM outbox_bodies")
     assert not any(token in line for line in conn.iterdump())
 
 
@@ -192,7 +199,10 @@ def test_sharing_again_while_invited_makes_a_new_token_and_keeps_one_share(
     assert old["revoked_at"] == "2026-11-26T09:00:00Z"
     assert new["revoked_at"] is None and new["level"] == "details"
 
-    cancelled, sending = rows(conn, "SELECT * FROM outbox ORDER BY id")
+    cancelled, sending = rows(
+        conn,
+        f"SELECT * FROM {WITH_BODIES} ORDER BY id",
+    )
     assert (cancelled["status"], cancelled["raw"]) == ("cancelled", None)
     assert sending["status"] == "queued" and sending["message_id"] == second["message_id"]
     second_token = token_of(sending["raw"])
@@ -238,7 +248,8 @@ def test_another_level_once_accepted_updates_it_and_queues_a_notice(
 ) -> None:
     share(cli, BOB, "--level", "titles")
     accept_with_sql(conn)
-    conn.execute("UPDATE outbox SET status = 'sent', raw = NULL")  # the invitation went out
+    conn.execute("UPDATE outbox SET status = 'sent'")  # the invitation went out
+    conn.execute("DELETE FROM outbox_bodies")
     changed = share(cli, BOB, "--level", "free-busy")
     assert (changed["action"], changed["level"], changed["status"]) == (
         "level_changed",
@@ -618,7 +629,7 @@ def test_names_typed_at_the_cli_never_break_the_mail(
     assert result.code == 0, result.err
     connection = sqlite3.connect(db_path)
     try:
-        (raw,) = connection.execute("SELECT raw FROM outbox").fetchone()
+        (raw,) = connection.execute("SELECT raw FROM outbox_bodies").fetchone()
     finally:
         connection.close()
     head = raw.partition(b"\r\n\r\n")[0]
