@@ -8,12 +8,13 @@ the index then compares plain UTC seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, ParamSpec, Protocol
 
 import icalendar
 from recurring_ical_events import Series
@@ -23,6 +24,7 @@ from recurring_ical_events.errors import BadRuleStringFormat
 from calshare.ics_reader import NO_UID, PARSE_ERRORS, reason
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 # Floating and all-day events are compared by recurring-ical-events as if they
 # were in the query's zone; asking for a day more on each side and filtering on
@@ -109,20 +111,23 @@ def group_by_uid(events: Sequence[Expandable]) -> tuple[list[int], dict[str, lis
     return singles, series
 
 
-def _caught_warnings(result: Expansion, caught: list[warnings.WarningMessage]) -> None:
-    result.warnings.extend(str(warning.message) for warning in caught)
+def _warnings_as_data(expand: Callable[P, Expansion]) -> Callable[P, Expansion]:
+    """What the libraries warn about while expanding comes back in the result's warnings."""
+
+    @functools.wraps(expand)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Expansion:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = expand(*args, **kwargs)
+        result.warnings.extend(str(warning.message) for warning in caught)
+        return result
+
+    return wrapper
 
 
+@_warnings_as_data
 def expand_singles(events: Sequence[Expandable], positions: list[int], zone: tzinfo) -> Expansion:
     """Single events are indexed whatever their date: one row each, no horizon needed."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = _expand_singles(events, positions, zone)
-    _caught_warnings(result, caught)
-    return result
-
-
-def _expand_singles(events: Sequence[Expandable], positions: list[int], zone: tzinfo) -> Expansion:
     result = Expansion()
     for index in positions:
         event = events[index]
@@ -135,6 +140,7 @@ def _expand_singles(events: Sequence[Expandable], positions: list[int], zone: tz
     return result
 
 
+@_warnings_as_data
 def expand_series(
     events: Sequence[Expandable],
     series: dict[str, list[int]],
@@ -143,20 +149,6 @@ def expand_series(
     end_ts: int,
 ) -> Expansion:
     """Occurrences of every series that start in [start_ts, end_ts)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = _expand_series(events, series, zone, start_ts, end_ts)
-    _caught_warnings(result, caught)
-    return result
-
-
-def _expand_series(
-    events: Sequence[Expandable],
-    series: dict[str, list[int]],
-    zone: tzinfo,
-    start_ts: int,
-    end_ts: int,
-) -> Expansion:
     result = Expansion()
     window_start = datetime.fromtimestamp(max(start_ts - _PAD, _MIN_TS), UTC)
     window_end = datetime.fromtimestamp(min(end_ts + _PAD, _MAX_TS), UTC)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlite_utils import Database
 
@@ -104,16 +105,12 @@ def share(
     sender = _sender(settings, calendar)
     now = clock.now()
     with store.write() as db:
-        row = db.execute(
-            "SELECT id, status, level, invitee_name FROM shares"
-            " WHERE calendar_id = ? AND invitee = ?",
-            [calendar.id, mailbox.address],
-        ).fetchone()
-        if row is not None and not mailbox.display_name and row[3]:
-            mailbox = Mailbox(mailbox.address, row[3])  # the name given before still holds
-        if row is not None and row[1] == ACCEPTED:
-            share_id = row[0]
-            if row[2] == level.value:
+        row = _existing(db, calendar.id, mailbox.address)
+        if row is not None and not mailbox.display_name and row.name:
+            mailbox = Mailbox(mailbox.address, row.name)  # the name given before still holds
+        if row is not None and row.status == ACCEPTED:
+            share_id = row.id
+            if row.level == level.value:
                 return ShareOutcome(_load(db, share_id, now), "unchanged", None)
             db.execute(
                 "UPDATE shares SET level = ?, lang = ?, updated_at = ? WHERE id = ?",
@@ -129,9 +126,11 @@ def share(
                 level=level,
             )
             outbox.enqueue(db, mail, kind=outbox.LEVEL_CHANGED, share_id=share_id, now=now)
-            _audit(db, now, "level_changed", calendar.id, mailbox.address, f"{row[2]} -> {level}")
+            _audit(
+                db, now, "level_changed", calendar.id, mailbox.address, f"{row.level} -> {level}"
+            )
             log.info(
-                "share %s -> %s: level %s -> %s", calendar.name, mailbox.address, row[2], level
+                "share %s -> %s: level %s -> %s", calendar.name, mailbox.address, row.level, level
             )
             return ShareOutcome(_load(db, share_id, now), "level_changed", mail.message_id)
 
@@ -160,7 +159,7 @@ def share(
                 or 0
             )
         else:
-            share_id = row[0]
+            share_id = row.id
             _withdraw(db, share_id, now)
             db.execute(
                 """UPDATE shares SET invitee_name = COALESCE(NULLIF(?, ''), invitee_name),
@@ -210,6 +209,24 @@ def share(
         return ShareOutcome(_load(db, share_id, now), "invited", mail.message_id)
 
 
+class _Row(NamedTuple):
+    id: int
+    status: str
+    level: str
+    lang: str
+    name: str
+
+
+def _existing(db: Database, calendar_id: int, address: str) -> _Row | None:
+    """The share of this calendar with this address, if there ever was one."""
+    row = db.execute(
+        "SELECT id, status, level, lang, invitee_name FROM shares"
+        " WHERE calendar_id = ? AND invitee = ?",
+        [calendar_id, address],
+    ).fetchone()
+    return None if row is None else _Row(*row)
+
+
 def _withdraw(db: Database, share_id: int, now: datetime) -> None:
     """Old tokens stop working and their unsent invitations are not sent."""
     db.execute(
@@ -228,14 +245,10 @@ def unshare(
     mailbox = parse_mailbox(invitee)
     now = clock.now()
     with store.write() as db:
-        row = db.execute(
-            "SELECT id, status, lang, invitee_name FROM shares"
-            " WHERE calendar_id = ? AND invitee = ?",
-            [calendar.id, mailbox.address],
-        ).fetchone()
-        if row is None or row[1] in (REVOKED, DECLINED):
+        row = _existing(db, calendar.id, mailbox.address)
+        if row is None or row.status in (REVOKED, DECLINED):
             raise UnknownShare(f"{calendar.name!r} is not shared with {mailbox.address}")
-        share_id, status, lang, name = row
+        share_id, status, lang, name = row.id, row.status, row.lang, row.name
         _withdraw(db, share_id, now)
         db.execute(
             "UPDATE shares SET status = ?, revoked_at = ?, updated_at = ? WHERE id = ?",

@@ -130,6 +130,15 @@ def _build(
     return OutgoingMail(message_id, envelope_from, (f"{local}@{domain}",), raw, subject)
 
 
+def _fields(sender: Sender, calendar: str) -> dict[str, str]:
+    """Who shares what: the words every mail about a share starts from."""
+    return {
+        "owner": sender.owner_name,
+        "owner_address": sender.owner.address,
+        "calendar": clean(calendar),
+    }
+
+
 def _footer(sender: Sender, lang: str) -> str:
     return wording.text("footer", lang, domain=sender.domain)
 
@@ -149,11 +158,7 @@ def invitation(
     key: str | None = None,
 ) -> OutgoingMail:
     """The invitation: three ways to answer, all carrying the token."""
-    fields = {
-        "owner": sender.owner_name,
-        "owner_address": sender.owner.address,
-        "calendar": clean(calendar),
-    }
+    fields = _fields(sender, calendar)
     subject = wording.text("invitation.subject", lang, **fields)
     accept = f"accept+{token}@{sender.domain}"
     decline = f"decline+{token}@{sender.domain}"
@@ -214,11 +219,7 @@ def notice(
     key: str | None = None,
 ) -> OutgoingMail:
     """A short notice without a token: ``level_changed`` or ``unshared``."""
-    fields = {
-        "owner": sender.owner_name,
-        "owner_address": sender.owner.address,
-        "calendar": clean(calendar),
-    }
+    fields = _fields(sender, calendar)
     if level is not None:
         fields["level"] = wording.level_words(level, lang)
         fields["explanation"] = wording.explanation(level, lang, sender.owner_name)

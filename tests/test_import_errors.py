@@ -356,7 +356,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        pass
+        return None  # no access log on stderr
 
 
 @dataclass

@@ -626,8 +626,11 @@ def _context(lang: str) -> dict[str, Any]:
 
 
 def _mail_templates() -> list[str]:
+    """The mails' templates; layout.html is only extended by the HTML ones."""
     return sorted(
-        path.name for path in template_dir().iterdir() if path.suffix in (".html", ".txt")
+        path.name
+        for path in template_dir().iterdir()
+        if path.suffix in (".html", ".txt") and path.name != "layout.html"
     )
 
 
