@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import IO, Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -355,6 +356,76 @@ def cmd_outbox_flush(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024"""
+    import asyncio
+
+    from calshare.daemon import Listen, serve
+
+    smtp = Listen.parse(args.smtp, "--smtp") if args.smtp else None
+    lmtp = Listen.parse(args.lmtp, "--lmtp") if args.lmtp else None
+    if smtp is None and lmtp is None:
+        raise UsageError("Say where to listen: --smtp HOST:PORT and/or --lmtp HOST:PORT")
+    logging.getLogger().setLevel(logging.INFO)
+    ctx.store.close()  # the daemon opens its own connections
+    try:
+        asyncio.run(serve(ctx.settings, ctx.store.path, ctx.clock, smtp=smtp, lmtp=lmtp))
+    except OSError as exc:  # the port is taken, or not ours to bind
+        raise UsageError(f"Cannot listen: {exc.strerror or exc}") from None
+    return 0
+
+
+def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare inbox classify reply.eml --json"""
+    from calshare.tokens import log_id
+    from inbox.classify import classify, parse_mail, recipient_form
+
+    try:
+        raw = Path(args.file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Cannot read {args.file}: {exc.strerror or exc}") from None
+    mail = parse_mail(raw)
+    domain = ctx.settings.mail.domain
+    recipient = args.to or next(
+        (
+            address
+            for name in ("Delivered-To", "X-Original-To", "To", "Cc")
+            for address in _addresses(mail.message, name)
+            if recipient_form(address, domain)[0]
+        ),
+        "",
+    )
+    mail_from = args.sender if args.sender is not None else _return_path(mail.message)
+    verdict = classify(mail, mail_from=mail_from, recipient=recipient, domain=domain)
+    result = {
+        "kind": verdict.kind,
+        "reason": verdict.reason,
+        "message_id": verdict.message_id,
+        "from": verdict.sender,
+        "to": recipient or None,
+        "form": verdict.form,
+        "token": log_id(verdict.token) if verdict.token else None,  # a hash prefix, not the token
+    }
+    if args.json:
+        ctx.print_json(result)
+    else:
+        print(f"{verdict.kind}: {verdict.reason}", file=ctx.out)
+    return 0
+
+
+def _addresses(message: Any, name: str) -> list[str]:
+    try:
+        field = message.get(name)
+        return [address.addr_spec for address in getattr(field, "addresses", ())]
+    except (ValueError, TypeError, IndexError, AttributeError):
+        return []
+
+
+def _return_path(message: Any) -> str:
+    value = str(message.get("Return-Path") or "").strip().strip("<>")
+    return value
+
+
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     """calshare demo   # add the demo calendars (once) and show their next 7 days"""
     from calshare.demo import seed_demo
@@ -536,6 +607,27 @@ def build_parser() -> argparse.ArgumentParser:
     box_commands = box.add_subparsers(dest="outbox_command", parser_class=_Parser)
     flush = command(box_commands, "flush", cmd_outbox_flush, "send what is due now")
     flush.add_argument("--force", action="store_true", help="also send mail waiting to retry")
+
+    serve = command(commands, "serve", cmd_serve, "run the daemon: the inbox and the outbox sender")
+    serve.add_argument("--smtp", metavar="HOST:PORT", help="listen for SMTP (replies, bounces)")
+    serve.add_argument("--lmtp", metavar="HOST:PORT", help="listen for LMTP (behind Postfix)")
+
+    inbox = commands.add_parser("inbox", help="the inbox's view of a message")
+    inbox_commands = inbox.add_subparsers(dest="inbox_command", required=True, parser_class=_Parser)
+    classify = command(
+        inbox_commands,
+        "classify",
+        cmd_inbox_classify,
+        "what the inbox would make of a message; changes nothing",
+    )
+    classify.add_argument("file", metavar="FILE.eml")
+    classify.add_argument(
+        "--to", help="the address it was delivered to (default: from its headers)"
+    )
+    classify.add_argument(
+        "--from", dest="sender", help="the envelope sender (default: Return-Path)"
+    )
+    classify.add_argument("--json", action="store_true")
 
     command(commands, "demo", cmd_demo, "add the demo calendars and show their next 7 days")
     return parser

@@ -305,6 +305,36 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class InboxSettings:
+    hostname: str = _option("calshare.localhost", _hostname, "the name the listener greets with")
+    operators: tuple[str, ...] = _option(
+        (), _list(_address_pattern), "addresses besides the token ones that RCPT accepts"
+    )
+    max_message_bytes: int = _option(
+        10 * 1024 * 1024, _integer(1024, 1 << 30), "larger messages are refused at DATA (552)"
+    )
+    max_line_length: int = _option(
+        4096, _integer(1000, 1 << 20), "longest line accepted, in bytes (RFC 5321 says 1000)"
+    )
+    max_recipients: int = _option(20, _integer(1, 1000), "recipients per message")
+    command_timeout_seconds: int = _option(
+        300, _integer(5, 3600), "an idle client is disconnected after this long"
+    )
+    commit_timeout_seconds: float = _option(
+        10.0, _seconds, "if the database cannot store a message this fast, answer 451"
+    )
+    keep_raw_days: int = _option(14, _integer(0, 3650), "days raw inbound messages are kept")
+    tls_cert: str = _option("", _file_or_empty, "PEM certificate for STARTTLS (empty: no STARTTLS)")
+    tls_key: str = _option("", _file_or_empty, "PEM private key for STARTTLS")
+    require_auth: str = _option(
+        "none", _choice("none", "dmarc", "dkim"), "what Authentication-Results must show to count"
+    )
+    authserv_id: str = _option(
+        "", _text, "the authserv-id of your own mail server's Authentication-Results"
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     relay: RelaySettings | None = None
@@ -314,6 +344,7 @@ class Settings:
     calendars: CalendarSettings = field(default_factory=CalendarSettings)
     import_: ImportSettings = field(default_factory=ImportSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    inbox: InboxSettings = field(default_factory=InboxSettings)
     source: str = "built-in defaults"
 
 
@@ -327,6 +358,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "calendars": ("calendars", CalendarSettings),
     "import": ("import_", ImportSettings),
     "outbox": ("outbox", OutboxSettings),
+    "inbox": ("inbox", InboxSettings),
 }
 
 
@@ -428,6 +460,14 @@ def load_settings(
 
 
 def _check_consistency(settings: Settings) -> None:
+    inbox = settings.inbox
+    if bool(inbox.tls_cert) != bool(inbox.tls_key):
+        raise ConfigError(f"{settings.source}: [inbox] tls_cert and tls_key go together")
+    if inbox.require_auth != "none" and not inbox.authserv_id:
+        raise ConfigError(
+            f"{settings.source}: [inbox] require_auth needs authserv_id, the name your mail "
+            "server writes in Authentication-Results"
+        )
     hours = settings.working_hours
     if hours.start >= hours.end:
         raise ConfigError(

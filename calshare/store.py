@@ -168,8 +168,44 @@ def _schema_2(db: Database) -> None:
     db.execute("INSERT INTO meta (name, value) VALUES ('uid_key', ?)", [secrets.token_hex(32)])
 
 
+def _schema_3(db: Database) -> None:
+    """Answers: the feed secret of an accepted share, and the log of every inbound mail.
+
+    ``inbound.dedup`` names a (message, recipient) pair, so a mail delivered twice
+    changes nothing the second time. Raw bytes live apart, for operators to
+    inspect, and are deleted after ``inbox.keep_raw_days``.
+    """
+    statements = [
+        "ALTER TABLE shares ADD COLUMN feed_hash TEXT",
+        "CREATE UNIQUE INDEX shares_feed ON shares(feed_hash) WHERE feed_hash IS NOT NULL",
+        """CREATE TABLE inbound (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            dedup TEXT NOT NULL UNIQUE,
+            message_id TEXT NOT NULL,
+            mail_from TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            sender TEXT,
+            token_hash TEXT,
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            share_id INTEGER REFERENCES shares(id) ON DELETE SET NULL,
+            size INTEGER NOT NULL
+        )""",
+        "CREATE INDEX inbound_received ON inbound(received_at)",
+        "CREATE INDEX inbound_token ON inbound(token_hash, sender)",
+        """CREATE TABLE inbound_raw (
+            inbound_id INTEGER PRIMARY KEY REFERENCES inbound(id) ON DELETE CASCADE,
+            raw BLOB NOT NULL
+        )""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
-MIGRATIONS: list[Callable[[Database], None]] = [_schema_1, _schema_2]
+MIGRATIONS: list[Callable[[Database], None]] = [_schema_1, _schema_2, _schema_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.headerregistry import Address
@@ -105,6 +106,7 @@ def _build(
     now: datetime,
     key: str,
     reply_to: str | None = None,
+    in_reply_to: str | None = None,
 ) -> OutgoingMail:
     message_id, envelope_from = _envelope(sender, key)
     message = EmailMessage(policy=POLICY)
@@ -123,6 +125,10 @@ def _build(
     if reply_to is not None:
         message["Reply-To"] = reply_to
         headers.append("Reply-To")
+    if in_reply_to:  # answers thread under the mail they answer
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+        headers += ["In-Reply-To", "References"]
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
     raw = message.as_bytes(policy=POLICY)
@@ -216,10 +222,18 @@ def notice(
     lang: str,
     now: datetime,
     level: Level | None = None,
+    links: Sequence[tuple[str, str]] = (),
+    extra: Mapping[str, str] | None = None,
+    reply_to: str | None = None,
+    in_reply_to: str | None = None,
     key: str | None = None,
 ) -> OutgoingMail:
-    """A short notice without a token: ``level_changed`` or ``unshared``."""
-    fields = _fields(sender, calendar)
+    """A short mail about a share: ``kind`` names its sentences in mailer.wording.
+
+    ``links`` are (wording key of the label, URL) pairs shown as buttons; ``extra``
+    fills the sentences' other fields (an invitee's address, say).
+    """
+    fields = {**_fields(sender, calendar), **{k: clean(v) for k, v in (extra or {}).items()}}
     if level is not None:
         fields["level"] = wording.level_words(level, lang)
         fields["explanation"] = wording.explanation(level, lang, sender.owner_name)
@@ -229,6 +243,7 @@ def notice(
         "subject": subject,
         "heading": wording.text(f"{kind}.heading", lang),
         "body": wording.text(f"{kind}.body", lang, **fields),
+        "links": [(wording.text(label, lang), url) for label, url in links],
         "footer": _footer(sender, lang),
     }
     return _build(
@@ -239,4 +254,6 @@ def notice(
         render("notice.html", **context),
         now,
         key or new_message_key(),
+        reply_to=reply_to,
+        in_reply_to=in_reply_to,
     )

@@ -1,0 +1,338 @@
+"""What an answer does: grant, decline, hold, or say why not; and what we write back.
+
+One function, ``record``, takes one inbound mail for one recipient (already
+classified) and does everything it implies inside the caller's transaction: the
+share's new state, the mails it causes (queued in the outbox), and the inbound
+log row. The inbox commits many of these together; either all of a message's
+effects are stored or none are, so answering 250 after the commit is truthful.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+from urllib.parse import quote
+
+from sqlite_utils import Database
+
+from calshare.addresses import Mailbox, parse_mailbox
+from calshare.calendars import utc_text
+from calshare.config import Settings
+from calshare.levels import Level
+from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
+from calshare.tokens import RandomBytes, log_id, new_token, token_hash
+from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, Verdict
+from mailer import compose, outbox, wording
+
+log = logging.getLogger(__name__)
+
+# One explanatory reply per sender and invitation a day at most: never a loop.
+REPLY_EVERY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received message, as delivered to one of our addresses."""
+
+    raw: bytes
+    mail_from: str
+    recipient: str
+    verdict: Verdict
+    authenticated: bool  # Authentication-Results met [inbox] require_auth (or none required)
+    in_reply_to: str | None = None
+
+
+def dedup_key(message_id: str, recipient: str) -> str:
+    return hashlib.sha256(f"{message_id}\0{recipient.strip().lower()}".encode()).hexdigest()
+
+
+class _Invitation(NamedTuple):
+    id: int
+    share_id: int
+    used_at: str | None
+    revoked_at: str | None
+    expires_at: str
+    level: str
+    status: str
+    invitee: str
+    invitee_name: str
+    lang: str
+    calendar: str
+    owner: str
+    owner_name: str
+
+
+def _invitation(db: Database, token: str) -> _Invitation | None:
+    row = db.execute(
+        """SELECT i.id, i.share_id, i.used_at, i.revoked_at, i.expires_at, s.level, s.status,
+                  s.invitee, s.invitee_name, s.lang, c.name, o.email, o.name
+           FROM invitations i
+           JOIN shares s ON s.id = i.share_id
+           JOIN calendars c ON c.id = s.calendar_id
+           JOIN owners o ON o.id = c.owner_id
+           WHERE i.token_hash = ?""",
+        [token_hash(token)],
+    ).fetchone()
+    return None if row is None else _Invitation(*row)
+
+
+def _sender(settings: Settings, invitation: _Invitation) -> compose.Sender:
+    return compose.Sender(
+        domain=settings.mail.domain,
+        from_mailbox=parse_mailbox(settings.mail.from_address),
+        owner=Mailbox(invitation.owner, invitation.owner_name),
+    )
+
+
+def record(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    item: Inbound,
+    *,
+    random_bytes: RandomBytes | None = None,
+) -> str:
+    """Apply one inbound message; returns the outcome, as logged."""
+    verdict = item.verdict
+    dedup = dedup_key(verdict.message_id, item.recipient)
+    if db.execute("SELECT 1 FROM inbound WHERE dedup = ?", [dedup]).fetchone():
+        return "duplicate"
+    share_id: int | None = None
+    outcome = "ignored"
+    invitation = _invitation(db, verdict.token) if verdict.token else None
+    if verdict.kind == BOUNCE:
+        share_id = _bounced(db, settings, now, verdict, invitation)
+        outcome = "undeliverable" if share_id else "bounce recorded"
+    elif verdict.kind == AUTO_REPLY or verdict.token is None:
+        outcome = "ignored"  # recorded, never answered: no mail loops
+    elif invitation is None:
+        outcome = "unknown token"
+    else:
+        share_id = invitation.share_id
+        outcome = _answer(db, settings, now, item, invitation, random_bytes)
+    cursor = db.execute(
+        """INSERT INTO inbound (received_at, dedup, message_id, mail_from, recipient, sender,
+               token_hash, kind, reason, outcome, share_id, size)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            utc_text(now),
+            dedup,
+            verdict.message_id,
+            item.mail_from,
+            item.recipient.lower(),
+            verdict.sender,
+            token_hash(verdict.token) if verdict.token else None,
+            verdict.kind,
+            verdict.reason[:300],
+            outcome,
+            share_id,
+            len(item.raw),
+        ],
+    )
+    if settings.inbox.keep_raw_days:
+        db.execute(
+            "INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)", [cursor.lastrowid, item.raw]
+        )
+    log.info(
+        "inbox: %s to %s: %s (%s) -> %s, token %s",
+        verdict.message_id,
+        item.recipient.split("+", 1)[0],
+        verdict.kind,
+        verdict.reason,
+        outcome,
+        log_id(verdict.token) if verdict.token else "-",
+    )
+    return outcome
+
+
+def _bounced(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    verdict: Verdict,
+    invitation: _Invitation | None,
+) -> int | None:
+    """A bounce of one of our mails: if it was an invitation, the share is undeliverable."""
+    share_id: int | None = None
+    if verdict.bounce_key:
+        row = db.execute(
+            "SELECT kind, share_id FROM outbox WHERE message_id = ?",
+            [f"<{verdict.bounce_key}@{settings.mail.domain}>"],
+        ).fetchone()
+        if row is not None and row[0] == outbox.INVITATION:
+            share_id = row[1]
+    elif invitation is not None:
+        share_id = invitation.share_id
+    if share_id is not None:
+        mark_undeliverable(db, share_id, now, f"bounced: {verdict.reason}")
+    return share_id
+
+
+def _why_invalid(invitation: _Invitation, now: datetime) -> str | None:
+    if invitation.used_at:
+        return "used"
+    if invitation.revoked_at or invitation.status != INVITED:
+        return "revoked"
+    if invitation.expires_at <= utc_text(now):
+        return "expired"
+    return None
+
+
+def _replied_lately(db: Database, verdict: Verdict, now: datetime) -> bool:
+    assert verdict.token is not None
+    return (
+        db.execute(
+            """SELECT 1 FROM inbound WHERE token_hash = ? AND sender IS ?
+               AND outcome LIKE 'replied%' AND received_at > ? LIMIT 1""",
+            [token_hash(verdict.token), verdict.sender, utc_text(now - REPLY_EVERY)],
+        ).fetchone()
+        is not None
+    )
+
+
+def _answer(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    item: Inbound,
+    invitation: _Invitation,
+    random_bytes: RandomBytes | None,
+) -> str:
+    verdict = item.verdict
+    assert verdict.token is not None
+    sender = _sender(settings, invitation)
+    invitee = Mailbox(invitation.invitee, invitation.invitee_name)
+    lang = invitation.lang
+    if not item.authenticated:  # before any reply: a forged From must not draw backscatter
+        return "not counted: Authentication-Results did not pass"
+    why = _why_invalid(invitation, now)
+    if why is not None:
+        if verdict.sender is None or _replied_lately(db, verdict, now):
+            return f"invalid token ({why})"
+        mail = compose.notice(
+            sender,
+            Mailbox(verdict.sender),
+            kind="invalid_token",
+            calendar=invitation.calendar,
+            lang=lang,
+            now=now,
+            extra={"why": wording.text(f"invalid_token.{why}", lang)},
+            in_reply_to=verdict.message_id,
+        )
+        outbox.enqueue(db, mail, kind="invalid_token", share_id=invitation.share_id, now=now)
+        return f"replied: invalid token ({why})"
+    if verdict.sender != invitation.invitee:
+        if verdict.kind not in (ACCEPT, DECLINE) or _replied_lately(db, verdict, now):
+            return "held: not from the invitee"
+        mail = compose.notice(
+            sender,
+            invitee,
+            kind="confirm",
+            calendar=invitation.calendar,
+            lang=lang,
+            now=now,
+            extra={"forwarder": verdict.sender or "an unknown address"},
+            links=_answer_links(settings, verdict.token, invitation),
+            reply_to=f"share+{verdict.token}@{settings.mail.domain}",
+        )
+        outbox.enqueue(db, mail, kind="confirm", share_id=invitation.share_id, now=now)
+        return "replied: held, the invitee was asked to confirm"
+    if verdict.kind == ACCEPT:
+        return _accept(db, settings, now, invitation, sender, invitee, random_bytes)
+    if verdict.kind == DECLINE:
+        db.execute(
+            "UPDATE shares SET status = ?, answered_at = ?, updated_at = ? WHERE id = ?",
+            [DECLINED, utc_text(now), utc_text(now), invitation.share_id],
+        )
+        db.execute(
+            "UPDATE invitations SET used_at = ? WHERE id = ?", [utc_text(now), invitation.id]
+        )
+        _tell_owner(db, settings, now, invitation, sender, "declined")
+        return "declined"
+    assert verdict.kind == UNKNOWN
+    if _replied_lately(db, verdict, now):
+        return "unknown answer"
+    mail = compose.notice(
+        sender,
+        invitee,
+        kind="answer_help",
+        calendar=invitation.calendar,
+        lang=lang,
+        now=now,
+        links=_answer_links(settings, verdict.token, invitation),
+        reply_to=f"share+{verdict.token}@{settings.mail.domain}",
+        in_reply_to=verdict.message_id,
+    )
+    outbox.enqueue(db, mail, kind="answer_help", share_id=invitation.share_id, now=now)
+    return "replied: how to answer"
+
+
+def _answer_links(settings: Settings, token: str, invitation: _Invitation) -> list[tuple[str, str]]:
+    domain = settings.mail.domain
+    topic = quote(invitation.calendar)
+    return [
+        ("invitation.accept", f"mailto:accept+{token}@{domain}?subject=Accept:%20{topic}"),
+        ("invitation.decline", f"mailto:decline+{token}@{domain}?subject=Decline:%20{topic}"),
+    ]
+
+
+def feed_urls(base_url: str, secret: str) -> tuple[str, str]:
+    """(webcal://…, https://…) for a feed secret: apps subscribe with either."""
+    https = f"{base_url}/feeds/{secret}.ics"
+    return "webcal" + https[https.index("://") :], https
+
+
+def _accept(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    invitation: _Invitation,
+    sender: compose.Sender,
+    invitee: Mailbox,
+    random_bytes: RandomBytes | None,
+) -> str:
+    secret = new_token(random_bytes) if random_bytes else new_token()
+    db.execute(
+        "UPDATE shares SET status = ?, answered_at = ?, feed_hash = ?, updated_at = ? WHERE id = ?",
+        [ACCEPTED, utc_text(now), token_hash(secret), utc_text(now), invitation.share_id],
+    )
+    db.execute("UPDATE invitations SET used_at = ? WHERE id = ?", [utc_text(now), invitation.id])
+    webcal, https = feed_urls(settings.http.base_url, secret)
+    mail = compose.notice(
+        sender,
+        invitee,
+        kind="welcome",
+        calendar=invitation.calendar,
+        lang=invitation.lang,
+        now=now,
+        level=Level(invitation.level),
+        links=[("welcome.subscribe", webcal), ("welcome.https", https)],
+    )
+    outbox.enqueue(db, mail, kind="welcome", share_id=invitation.share_id, now=now)
+    _tell_owner(db, settings, now, invitation, sender, "accepted")
+    return "accepted"
+
+
+def _tell_owner(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    invitation: _Invitation,
+    sender: compose.Sender,
+    kind: str,
+) -> None:
+    invitee = invitation.invitee_name or invitation.invitee
+    mail = compose.notice(
+        sender,
+        Mailbox(invitation.owner, invitation.owner_name),
+        kind=kind,
+        calendar=invitation.calendar,
+        lang=settings.mail.lang,
+        now=now,
+        level=Level(invitation.level),
+        extra={"invitee": invitee, "invitee_address": invitation.invitee},
+    )
+    outbox.enqueue(db, mail, kind=f"owner_{kind}", share_id=invitation.share_id, now=now)

@@ -1,0 +1,175 @@
+"""``calshare serve``: one asyncio process for the inbox (SMTP and/or LMTP) and the outbox.
+
+aiosmtpd's SMTP and LMTP protocol classes run on ``loop.create_server`` in this
+loop (its threaded Controller is for tests). The outbox sender runs as a task in
+the same loop, woken when the inbox queues mail and every few seconds anyway.
+SIGTERM or SIGINT: stop listening, let messages in flight finish (each still
+answers after its commit), stop the sender, exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+from calshare.clock import Clock
+from calshare.config import Settings
+from calshare.errors import CalshareError, UsageError
+from calshare.store import Store
+from inbox.server import GroupCommitter, InboxHandler, purge_raw
+from mailer.sender import default_transport, flush
+
+log = logging.getLogger(__name__)
+
+SEND_EVERY = 10.0  # seconds between outbox flushes when nothing wakes the sender
+DRAIN_SECONDS = 30.0  # how long SIGTERM waits for messages in flight
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, flag: str) -> Listen:
+        host, colon, port = text.rpartition(":")
+        if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise UsageError(f"{flag} {text!r} is not HOST:PORT, like 127.0.0.1:8025")
+        return cls(host.strip("[]") or "127.0.0.1", int(port))
+
+
+def _protocol(kind: type[SMTP], settings: Settings) -> type[SMTP]:
+    """A protocol class with the configured line length (aiosmtpd reads it from the class)."""
+    return type(
+        f"Calshare{kind.__name__}", (kind,), {"line_length_limit": settings.inbox.max_line_length}
+    )
+
+
+def _tls(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.inbox.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.inbox.tls_cert, settings.inbox.tls_key)
+    return context
+
+
+class Daemon:
+    def __init__(self, settings: Settings, db_path: Path, clock: Clock) -> None:
+        self.settings = settings
+        self.db_path = db_path
+        self.clock = clock
+        self.wake_sender = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.handlers: list[InboxHandler] = []
+        self.ports: dict[str, int] = {}
+
+    async def start(self, smtp: Listen | None, lmtp: Listen | None) -> None:
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # from the committer's thread: mail may have been queued
+            loop.call_soon_threadsafe(self.wake_sender.set)
+
+        self.committer = GroupCommitter(self.db_path, self.settings, self.clock, on_commit=wake)
+        self.committer.start()
+        with Store.open(self.db_path) as store:
+            purged = purge_raw(store, self.settings.inbox.keep_raw_days, self.clock.now())
+        if purged:
+            log.info(
+                "inbox: forgot %d raw messages older than %d days",
+                purged,
+                self.settings.inbox.keep_raw_days,
+            )
+        for name, listen, kind in (("smtp", smtp, SMTP), ("lmtp", lmtp, LMTP)):
+            if listen is None:
+                continue
+            handler = InboxHandler(self.settings, self.committer, lmtp=kind is LMTP)
+            protocol = _protocol(kind, self.settings)
+            factory = partial(
+                protocol,
+                handler,
+                data_size_limit=self.settings.inbox.max_message_bytes,
+                hostname=self.settings.inbox.hostname,
+                ident="calshare",
+                timeout=self.settings.inbox.command_timeout_seconds,
+                tls_context=_tls(self.settings) if kind is SMTP else None,
+                loop=loop,
+            )
+            server = await loop.create_server(factory, listen.host, listen.port)
+            self.servers.append(server)
+            self.handlers.append(handler)
+            self.ports[name] = server.sockets[0].getsockname()[1]
+            log.info("serving %s on %s:%d", name.upper(), listen.host, self.ports[name])
+        self.sender_task = asyncio.create_task(self._send_forever(), name="outbox-sender")
+
+    async def _send_forever(self) -> None:
+        store = Store.open(self.db_path)
+        try:
+            while not self.stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake_sender.wait(), SEND_EVERY)
+                self.wake_sender.clear()
+                try:
+                    result = await flush(
+                        store, self.settings, self.clock, default_transport(self.settings)
+                    )
+                except CalshareError as exc:
+                    log.warning("outbox: %s; trying again later", exc)
+                    continue
+                if result.sent or result.deferred or result.failed:
+                    log.info(
+                        "outbox: sent %d, deferred %d, failed %d",
+                        result.sent,
+                        result.deferred,
+                        result.failed,
+                    )
+        finally:
+            store.close()
+
+    async def stop(self) -> None:
+        """Stop listening, finish what is in flight, then stop the sender and the committer."""
+        for server in self.servers:
+            server.close()
+        in_flight = [task for handler in self.handlers for task in handler.in_flight]
+        if in_flight:
+            log.info("waiting for %d messages in flight", len(in_flight))
+            await asyncio.wait(in_flight, timeout=DRAIN_SECONDS)
+        for server in self.servers:
+            await server.wait_closed()
+        self.stopping.set()
+        self.wake_sender.set()
+        await self.sender_task
+        await asyncio.get_running_loop().run_in_executor(None, self.committer.stop)
+        log.info("stopped")
+
+
+async def serve(
+    settings: Settings,
+    db_path: Path,
+    clock: Clock,
+    *,
+    smtp: Listen | None,
+    lmtp: Listen | None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT."""
+    daemon = Daemon(settings, db_path, clock)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await daemon.start(smtp, lmtp)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("stopping on a signal")
+    await daemon.stop()

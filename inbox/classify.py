@@ -1,0 +1,367 @@
+"""What is this message? A pure function from bytes (and envelope) to a verdict.
+
+The order of the questions is the safety of the answers: a bounce or an
+auto-reply often quotes the invitation, Accept link and all, so those are
+recognised first and are never read as an answer. Only then is the token looked
+for, and only then the answer: from the address the mail was sent to, from the
+subject, or from the first words the person wrote, in English or Norwegian.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import Message
+from html.parser import HTMLParser
+
+from calshare.addresses import normalize_address
+from calshare.errors import AddressError
+from calshare.tokens import parse_token
+
+ACCEPT, DECLINE, AUTO_REPLY, BOUNCE, UNKNOWN = (
+    "accept",
+    "decline",
+    "auto-reply",
+    "bounce",
+    "unknown",
+)
+
+_BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+# What a client puts before a subject it answers or forwards (en, nb/da/sv, de, nl, pl, fi …).
+_REPLY_PREFIX = re.compile(
+    r"^\s*(?:(?:re|sv|aw|antw|vs|odp|vá|rif|r|fw|fwd|vs|wg|tr)\s*(?:\[\d+\])?\s*:\s*)+",
+    re.IGNORECASE,
+)
+_ANSWER_SUBJECT = {
+    "accept": ACCEPT,
+    "accepted": ACCEPT,
+    "godta": ACCEPT,
+    "godtatt": ACCEPT,
+    "decline": DECLINE,
+    "declined": DECLINE,
+    "avslå": DECLINE,
+    "avslått": DECLINE,
+}
+_ANSWER_WORDS = {
+    ACCEPT: (
+        "accept",
+        "accepted",
+        "i accept",
+        "yes",
+        "ok",
+        "okay",
+        "godta",
+        "godtar",
+        "ja",
+        "jeg godtar",
+    ),
+    DECLINE: (
+        "decline",
+        "declined",
+        "i decline",
+        "no",
+        "no thanks",
+        "avslå",
+        "avslår",
+        "nei",
+        "nei takk",
+        "jeg avslår",
+    ),
+}
+_QUOTE_HEADER = re.compile(
+    r"^(on\b.*\bwrote:?|den\b.*\bskrev:?|am\b.*\bschrieb:?|.*\b(wrote|skrev|schrieb):\s*$"
+    r"|-+\s*original message\s*-+|-+\s*opprinnelig melding\s*-+|_{5,}|from:\s.*|fra:\s.*)$",
+    re.IGNORECASE,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|delivery (status notification|failure|has failed)|mail delivery failed"
+    r"|returned mail|failure notice|delivery notification|non.?delivery|could not be delivered"
+    r"|unzustellbar|kan ikke leveres|ikke levert|warning: could not send|delivery warning"
+    r"|error during delivery|mail system error|delivery problem",
+    re.IGNORECASE,
+)
+_AUTO_SUBJECT = re.compile(
+    r"^(auto(matic)?[ -]?(reply|response|svar)|out of (the )?office|abwesenheit|fravær|"
+    r"autosvar|automatisk svar|vacation|ferie)",
+    re.IGNORECASE,
+)
+_DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The inbox's reading of one message for one recipient."""
+
+    kind: str  # accept | decline | auto-reply | bounce | unknown
+    reason: str
+    token: str | None = None  # the invitation token, if found (never logged)
+    form: str | None = None  # the address form it was sent to: accept, decline, share, bounces
+    bounce_key: str | None = None  # bounces+<key>@…: which of our mails bounced
+    sender: str | None = None  # the normalised From address, if any
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message: Message
+    message_id: str
+    raw: bytes
+
+
+def normalize_line_ends(raw: bytes) -> bytes:
+    """Bare CR or LF become CRLF: one shape of line end before anything reads the message."""
+    return _BARE_LINE_END.sub(b"\r\n", raw)
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """Parse leniently; the standard library records defects instead of raising."""
+    raw = normalize_line_ends(raw)
+    message = message_from_bytes(raw, policy=policy.default)
+    message_id = _header(message, "Message-ID").strip()
+    if not message_id:
+        # No Message-ID: the bytes name the message, for telling duplicates apart.
+        message_id = "<sha256-" + hashlib.sha256(raw).hexdigest()[:40] + "@calshare.invalid>"
+    return ParsedMail(message, message_id, raw)
+
+
+def _header(message: Message, name: str) -> str:
+    try:
+        value = message.get(name)
+    except (ValueError, TypeError, IndexError, AttributeError):  # malformed header: as absent
+        return ""
+    return "" if value is None else " ".join(str(value).split())
+
+
+def _sender(message: Message) -> str | None:
+    try:
+        field = message.get("From")
+        addresses = getattr(field, "addresses", ())
+        if addresses:
+            return normalize_address(addresses[0].addr_spec)
+    except (AddressError, ValueError, TypeError, IndexError, AttributeError):
+        return None
+    return None
+
+
+def recipient_form(recipient: str, domain: str) -> tuple[str | None, str | None]:
+    """The form (accept, decline, share, bounces) and detail of one of our addresses."""
+    local, at, host = recipient.strip().strip("<>").rpartition("@")
+    if not at or host.lower().rstrip(".") != domain:
+        return None, None
+    form, plus, detail = local.partition("+")
+    form = form.lower()
+    if not plus or form not in ("accept", "decline", "share", "bounces"):
+        return None, None
+    return form, detail
+
+
+def is_auto_reply(message: Message) -> str | None:
+    """Why this is an automatic answer (RFC 3834 and the shapes Exchange and others use)."""
+    auto = _header(message, "Auto-Submitted").lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return f"Auto-Submitted: {auto}"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autogenerated", "X-AutoReply-From"):
+        if _header(message, name):
+            return f"{name} header"
+    precedence = _header(message, "Precedence").lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    if _header(message, "X-MS-Exchange-Inbox-Rules-Loop") or _header(
+        message, "X-MS-Exchange-Generated-Message-Source"
+    ):
+        return "an Exchange rule or out-of-office message"
+    if _header(message, "List-Id") or _header(message, "List-Unsubscribe"):
+        return "mailing-list mail"
+    subject = _strip_prefixes(_header(message, "Subject"))
+    if _AUTO_SUBJECT.match(subject):
+        return f"automatic-reply subject {subject[:40]!r}"
+    return None
+
+
+def is_bounce(message: Message, mail_from: str) -> str | None:
+    """Why this is a delivery failure report (DSN or the common non-standard shapes)."""
+    content_type = message.get_content_type()
+    if content_type == "multipart/report":
+        return f"multipart/report ({message.get_param('report-type') or 'no report-type'})"
+    if any(part.get_content_type() == "message/delivery-status" for part in _parts(message)):
+        return "a message/delivery-status part"
+    senders = [
+        _header(message, "From").lower(),
+        _header(message, "Return-Path").lower(),
+        mail_from.strip("<> ").lower(),
+    ]
+    if any(name in sender for sender in senders for name in _DAEMONS):
+        return "from a mailer daemon"
+    subject = _strip_prefixes(_header(message, "Subject"))
+    if _BOUNCE_SUBJECT.search(subject):
+        return f"a delivery-failure subject {subject[:40]!r}"
+    return None
+
+
+def _parts(message: Message) -> list[Message]:
+    try:
+        return list(message.walk())
+    except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
+        return [message]
+
+
+def _strip_prefixes(subject: str) -> str:
+    return _REPLY_PREFIX.sub("", subject).strip()
+
+
+class _Text(HTMLParser):
+    """HTML to text, leaving out what replies quote (blockquote, Gmail's gmail_quote)."""
+
+    _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "table", "blockquote"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._quoted = 0
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = " ".join(value or "" for name, value in attrs if name == "class")
+        if (
+            self._quoted
+            or tag == "blockquote"
+            or "quote" in classes
+            or "divRplyFwdMsg" in str(attrs)
+        ):
+            self._quoted += 1
+        if tag in ("style", "script", "head", "title"):
+            self._skip += 1
+        if tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._quoted:
+            self._quoted -= 1
+        if tag in ("style", "script", "head", "title") and self._skip:
+            self._skip -= 1
+        if tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._quoted and not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    parser = _Text()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except (ValueError, AssertionError):
+        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
+    return "".join(parser.out)
+
+
+def body_text(message: Message) -> str:
+    """The person's words: the text/plain part, else the HTML part as text."""
+    plain = html_part = None
+    for part in _parts(message):
+        if part.is_multipart() or part.get_content_disposition() == "attachment":
+            continue
+        content_type = part.get_content_type()
+        if content_type == "text/plain" and plain is None:
+            plain = part
+        elif content_type == "text/html" and html_part is None:
+            html_part = part
+    chosen = plain or html_part
+    if chosen is None:
+        return ""
+    text = _decoded(chosen)
+    return html_to_text(text) if chosen is html_part and plain is None else text
+
+
+def _decoded(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        return payload.decode("utf-8", errors="replace")
+
+
+def first_words(text: str) -> str:
+    """The first line the person wrote: not quoted, not a greeting of the quote, not empty."""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith(">") or _QUOTE_HEADER.match(stripped):
+            return ""
+        return stripped
+    return ""
+
+
+def answer_in_words(text: str) -> str | None:
+    """accept/decline if the line is one of the answer words (and nothing much else)."""
+    words = re.sub(r"[^\w\s]", " ", text.lower()).split()
+    if not words or len(words) > 6:
+        return None
+    phrase = " ".join(words)
+    for kind, choices in _ANSWER_WORDS.items():
+        for choice in choices:
+            if phrase == choice or phrase.startswith(choice + " "):
+                return kind
+    return None
+
+
+def _token_in_text(text: str, domain: str) -> tuple[str | None, str | None]:
+    pattern = re.compile(
+        rf"\b(accept|decline|share)\+([a-z2-7]{{26}})@{re.escape(domain)}", re.IGNORECASE
+    )
+    found = pattern.search(text)
+    if not found:
+        return None, None
+    return found[1].lower(), parse_token(found[2])
+
+
+def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -> Verdict:
+    """The verdict for this message as delivered to ``recipient``."""
+    message = mail.message
+    sender = _sender(message)
+    form, detail = recipient_form(recipient, domain.lower())
+    token = parse_token(detail) if form in ("accept", "decline", "share") and detail else None
+
+    def verdict(kind: str, reason: str, **found: str | None) -> Verdict:
+        return Verdict(kind, reason, sender=sender, message_id=mail.message_id, **found)
+
+    if form == "bounces":
+        return verdict(BOUNCE, "sent to a bounce address", bounce_key=detail, form=form)
+    bounce = is_bounce(message, mail_from)
+    if bounce:
+        return verdict(BOUNCE, bounce, token=token, form=form)
+    auto = is_auto_reply(message)
+    if auto:
+        return verdict(AUTO_REPLY, auto, form=form)
+    if not mail_from.strip("<> "):
+        # RFC 5321: the null sender is for notifications, never for a person's answer.
+        return verdict(AUTO_REPLY, "null sender", form=form)
+
+    subject = _header(message, "Subject")
+    text = body_text(message)
+    if token is None:
+        form, token = _token_in_text(f"{subject}\n{text}", domain)
+        if token is None:
+            return verdict(UNKNOWN, "no invitation token in the address, subject or body")
+    if form in (ACCEPT, DECLINE):
+        assert form is not None
+        return verdict(form, f"sent to the {form}+ address", token=token, form=form)
+    head = _strip_prefixes(subject).split(":", 1)
+    if len(head) == 2 and head[0].strip().lower() in _ANSWER_SUBJECT:
+        kind = _ANSWER_SUBJECT[head[0].strip().lower()]
+        return verdict(kind, f"subject starts {head[0].strip()!r}", token=token, form=form)
+    words = first_words(text)
+    answer = answer_in_words(words)
+    if answer:
+        return verdict(answer, f"first line says {words[:30]!r}", token=token, form=form)
+    why = "no accept or decline in the subject or first line"
+    return verdict(UNKNOWN, why, token=token, form=form)
