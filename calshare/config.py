@@ -301,7 +301,7 @@ class OutboxSettings:
     give_up_hours: int = _option(
         96, _integer(1, 24 * 30), "a mail still not accepted after this long has failed"
     )
-    batch: int = _option(100, _integer(1, 10000), "mails sent between two database commits")
+    batch: int = _option(100, _integer(1, 10000), "mails claimed by the sender at a time")
 
 
 @dataclass(frozen=True)
