@@ -26,6 +26,7 @@ test: install lint typecheck
 
 run: install
 	$(BIN)/calshare demo
+	$(BIN)/calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024
 
 # bench/mail.py delivers to Postfix's smtp-sink. If it is missing, install Debian's postfix
 # package (as root, or with sudo) preseeded to "No configuration": no main.cf is written, so

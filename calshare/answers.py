@@ -222,7 +222,7 @@ def _answer(
             extra={"why": wording.text(f"invalid_token.{why}", lang)},
             in_reply_to=verdict.message_id,
         )
-        outbox.enqueue(db, mail, kind="invalid_token", share_id=invitation.share_id, now=now)
+        outbox.enqueue(db, mail, kind=outbox.INVALID_TOKEN, share_id=invitation.share_id, now=now)
         return f"replied: invalid token ({why})"
     if verdict.sender != invitation.invitee:
         if verdict.kind not in (ACCEPT, DECLINE) or _replied_lately(db, verdict, now):
@@ -238,7 +238,7 @@ def _answer(
             links=_answer_links(settings, verdict.token, invitation),
             reply_to=f"share+{verdict.token}@{settings.mail.domain}",
         )
-        outbox.enqueue(db, mail, kind="confirm", share_id=invitation.share_id, now=now)
+        outbox.enqueue(db, mail, kind=outbox.CONFIRM, share_id=invitation.share_id, now=now)
         return "replied: held, the invitee was asked to confirm"
     if verdict.kind == ACCEPT:
         return _accept(db, settings, now, invitation, sender, invitee, random_bytes)
@@ -266,7 +266,7 @@ def _answer(
         reply_to=f"share+{verdict.token}@{settings.mail.domain}",
         in_reply_to=verdict.message_id,
     )
-    outbox.enqueue(db, mail, kind="answer_help", share_id=invitation.share_id, now=now)
+    outbox.enqueue(db, mail, kind=outbox.ANSWER_HELP, share_id=invitation.share_id, now=now)
     return "replied: how to answer"
 
 
@@ -311,7 +311,7 @@ def _accept(
         level=Level(invitation.level),
         links=[("welcome.subscribe", webcal), ("welcome.https", https)],
     )
-    outbox.enqueue(db, mail, kind="welcome", share_id=invitation.share_id, now=now)
+    outbox.enqueue(db, mail, kind=outbox.WELCOME, share_id=invitation.share_id, now=now)
     _tell_owner(db, settings, now, invitation, sender, "accepted")
     return "accepted"
 

@@ -438,6 +438,17 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     for calendar in list_calendars(ctx.store.db, owner="demo@example.org"):
         print(f"\n{calendar.name} — the next 7 days:", file=ctx.out)
         _print_agenda(ctx.out, calendar, _events(ctx, calendar, "today", "+6", None, False))
+    maildir = ctx.settings.outbox.maildir
+    domain = ctx.settings.mail.domain
+    print(
+        f"\n'project' is shared with bob@example.org; the daemon writes the invitation to "
+        f"{maildir}/new (no [relay] is configured). To answer it as Bob, once it is there:\n"
+        f"  TOKEN=$(grep -rhoE 'accept\\+[a-z2-7]{{26}}' {maildir}/new | head -1 | cut -d+ -f2)\n"
+        f"  swaks --server 127.0.0.1:8025 --from bob@example.org --to accept+$TOKEN@{domain}\n"
+        "then `calshare shares` shows the share accepted, and the welcome mail with Bob's feed "
+        f"link arrives in {maildir}/new.",
+        file=ctx.out,
+    )
     return 0
 
 

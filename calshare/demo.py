@@ -12,11 +12,14 @@ from calshare.calendars import add_calendar, list_calendars
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.importer import ImportResult, import_calendar
+from calshare.levels import Level
+from calshare.sharing import share
 from calshare.store import Store
 
 DEMO_OWNER = "Ann Demo <demo@example.org>"
 DEMO_DIR = Path(__file__).parent / "demo_calendars"
 DEMO_CALENDARS = ("project", "family")
+DEMO_INVITEE = "Bob Builder <bob@example.org>"
 
 
 def seed_demo(store: Store, settings: Settings, clock: Clock) -> list[ImportResult]:
@@ -32,4 +35,7 @@ def seed_demo(store: Store, settings: Settings, clock: Clock) -> list[ImportResu
             results.append(
                 import_calendar(store, settings, clock, name, str(DEMO_DIR / f"{name}.ics"))
             )
+    if "project" not in existing:
+        # An invitation to answer, so the inbox has something to do from the first run.
+        share(store, settings, clock, "project", DEMO_INVITEE, Level.TITLES)
     return results

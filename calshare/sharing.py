@@ -234,7 +234,7 @@ def _withdraw(db: Database, share_id: int, now: datetime) -> None:
         " AND used_at IS NULL",
         [utc_text(now), share_id],
     )
-    outbox.cancel(db, share_id, [outbox.INVITATION, outbox.LEVEL_CHANGED])
+    outbox.cancel(db, share_id, outbox.WITHDRAWN_WITH_SHARE)
 
 
 def unshare(

@@ -21,6 +21,14 @@ from mailer.compose import OutgoingMail
 INVITATION = "invitation"
 LEVEL_CHANGED = "level_changed"
 UNSHARED = "unshared"
+WELCOME = "welcome"  # carries the feed link
+CONFIRM = "confirm"  # asks the invitee to confirm an answer from another address
+ANSWER_HELP = "answer_help"
+INVALID_TOKEN = "invalid_token"
+OWNER_ACCEPTED = "owner_accepted"
+OWNER_DECLINED = "owner_declined"
+# What a withdrawn share must not send any more: mails with its token or its feed.
+WITHDRAWN_WITH_SHARE = (INVITATION, LEVEL_CHANGED, WELCOME, CONFIRM, ANSWER_HELP)
 
 QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
 
