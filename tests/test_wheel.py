@@ -44,7 +44,8 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
         python,
         "-c",
         "from mailer.templates import template_dir, render; print(template_dir());"
-        "print(render('notice.html', lang='en', subject='S', heading='H', body='B', footer='F', links=[]))",
+        "print(render('notice.html', lang='en', subject='S', heading='H', body='B',"
+        " footer='F', links=[]))",
         cwd=work,
     )
     assert rendered.returncode == 0, rendered.stderr
