@@ -15,6 +15,7 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SEND_EVERY = 10.0  # seconds between outbox flushes when nothing wakes the sender
 DRAIN_SECONDS = 30.0  # how long SIGTERM waits for messages in flight
+PURGE_EVERY = timedelta(hours=6)  # how often old raw inbound messages are forgotten
 
 
 @dataclass(frozen=True)
@@ -113,11 +115,15 @@ class Daemon:
 
     async def _send_forever(self) -> None:
         store = Store.open(self.db_path)
+        purged_at = self.clock.now()
         try:
             while not self.stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake_sender.wait(), SEND_EVERY)
                 self.wake_sender.clear()
+                if self.clock.now() - purged_at > PURGE_EVERY:
+                    purged_at = self.clock.now()
+                    purge_raw(store, self.settings.inbox.keep_raw_days, purged_at)
                 try:
                     result = await flush(
                         store, self.settings, self.clock, default_transport(self.settings)
