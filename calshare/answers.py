@@ -212,33 +212,35 @@ def _answer(
     if why is not None:
         if verdict.sender is None or _replied_lately(db, verdict, now):
             return f"invalid token ({why})"
-        mail = compose.notice(
-            sender,
-            Mailbox(verdict.sender),
+        spec = compose.NoticeSpec(
+            sender=sender,
+            to=Mailbox(verdict.sender),
             kind="invalid_token",
             calendar=invitation.calendar,
             lang=lang,
-            now=now,
-            extra={"why": wording.text(f"invalid_token.{why}", lang)},
+            extra=(("why", wording.text(f"invalid_token.{why}", lang)),),
             in_reply_to=verdict.message_id,
+            key=compose.new_message_key(),
         )
-        outbox.enqueue(db, mail, kind=outbox.INVALID_TOKEN, share_id=invitation.share_id, now=now)
+        outbox.enqueue_notice(
+            db, spec, kind=outbox.INVALID_TOKEN, share_id=invitation.share_id, now=now
+        )
         return f"replied: invalid token ({why})"
     if verdict.sender != invitation.invitee:
         if verdict.kind not in (ACCEPT, DECLINE) or _replied_lately(db, verdict, now):
             return "held: not from the invitee"
-        mail = compose.notice(
-            sender,
-            invitee,
+        spec = compose.NoticeSpec(
+            sender=sender,
+            to=invitee,
             kind="confirm",
             calendar=invitation.calendar,
             lang=lang,
-            now=now,
-            extra={"forwarder": verdict.sender or "an unknown address"},
-            links=_answer_links(settings, verdict.token, invitation),
+            extra=(("forwarder", verdict.sender or "an unknown address"),),
+            links=tuple(_answer_links(settings, verdict.token, invitation)),
             reply_to=f"share+{verdict.token}@{settings.mail.domain}",
+            key=compose.new_message_key(),
         )
-        outbox.enqueue(db, mail, kind=outbox.CONFIRM, share_id=invitation.share_id, now=now)
+        outbox.enqueue_notice(db, spec, kind=outbox.CONFIRM, share_id=invitation.share_id, now=now)
         return "replied: held, the invitee was asked to confirm"
     if verdict.kind == ACCEPT:
         return _accept(db, settings, now, invitation, sender, invitee, random_bytes)
@@ -255,18 +257,18 @@ def _answer(
     assert verdict.kind == UNKNOWN
     if _replied_lately(db, verdict, now):
         return "unknown answer"
-    mail = compose.notice(
-        sender,
-        invitee,
+    spec = compose.NoticeSpec(
+        sender=sender,
+        to=invitee,
         kind="answer_help",
         calendar=invitation.calendar,
         lang=lang,
-        now=now,
-        links=_answer_links(settings, verdict.token, invitation),
+        links=tuple(_answer_links(settings, verdict.token, invitation)),
         reply_to=f"share+{verdict.token}@{settings.mail.domain}",
         in_reply_to=verdict.message_id,
+        key=compose.new_message_key(),
     )
-    outbox.enqueue(db, mail, kind=outbox.ANSWER_HELP, share_id=invitation.share_id, now=now)
+    outbox.enqueue_notice(db, spec, kind=outbox.ANSWER_HELP, share_id=invitation.share_id, now=now)
     return "replied: how to answer"
 
 
@@ -301,17 +303,17 @@ def _accept(
     )
     db.execute("UPDATE invitations SET used_at = ? WHERE id = ?", [utc_text(now), invitation.id])
     webcal, https = feed_urls(settings.http.base_url, secret)
-    mail = compose.notice(
-        sender,
-        invitee,
+    spec = compose.NoticeSpec(
+        sender=sender,
+        to=invitee,
         kind="welcome",
         calendar=invitation.calendar,
         lang=invitation.lang,
-        now=now,
         level=Level(invitation.level),
-        links=[("welcome.subscribe", webcal), ("welcome.https", https)],
+        links=(("welcome.subscribe", webcal), ("welcome.https", https)),
+        key=compose.new_message_key(),
     )
-    outbox.enqueue(db, mail, kind=outbox.WELCOME, share_id=invitation.share_id, now=now)
+    outbox.enqueue_notice(db, spec, kind=outbox.WELCOME, share_id=invitation.share_id, now=now)
     _tell_owner(db, settings, now, invitation, sender, "accepted")
     return "accepted"
 
@@ -325,14 +327,14 @@ def _tell_owner(
     kind: str,
 ) -> None:
     invitee = invitation.invitee_name or invitation.invitee
-    mail = compose.notice(
-        sender,
-        Mailbox(invitation.owner, invitation.owner_name),
+    spec = compose.NoticeSpec(
+        sender=sender,
+        to=Mailbox(invitation.owner, invitation.owner_name),
         kind=kind,
         calendar=invitation.calendar,
         lang=settings.mail.lang,
-        now=now,
         level=Level(invitation.level),
-        extra={"invitee": invitee, "invitee_address": invitation.invitee},
+        extra=(("invitee", invitee), ("invitee_address", invitation.invitee)),
+        key=compose.new_message_key(),
     )
-    outbox.enqueue(db, mail, kind=f"owner_{kind}", share_id=invitation.share_id, now=now)
+    outbox.enqueue_notice(db, spec, kind=f"owner_{kind}", share_id=invitation.share_id, now=now)

@@ -26,7 +26,7 @@ from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import CalshareError, UsageError
 from calshare.store import Store
-from inbox.server import GroupCommitter, InboxHandler, purge_raw
+from inbox.server import GroupCommitter, InboxHandler, Sessions, protocol_class, purge_raw
 from mailer.sender import default_transport, flush
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,6 @@ class Listen:
         return cls(host.strip("[]") or "127.0.0.1", int(port))
 
 
-def _protocol(kind: type[SMTP], settings: Settings) -> type[SMTP]:
-    """A protocol class with the configured line length (aiosmtpd reads it from the class)."""
-    return type(
-        f"Calshare{kind.__name__}", (kind,), {"line_length_limit": settings.inbox.max_line_length}
-    )
-
-
 def _tls(settings: Settings) -> ssl.SSLContext | None:
     if not settings.inbox.tls_cert:
         return None
@@ -73,6 +66,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.servers: list[asyncio.AbstractServer] = []
         self.handlers: list[InboxHandler] = []
+        self.sessions = Sessions()
         self.ports: dict[str, int] = {}
 
     async def start(self, smtp: Listen | None, lmtp: Listen | None) -> None:
@@ -95,7 +89,7 @@ class Daemon:
             if listen is None:
                 continue
             handler = InboxHandler(self.settings, self.committer, lmtp=kind is LMTP)
-            protocol = _protocol(kind, self.settings)
+            protocol = protocol_class(kind, self.settings.inbox.max_line_length, self.sessions)
             factory = partial(
                 protocol,
                 handler,
@@ -114,7 +108,7 @@ class Daemon:
         self.sender_task = asyncio.create_task(self._send_forever(), name="outbox-sender")
 
     async def _send_forever(self) -> None:
-        store = Store.open(self.db_path)
+        store = Store.open(self.db_path, same_thread=False)
         purged_at = self.clock.now()
         try:
             while not self.stopping.is_set():
@@ -123,10 +117,15 @@ class Daemon:
                 self.wake_sender.clear()
                 if self.clock.now() - purged_at > PURGE_EVERY:
                     purged_at = self.clock.now()
-                    purge_raw(store, self.settings.inbox.keep_raw_days, purged_at)
+                    keep = self.settings.inbox.keep_raw_days
+                    await asyncio.to_thread(purge_raw, store, keep, purged_at)
                 try:
                     result = await flush(
-                        store, self.settings, self.clock, default_transport(self.settings)
+                        store,
+                        self.settings,
+                        self.clock,
+                        default_transport(self.settings),
+                        offload=True,
                     )
                 except CalshareError as exc:
                     log.warning("outbox: %s; trying again later", exc)
@@ -144,11 +143,11 @@ class Daemon:
     async def stop(self) -> None:
         """Stop listening, finish what is in flight, then stop the sender and the committer."""
         for server in self.servers:
-            server.close()
-        in_flight = [task for handler in self.handlers for task in handler.in_flight]
-        if in_flight:
-            log.info("waiting for %d messages in flight", len(in_flight))
-            await asyncio.wait(in_flight, timeout=DRAIN_SECONDS)
+            server.close()  # no new connections
+        if self.sessions.receiving():
+            log.info("waiting for %d messages in flight", self.sessions.receiving())
+            await self.sessions.drain(DRAIN_SECONDS)
+        self.sessions.close_idle()
         for server in self.servers:
             await server.wait_closed()
         self.stopping.set()

@@ -144,7 +144,9 @@ def _schema_2(db: Database) -> None:
         "CREATE INDEX outbox_due ON outbox(status, next_attempt_at)",
         """CREATE TABLE outbox_bodies (
             outbox_id INTEGER PRIMARY KEY REFERENCES outbox(id) ON DELETE CASCADE,
-            raw BLOB NOT NULL
+            raw BLOB,
+            spec TEXT,
+            CHECK ((raw IS NULL) != (spec IS NULL))
         )""",
         "CREATE INDEX outbox_share ON outbox(share_id)",
         """CREATE TABLE audit (
@@ -218,18 +220,27 @@ class Store:
 
     @classmethod
     def open(
-        cls, path: str | Path = DEFAULT_DB, *, busy_timeout_ms: int = 5000, durable: bool = True
+        cls,
+        path: str | Path = DEFAULT_DB,
+        *,
+        busy_timeout_ms: int = 5000,
+        durable: bool = True,
+        same_thread: bool = True,
     ) -> Store:
         """Open (creating and migrating as needed) the database.
 
         ``durable=False`` gives a connection whose commits use synchronous=NORMAL:
         they survive a killed process but maybe not a power cut. Only for records
         whose loss costs a repeat, never data: the outbox's "sent" marks.
+        ``same_thread=False`` lets one thread at a time other than the opener use it
+        (the daemon's sender hands its database work to a worker thread).
         """
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+            conn = sqlite3.connect(
+                str(path), timeout=busy_timeout_ms / 1000, check_same_thread=same_thread
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"Cannot open the database {path}: {exc}") from None
         try:

@@ -22,7 +22,8 @@ def trusted_results(message: Message, authserv_id: str) -> str | None:
         return None
     for value in values:  # in order: the topmost, added last, comes first
         text = " ".join(str(value).split())
-        server = text.split(";", 1)[0].strip().split()[0] if text.strip() else ""
+        words = text.split(";", 1)[0].split()
+        server = words[0] if words else ""
         if server.lower() == authserv_id.lower():
             return text
     return None

@@ -80,7 +80,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (status notification|failure|has failed)|mail delivery failed"
     r"|returned mail|failure notice|delivery notification|non.?delivery|could not be delivered"
     r"|unzustellbar|kan ikke leveres|ikke levert|warning: could not send|delivery warning"
-    r"|error during delivery|mail system error|delivery problem",
+    r"|error during delivery|mail system error|delivery problem|user unknown|no such user",
     re.IGNORECASE,
 )
 _AUTO_SUBJECT = re.compile(
@@ -88,7 +88,7 @@ _AUTO_SUBJECT = re.compile(
     r"autosvar|automatisk svar|vacation|ferie)",
     re.IGNORECASE,
 )
-_DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
+_DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon")
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,13 @@ class ParsedMail:
     message: Message
     message_id: str
     raw: bytes
+
+
+def unreadable(raw: bytes, message_id: str | None = None) -> Verdict:
+    """The verdict for a message the parser or classifier could not get through."""
+    if message_id is None:
+        message_id = "<sha256-" + hashlib.sha256(raw).hexdigest()[:40] + "@calshare.invalid>"
+    return Verdict(UNKNOWN, "the message could not be read", message_id=message_id)
 
 
 def normalize_line_ends(raw: bytes) -> bytes:
@@ -285,7 +292,7 @@ def _decoded(part: Message) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know
+    except (LookupError, ValueError):  # a charset Python does not know, or a broken name
         return payload.decode("utf-8", errors="replace")
 
 

@@ -17,20 +17,23 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
 from calshare.answers import Inbound, record
 from calshare.calendars import utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import CalshareError
+from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from inbox.authresults import passes
-from inbox.classify import classify, parse_mail, recipient_form
+from inbox.classify import classify, parse_mail, recipient_form, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +107,17 @@ class GroupCommitter:
             self._commit(group)
 
     def _commit(self, group: list[_Job]) -> None:
+        """Store a group in one transaction; whatever happens, every job gets its answer.
+
+        One message that fails is rolled back to its savepoint and answered 451 alone.
+        If the whole transaction is gone (SQLite rolls everything back on some errors,
+        a full disk among them) or the commit fails, the whole group is answered 451.
+        The thread itself never dies: a dead committer would be a daemon that
+        answers 451 to everything while looking healthy.
+        """
         results: list[list[str] | BaseException] = []
         now = self._clock.now()
+        conn = self._store.db.conn
         try:
             with self._store.write() as db:
                 for number, job in enumerate(group):
@@ -116,11 +128,13 @@ class GroupCommitter:
                         )
                     except Exception as exc:  # one bad message must not sink the group
                         log.exception("inbox: could not record a message; answering 451")
+                        if not conn.in_transaction:
+                            raise StoreError("the database rolled the transaction back") from exc
                         db.execute(f"ROLLBACK TO job{number}")
                         results.append(exc)
                     db.execute(f"RELEASE job{number}")
             self.commits += 1
-        except (CalshareError, OSError) as exc:  # the store: locked, full, read-only, gone
+        except Exception as exc:  # noqa: BLE001 - the store: locked, full, read-only, gone; or a bug
             log.error("inbox: commit of %d messages failed: %s", len(group), exc)
             results = [exc] * len(group)
         for job, result in zip(group, results, strict=True):
@@ -138,6 +152,69 @@ def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException
         future.set_result(result)
 
 
+class Sessions:
+    """The open SMTP/LMTP connections, and which of them are in the middle of a message."""
+
+    def __init__(self) -> None:
+        self.open: set[Any] = set()
+
+    def receiving(self) -> int:
+        return sum(1 for session in self.open if session.calshare_receiving)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until no session is receiving or storing a message."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.receiving() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+
+    def close_idle(self) -> None:
+        """Tell the remaining clients we are going (421) and close their connections."""
+        for session in list(self.open):
+            transport = session.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(b"421 4.3.2 Shutting down, please try again later\r\n")
+                transport.close()
+
+
+def protocol_class(kind: type[SMTP], line_length: int, sessions: Sessions) -> type[SMTP]:
+    """aiosmtpd's SMTP or LMTP, with the configured line length, session tracking for a
+    graceful stop, and, for LMTP, refusals after DATA repeated once per recipient."""
+
+    class Protocol(kind):  # type: ignore[valid-type,misc]
+        line_length_limit = line_length
+        calshare_receiving = False
+        _copies = 1
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            sessions.open.add(self)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            sessions.open.discard(self)
+            super().connection_lost(error)
+
+        async def smtp_DATA(self, arg: str) -> None:
+            self.calshare_receiving = True
+            try:
+                await super().smtp_DATA(arg)
+            finally:
+                self.calshare_receiving = False
+                self._copies = 1
+
+        async def push(self, status: str | bytes) -> None:
+            if self.calshare_receiving and isinstance(status, str):
+                if status.startswith("354"):
+                    # RFC 2033: from here on, DATA is answered once per recipient.
+                    self._copies = len(self.envelope.rcpt_tos) if issubclass(kind, LMTP) else 1
+                elif self._copies > 1 and "\r\n" not in status:
+                    status = "\r\n".join([status] * self._copies)
+            await super().push(status)
+
+    Protocol.__name__ = f"Calshare{kind.__name__}"
+    return Protocol
+
+
 @dataclass
 class InboxHandler:
     """aiosmtpd handler for SMTP and LMTP alike (``lmtp`` decides the DATA answer's shape)."""
@@ -145,7 +222,6 @@ class InboxHandler:
     settings: Settings
     committer: GroupCommitter
     lmtp: bool = False
-    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def serves(self, address: str) -> bool:
         address = address.strip().strip("<>").lower()
@@ -166,16 +242,6 @@ class InboxHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        task = asyncio.current_task()
-        if task is not None:
-            self.in_flight.add(task)
-        try:
-            return await self._data(envelope)
-        finally:
-            if task is not None:
-                self.in_flight.discard(task)
-
-    async def _data(self, envelope: Any) -> str:
         raw: bytes = envelope.original_content or b""
         recipients = list(envelope.rcpt_tos)
         mail_from = envelope.mail_from or ""
@@ -206,19 +272,33 @@ class InboxHandler:
         return "\r\n".join([reply] * count) if self.lmtp else reply
 
     def _read(self, raw: bytes, mail_from: str, recipients: list[str]) -> list[Inbound]:
-        mail = parse_mail(raw)
+        """Classify for each recipient. A message we cannot read at all is still stored
+        (as unknown, with its bytes for an operator): answering 451 would only make the
+        sender repeat it forever."""
         inbox = self.settings.inbox
         items = []
+        try:
+            mail = parse_mail(raw)
+        except Exception as exc:  # noqa: BLE001 - the email package on hostile input: record, do not loop
+            log.warning("inbox: unreadable message (%s); stored as unknown", type(exc).__name__)
+            mail = None
         for recipient in recipients:
-            verdict = classify(
-                mail, mail_from=mail_from, recipient=recipient, domain=self.settings.mail.domain
-            )
-            authenticated = passes(
-                mail.message,
-                require=inbox.require_auth,
-                authserv_id=inbox.authserv_id,
-                author=verdict.sender,
-            )
+            if mail is None:
+                items.append(Inbound(raw, mail_from, recipient, unreadable(raw), False))
+                continue
+            try:
+                verdict = classify(
+                    mail, mail_from=mail_from, recipient=recipient, domain=self.settings.mail.domain
+                )
+                authenticated = passes(
+                    mail.message,
+                    require=inbox.require_auth,
+                    authserv_id=inbox.authserv_id,
+                    author=verdict.sender,
+                )
+            except Exception as exc:  # noqa: BLE001 - as above: an unreadable message, not a server error
+                log.warning("inbox: could not classify (%s); stored as unknown", type(exc).__name__)
+                verdict, authenticated = unreadable(raw, mail.message_id), False
             items.append(Inbound(mail.raw, mail_from, recipient, verdict, authenticated))
         return items
 

@@ -9,6 +9,7 @@ instead (``bounces+<key>@…``) so a bounce can be matched to what it bounces.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from urllib.parse import quote
 
 from babel.dates import format_date
 
-from calshare.addresses import Mailbox, normalize_domain
+from calshare.addresses import Mailbox, normalize_domain, parse_mailbox
 from calshare.levels import Level
 from mailer import wording
 from mailer.headers import check_generated
@@ -134,6 +135,93 @@ def _build(
     raw = message.as_bytes(policy=POLICY)
     check_generated(raw, headers)
     return OutgoingMail(message_id, envelope_from, (f"{local}@{domain}",), raw, subject)
+
+
+@dataclass(frozen=True)
+class NoticeSpec:
+    """Everything a notice needs, to be composed later by the sender.
+
+    Composing costs milliseconds of the email package; the inbox's answers queue
+    specs instead, so the commit that answers 250 stays short. The key is fixed
+    here, so the Message-ID is the same whenever and however often it is composed.
+    """
+
+    kind: str
+    sender: Sender
+    to: Mailbox
+    calendar: str
+    lang: str
+    key: str
+    level: Level | None = None
+    links: tuple[tuple[str, str], ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+
+    @property
+    def message_id(self) -> str:
+        return _envelope(self.sender, self.key)[0]
+
+    @property
+    def envelope_from(self) -> str:
+        return _envelope(self.sender, self.key)[1]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "sender": [
+                    self.sender.domain,
+                    str(self.sender.from_mailbox),
+                    self.sender.owner.address,
+                    self.sender.owner.display_name,
+                ],
+                "to": [self.to.address, self.to.display_name],
+                "calendar": self.calendar,
+                "lang": self.lang,
+                "key": self.key,
+                "level": str(self.level) if self.level else None,
+                "links": [list(link) for link in self.links],
+                "extra": [list(pair) for pair in self.extra],
+                "reply_to": self.reply_to,
+                "in_reply_to": self.in_reply_to,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> NoticeSpec:
+        data = json.loads(text)
+        domain, from_text, owner, owner_name = data["sender"]
+        return cls(
+            kind=data["kind"],
+            sender=Sender(domain, parse_mailbox(from_text), Mailbox(owner, owner_name)),
+            to=Mailbox(*data["to"]),
+            calendar=data["calendar"],
+            lang=data["lang"],
+            key=data["key"],
+            level=Level(data["level"]) if data["level"] else None,
+            links=tuple((label, url) for label, url in data["links"]),
+            extra=tuple((name, value) for name, value in data["extra"]),
+            reply_to=data["reply_to"],
+            in_reply_to=data["in_reply_to"],
+        )
+
+    def compose(self, now: datetime) -> OutgoingMail:
+        return notice(
+            self.sender,
+            self.to,
+            kind=self.kind,
+            calendar=self.calendar,
+            lang=self.lang,
+            now=now,
+            level=self.level,
+            links=self.links,
+            extra=dict(self.extra),
+            reply_to=self.reply_to,
+            in_reply_to=self.in_reply_to,
+            key=self.key,
+        )
 
 
 def _fields(sender: Sender, calendar: str) -> dict[str, str]:

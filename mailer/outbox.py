@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from mailer.compose import OutgoingMail
+from mailer.compose import NoticeSpec, OutgoingMail
 
 INVITATION = "invitation"
 LEVEL_CHANGED = "level_changed"
@@ -41,25 +41,56 @@ def enqueue(
     db: Database, mail: OutgoingMail, *, kind: str, share_id: int | None, now: datetime
 ) -> int:
     """Queue a mail; call inside the write transaction of the change it reports."""
+    mail_id = _insert(
+        db, mail.message_id, mail.envelope_from, mail.recipients, mail.subject, kind, share_id, now
+    )
+    db.execute("INSERT INTO outbox_bodies (outbox_id, raw) VALUES (?, ?)", [mail_id, mail.raw])
+    return mail_id
+
+
+def enqueue_notice(
+    db: Database, spec: NoticeSpec, *, kind: str, share_id: int | None, now: datetime
+) -> int:
+    """Queue a notice to be composed by the sender (see NoticeSpec)."""
+    subject = (
+        f"{spec.kind} about {spec.calendar}"  # for `calshare outbox`; the mail's own is set then
+    )
+    mail_id = _insert(
+        db, spec.message_id, spec.envelope_from, (spec.to.address,), subject, kind, share_id, now
+    )
+    db.execute(
+        "INSERT INTO outbox_bodies (outbox_id, spec) VALUES (?, ?)", [mail_id, spec.to_json()]
+    )
+    return mail_id
+
+
+def _insert(
+    db: Database,
+    message_id: str,
+    envelope_from: str,
+    recipients: Sequence[str],
+    subject: str,
+    kind: str,
+    share_id: int | None,
+    now: datetime,
+) -> int:
     cursor = db.execute(
         """INSERT INTO outbox (message_id, kind, share_id, envelope_from, recipients, subject,
                status, next_attempt_at, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
-            mail.message_id,
+            message_id,
             kind,
             share_id,
-            mail.envelope_from,
-            json.dumps(list(mail.recipients)),
-            mail.subject,
+            envelope_from,
+            json.dumps(list(recipients)),
+            subject,
             QUEUED,
             int(now.timestamp()),
             _text(now),
         ],
     )
-    mail_id = int(cursor.lastrowid or 0)
-    db.execute("INSERT INTO outbox_bodies (outbox_id, raw) VALUES (?, ?)", [mail_id, mail.raw])
-    return mail_id
+    return int(cursor.lastrowid or 0)
 
 
 def cancel(db: Database, share_id: int, kinds: Sequence[str]) -> int:
@@ -127,9 +158,17 @@ class Claimed:
     share_id: int | None
     envelope_from: str
     recipients: tuple[str, ...]
-    raw: bytes
+    raw: bytes | None  # the message, or None when it is to be composed from ``spec``
     attempts: int
     created_ts: int
+    spec: str | None = None
+
+    def message(self, now: datetime) -> bytes:
+        """The bytes to send: as queued, or composed now from the spec."""
+        if self.raw is not None:
+            return self.raw
+        assert self.spec is not None
+        return NoticeSpec.from_json(self.spec).compose(now).raw
 
 
 def release_interrupted(db: Database) -> int:
@@ -153,7 +192,7 @@ def claim(
     parameters: list[str | int] = [QUEUED, after_id, *([] if force else [now_ts]), limit]
     rows = db.execute(
         f"""SELECT o.id, o.message_id, o.kind, o.share_id, o.envelope_from, o.recipients,
-                   b.raw, o.attempts, CAST(strftime('%s', o.created_at) AS INTEGER)
+                   b.raw, o.attempts, CAST(strftime('%s', o.created_at) AS INTEGER), b.spec
             FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id
             WHERE o.status = ? AND o.id > ? {due} ORDER BY o.id LIMIT ?""",
         parameters,
@@ -175,6 +214,7 @@ def claim(
             row[6],
             row[7],
             row[8],
+            row[9],
         )
         for row in rows
     ]

@@ -10,14 +10,17 @@ system may see a message twice, never two different messages.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -29,6 +32,7 @@ from mailer import outbox
 from mailer.transports import PermanentFailure, TemporaryFailure, Transport, transport_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,6 +77,10 @@ def default_transport(settings: Settings) -> Transport:
     return transport_for(settings.relay, settings.outbox.maildir)
 
 
+async def _inline(work: Callable[[], T]) -> T:
+    return work()
+
+
 async def flush(
     store: Store,
     settings: Settings,
@@ -80,38 +88,45 @@ async def flush(
     transport: Transport,
     *,
     force: bool = False,
+    offload: bool = False,
 ) -> FlushResult:
-    """Send every due mail once (with ``force``, also those waiting to retry)."""
+    """Send every due mail once (with ``force``, also those waiting to retry).
+
+    ``offload`` runs the database work and the composing of queued notices in a
+    worker thread, for the daemon, whose event loop also serves SMTP sessions:
+    a locked database must not stall them. ``store`` must then have been opened
+    with ``same_thread=False``.
+    """
+    run: Callable[[Callable[[], Any]], Awaitable[Any]] = asyncio.to_thread if offload else _inline
     result = FlushResult()
     with flush_lock(store.path) as locked:
         if not locked:
             result.busy = True
             return result
-        with store.write() as db:
-            released = outbox.release_interrupted(db)
+        released = await run(lambda: _with_write(store, outbox.release_interrupted))
         if released:
             log.warning(
                 "outbox: %d mails were being sent when a sender died; sending again", released
             )
         after_id = 0
-        marks = Store.open(store.path, durable=False)
+        marks = Store.open(store.path, durable=False, same_thread=not offload)
         try:
             while True:
-                now = clock.now()
-                with store.write() as db:
-                    batch = outbox.claim(
-                        db,
-                        int(now.timestamp()),
-                        settings.outbox.batch,
-                        force=force,
-                        after_id=after_id,
-                    )
+                now_ts = int(clock.now().timestamp())
+                claim = partial(
+                    outbox.claim, limit=settings.outbox.batch, force=force, after_id=after_id
+                )
+                batch: list[outbox.Claimed] = await run(
+                    partial(_with_write, store, partial(_claim, claim, now_ts))
+                )
                 if not batch:
                     break
                 after_id = batch[-1].id
-                reachable = await _deliver(marks, transport, batch, settings.outbox, clock, result)
-                with store.write() as db:  # durably: these bytes hold tokens
-                    outbox.drop_bodies(db, [mail.id for mail in batch])
+                deliver = _Delivery(marks, transport, settings.outbox, clock, result, run)
+                reachable = await deliver.batch(batch)
+                ids = [mail.id for mail in batch]
+                # durably: these bytes hold tokens
+                await run(partial(_with_write, store, partial(_drop, ids)))
                 if not reachable:
                     break  # the relay cannot be reached: the rest waits for the next flush
         finally:
@@ -120,41 +135,68 @@ async def flush(
     return result
 
 
-async def _deliver(
-    marks: Store,
-    transport: Transport,
-    batch: list[outbox.Claimed],
-    settings: OutboxSettings,
-    clock: Clock,
-    result: FlushResult,
-) -> bool:
-    """Send a claimed batch, recording each outcome as it comes; False if the relay is gone.
+def _with_write(store: Store, work: Callable[[Database], T]) -> T:
+    with store.write() as db:
+        return work(db)
 
-    Each outcome is committed at once on ``marks``, a connection with
-    ``synchronous=NORMAL`` (survives a killed process, not a power cut): after a
-    crash at most the message in flight is sent again, and losing a mark to a power
-    cut only means a resend, never a lost mail.
-    """
-    for position, mail in enumerate(batch):
-        if not outbox.still_claimed(marks.db, mail.id):
-            continue  # cancelled since it was claimed (the share was withdrawn)
-        try:
-            answer = await transport.send(mail.envelope_from, mail.recipients, mail.raw)
-            outcome = _Outcome(mail)
-            log.info(
-                "outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer
+
+def _claim(
+    claim: Callable[..., list[outbox.Claimed]], now_ts: int, db: Database
+) -> list[outbox.Claimed]:
+    return claim(db, now_ts)
+
+
+def _drop(ids: list[int], db: Database) -> None:
+    outbox.drop_bodies(db, ids)
+
+
+@dataclass
+class _Delivery:
+    marks: Store
+    transport: Transport
+    settings: OutboxSettings
+    clock: Clock
+    result: FlushResult
+    run: Callable[[Callable[[], Any]], Awaitable[Any]]
+
+    async def batch(self, batch: list[outbox.Claimed]) -> bool:
+        """Send a claimed batch, recording each outcome as it comes; False if the relay is gone.
+
+        Each outcome is committed at once on ``marks``, a connection with
+        ``synchronous=NORMAL`` (survives a killed process, not a power cut): after a
+        crash at most the message in flight is sent again, and losing a mark to a power
+        cut only means a resend, never a lost mail.
+        """
+        for position, mail in enumerate(batch):
+            if not await self.run(partial(outbox.still_claimed, self.marks.db, mail.id)):
+                continue  # cancelled since it was claimed (the share was withdrawn)
+            try:
+                raw = mail.raw
+                if raw is None:  # a notice queued as a spec: compose it now, off the loop
+                    raw = await self.run(partial(mail.message, self.clock.now()))
+                answer = await self.transport.send(mail.envelope_from, mail.recipients, raw)
+                outcome = _Outcome(mail)
+                log.info(
+                    "outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer
+                )
+            except TemporaryFailure as exc:
+                outcome = _Outcome(mail, str(exc))
+                if exc.unreachable:
+                    await self._record(outcome, batch[position + 1 :])
+                    return False
+            except PermanentFailure as exc:
+                outcome = _Outcome(mail, str(exc), permanent=True)
+            await self._record(outcome, [])
+        return True
+
+    async def _record(self, outcome: _Outcome, untried: list[outbox.Claimed]) -> None:
+        now = self.clock.now()
+        await self.run(
+            lambda: _with_write(
+                self.marks,
+                lambda db: _record(db, [outcome], untried, self.settings, now, self.result),
             )
-        except TemporaryFailure as exc:
-            outcome = _Outcome(mail, str(exc))
-            if exc.unreachable:
-                with marks.write() as db:
-                    _record(db, [outcome], batch[position + 1 :], settings, clock.now(), result)
-                return False
-        except PermanentFailure as exc:
-            outcome = _Outcome(mail, str(exc), permanent=True)
-        with marks.write() as db:
-            _record(db, [outcome], [], settings, clock.now(), result)
-    return True
+        )
 
 
 def _record(

@@ -618,6 +618,7 @@ def _context(lang: str) -> dict[str, Any]:
         "web_label": wording.text("invitation.web", lang),
         "how": wording.text("invitation.how", lang),
         "how_text": wording.text("invitation.how_text", lang, accept="A", decline="D", web="W"),
+        "links": [("Subscribe", f"webcal://calendar.example.org/feeds/{TOKEN}.ics")],
         "after": wording.text("invitation.after", lang),
         "valid_until": wording.text("invitation.valid_until", lang, date="10"),
         "body": wording.text("unshared.body", lang, **fields),

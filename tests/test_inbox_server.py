@@ -1,0 +1,1786 @@
+"""The inbox over real sockets: SMTP and LMTP on 127.0.0.1, the daemon as it runs, no mocks.
+
+Most tests run ``calshare.daemon.Daemon`` in-process: its asyncio loop in a thread of
+the test, listening on ports the kernel picks, sharing the test's FixedClock (so an
+invitation can be made to expire). The shutdown and crash tests run
+``calshare serve`` as a subprocess and signal it. Replies are built like real
+clients' and sent with aiosmtplib, smtplib.LMTP, or (where the bytes on the wire are
+the point: LMTP's one reply per recipient, bare line ends, a message cut in half)
+a small line client over a plain socket.
+
+Outgoing mail goes to a relay port nothing listens on, with give-up set far out: the
+daemon's sender tries, fails and leaves every mail queued, so the outbox keeps each
+mail's bytes for the test to read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import random
+import re
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import closing, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from calshare.calendars import add_calendar
+from calshare.clock import FixedClock
+from calshare.config import Settings, load_settings
+from calshare.daemon import Daemon, Listen
+from calshare.levels import Level
+from calshare.sharing import share
+from calshare.store import Store
+from mailer.compose import NoticeSpec
+from tests.conftest import CORPUS, NOW, ROOT, CliResult
+
+pytestmark = pytest.mark.network
+
+Cli = Callable[..., CliResult]
+
+HOST = "127.0.0.1"
+DOMAIN = "share.example.org"  # the default [mail] domain
+OWNER = "ann@example.org"
+INVITEE = "bob@example.org"
+BASE_URL = "https://cal.example.org"
+CALSHARE = ROOT / ".venv" / "bin" / "calshare"
+TOKEN = re.compile(r"[a-z2-7]{26}")
+WAIT = 30.0  # seconds: a bound on every wait, never a pause
+TEMPORARY = "451 4.3.0"
+
+
+def free_port() -> int:
+    """A port nothing listens on (the kernel just handed it out and it was closed again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=WAIT).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def inbox_env(**more: str) -> dict[str, str]:
+    """Settings for a test daemon: links on BASE_URL, a relay that never answers."""
+    return {
+        "CALSHARE_HTTP_BASE_URL": BASE_URL,
+        "CALSHARE_RELAY_HOST": HOST,
+        "CALSHARE_RELAY_PORT": str(free_port()),
+        "CALSHARE_OUTBOX_GIVE_UP_HOURS": "720",
+        **more,
+    }
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Bounded polling: the first true value of ``condition``, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def db_rows(db_path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(db_path, timeout=WAIT)) as conn:
+        return conn.execute(sql, parameters).fetchall()
+
+
+def count(db_path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> int:
+    return int(db_rows(db_path, sql, parameters)[0][0])
+
+
+# --- the daemon, in-process
+
+
+class Inbox:
+    """calshare.daemon.Daemon with its own asyncio loop in a thread, SMTP and LMTP on port 0."""
+
+    def __init__(self, settings: Settings, db_path: Path, clock: FixedClock) -> None:
+        self.settings = settings
+        self.db_path = db_path
+        self.clock = clock
+        self._thread = threading.Thread(target=self._run, name="test-inbox", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.daemon: Daemon | None = None
+
+    @property
+    def smtp(self) -> int:
+        assert self.daemon is not None
+        return self.daemon.ports["smtp"]
+
+    @property
+    def lmtp(self) -> int:
+        assert self.daemon is not None
+        return self.daemon.ports["lmtp"]
+
+    def start(self) -> Inbox:
+        self._thread.start()
+        assert self._ready.wait(WAIT), "the daemon did not start"
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 (stop() or start() raises it in the test)
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.daemon = Daemon(self.settings, self.db_path, self.clock)
+        await self.daemon.start(Listen(HOST, 0), Listen(HOST, 0))
+        self._ready.set()
+        await self._stop.wait()
+        await self.daemon.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def request_stop(self) -> None:
+        """What SIGTERM does in ``calshare serve``: Daemon.stop(), without waiting for it."""
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def stopped_within(self, seconds: float) -> bool:
+        self._thread.join(seconds)
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        self.request_stop()
+        self._thread.join(WAIT)
+        assert not self._thread.is_alive(), "the daemon did not stop"
+        if self._error is not None:
+            raise self._error
+
+
+@dataclass(frozen=True)
+class Invitation:
+    calendar: str
+    invitee: str
+    token: str
+    share_id: int
+    message_id: str
+    bounce_key: str  # bounces+<key>@DOMAIN is the invitation's envelope sender
+    raw: bytes  # the invitation as queued
+
+
+@dataclass
+class World:
+    """The test's database (a calendar or two, their shares) and a daemon serving it."""
+
+    db_path: Path
+    clock: FixedClock
+    settings: Settings
+    store: Store
+    inbox: Inbox
+
+    def invite(
+        self, invitee: str = INVITEE, calendar: str = "project", level: Level = Level.TITLES
+    ) -> Invitation:
+        outcome = share(self.store, self.settings, self.clock, calendar, invitee, level)
+        assert outcome.action == "invited" and outcome.message_id
+        return invitation_of(self.db_path, outcome.message_id, calendar, invitee)
+
+    def rows(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return db_rows(self.db_path, sql, parameters)
+
+    def count(self, sql: str, parameters: tuple[Any, ...] = ()) -> int:
+        return count(self.db_path, sql, parameters)
+
+    def status(self, invitation: Invitation) -> str:
+        (row,) = self.rows("SELECT status FROM shares WHERE id = ?", (invitation.share_id,))
+        return str(row[0])
+
+    def outcomes(self, invitation: Invitation) -> list[str]:
+        return [
+            row[0]
+            for row in self.rows(
+                "SELECT outcome FROM inbound WHERE share_id = ? ORDER BY id",
+                (invitation.share_id,),
+            )
+        ]
+
+    def mails(self, invitation: Invitation, kind: str) -> list[Queued]:
+        return queued(self.db_path, "o.share_id = ? AND o.kind = ?", (invitation.share_id, kind))
+
+    def replies(self) -> list[str]:
+        """Kinds of every mail the inbox queued (everything but the invitations)."""
+        return [row[0] for row in self.rows("SELECT kind FROM outbox WHERE kind != 'invitation'")]
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A mail in the outbox, with its bytes (kept while it waits for the relay)."""
+
+    kind: str
+    recipients: str
+    message_id: str
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.raw, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def text(self) -> str:
+        part = self.message.get_body(("plain",))
+        assert isinstance(part, EmailMessage)
+        return str(part.get_content())
+
+
+def queued(db_path: Path, where: str, parameters: tuple[Any, ...]) -> list[Queued]:
+    rows = db_rows(
+        db_path,
+        f"""SELECT o.kind, o.recipients, o.message_id, b.raw, b.spec
+            FROM outbox o LEFT JOIN outbox_bodies b ON b.outbox_id = o.id
+            WHERE {where} ORDER BY o.id""",
+        parameters,
+    )
+    # Answers queue their mails as specs, composed by the sender: compose them the same way.
+    return [
+        Queued(kind, recipients, message_id, raw or composed(spec))
+        for kind, recipients, message_id, raw, spec in rows
+    ]
+
+
+def composed(spec: str | None) -> bytes:
+    return NoticeSpec.from_json(spec).compose(NOW).raw if spec else b""
+
+
+def invitation_of(db_path: Path, message_id: str, calendar: str, invitee: str) -> Invitation:
+    ((share_id, envelope_from, raw),) = db_rows(
+        db_path,
+        """SELECT o.share_id, o.envelope_from, b.raw
+           FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id
+           WHERE o.message_id = ?""",
+        (message_id,),
+    )
+    token = re.search(rb"share\+([a-z2-7]{26})@", raw)
+    key = re.fullmatch(rf"bounces\+([^@]+)@{re.escape(DOMAIN)}", envelope_from)
+    assert token is not None and key is not None
+    return Invitation(calendar, invitee, token[1].decode(), share_id, message_id, key[1], raw)
+
+
+@pytest.fixture
+def make_world(db_path: Path, clock: FixedClock) -> Iterator[Callable[..., World]]:
+    """``make_world(CALSHARE_INBOX_…="…")``: calendars, and a daemon with those settings."""
+    opened: list[tuple[Store, Inbox]] = []
+
+    def make(**env: str) -> World:
+        settings = load_settings(None, env=inbox_env(**env))
+        store = Store.open(db_path)
+        if not store.db.execute("SELECT 1 FROM calendars").fetchone():
+            add_calendar(store, clock, "project", f"Ann Demo <{OWNER}>", None, "UTC")
+            add_calendar(store, clock, "family", f"Ann Demo <{OWNER}>", None, "UTC")
+        inbox = Inbox(settings, db_path, clock)
+        opened.append((store, inbox))
+        inbox.start()
+        return World(db_path, clock, settings, store, inbox)
+
+    yield make
+    try:
+        for _, inbox in opened:
+            inbox.stop()
+    finally:
+        for store, _ in opened:
+            store.close()
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()
+
+
+def tables_holding(db_path: Path, secret: str) -> set[str]:
+    with closing(sqlite3.connect(db_path)) as conn:
+        tables = [
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {
+            table
+            for table in tables
+            for row in conn.execute(f'SELECT * FROM "{table}"')
+            for value in row
+            if secret.encode() in (value if isinstance(value, bytes) else str(value).encode())
+        }
+
+
+# --- messages, built like real clients build them
+
+
+def new_message_id() -> str:
+    return make_msgid(domain="mail.example.org")
+
+
+def reply(
+    *,
+    to: str,
+    subject: str = "Re: Ann Demo shared the calendar “project” with you",
+    body: str = "",
+    sender: str = INVITEE,
+    message_id: str | None = None,
+    charset: str = "utf-8",
+    cte: str | None = None,
+    html: str | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Bob Invitee <{sender}>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(NOW + timedelta(minutes=5))
+    message["Message-ID"] = message_id or new_message_id()
+    for name, value in headers:
+        message[name] = value
+    if html is not None:
+        message.set_content(html, subtype="html", charset=charset, cte=cte)
+    else:
+        message.set_content(body, charset=charset, cte=cte)
+    return message.as_bytes(policy=policy.SMTP)
+
+
+def quoted_invitation(invitation: Invitation, intro: str) -> str:
+    """The invitation as a client quotes it below a reply: both links, both answers' words."""
+    domain = DOMAIN
+    return (
+        f"\n\n{intro}\n"
+        '> Ann Demo wants to share the calendar "project" with you.\n'
+        ">\n"
+        f"> Accept: mailto:accept+{invitation.token}@{domain}?subject=Accept%3A%20project\n"
+        f"> Decline: mailto:decline+{invitation.token}@{domain}?subject=Decline%3A%20project\n"
+        "> Reply with accept or decline on the first line.\n"
+    )
+
+
+def answer(way: str, kind: str, invitation: Invitation) -> tuple[str, bytes]:
+    """(recipient, message) for one way of answering: the address, the subject, the words."""
+    token = invitation.token
+    if way == "address":  # the mailto link, as the invitation writes it
+        subject = "Accept: project" if kind == "accept" else "Decline: project"
+        return f"{kind}+{token}@{DOMAIN}", reply(to=f"{kind}+{token}@{DOMAIN}", subject=subject)
+    share_address = f"share+{token}@{DOMAIN}"
+    if way == "subject":
+        subject = "Accept: project" if kind == "accept" else "AW: Decline: project"
+        return share_address, reply(to=share_address, subject=subject, body="See subject.\n")
+    if way == "html":  # Gmail on the web: HTML only, the invitation in a gmail_quote
+        first_line = "Yes, thanks!" if kind == "accept" else "Nei takk"
+        quote = quoted_invitation(invitation, "").replace("\n", "<br>")
+        html = (
+            f'<div dir="ltr">{first_line}</div><br><div class="gmail_quote">'
+            f'<div class="gmail_attr">On Thu, Ann Demo wrote:</div>'
+            f"<blockquote>{quote}</blockquote></div>"
+        )
+        return share_address, reply(to=share_address, html=html, cte="quoted-printable")
+    assert way == "words"
+    if kind == "accept":  # Outlook in Norwegian, base64 UTF-8
+        body = "Godta\n" + quoted_invitation(invitation, "Den 26.11.2026 skrev Ann Demo:")
+        raw = reply(
+            to=share_address,
+            subject="SV: Ann Demo har delt kalenderen «project» med deg",
+            body=body,
+            cte="base64",
+        )
+    else:  # an old client: ISO-8859-1, quoted-printable
+        body = "Avslå, takk\n" + quoted_invitation(invitation, "Ann Demo skrev:")
+        raw = reply(
+            to=share_address,
+            subject="Sv: Ann Demo har delt kalenderen med deg",
+            body=body,
+            charset="iso-8859-1",
+            cte="quoted-printable",
+        )
+    return share_address, raw
+
+
+def prepend(raw: bytes, *headers: str) -> bytes:
+    """Header fields on top of a message, as the receiving servers add them."""
+    return "".join(f"{header}\r\n" for header in headers).encode() + raw
+
+
+# --- SMTP and LMTP clients
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+@dataclass
+class Transaction:
+    mail: Reply
+    rcpt: dict[str, Reply]
+    data: Reply | None  # None: no recipient was accepted, DATA was not sent
+
+
+async def _transaction(
+    port: int, mail_from: str, recipients: list[str], raw: bytes, *, size: bool = True
+) -> Transaction:
+    client = aiosmtplib.SMTP(
+        hostname=HOST, port=port, local_hostname="client.test", start_tls=False, timeout=WAIT
+    )
+    await client.connect()
+    try:
+        await client.ehlo()
+        options = [f"SIZE={len(raw)}"] if size else []
+        try:
+            response = await client.mail(mail_from, options=options)
+        except aiosmtplib.SMTPResponseException as exc:
+            return Transaction(Reply(exc.code, exc.message), {}, None)
+        mail = Reply(response.code, response.message)
+        rcpt = {}
+        for recipient in recipients:
+            try:
+                response = await client.rcpt(recipient)
+            except aiosmtplib.SMTPResponseException as exc:
+                rcpt[recipient] = Reply(exc.code, exc.message)
+            else:
+                rcpt[recipient] = Reply(response.code, response.message)
+        if not any(reply.code == 250 for reply in rcpt.values()):
+            return Transaction(mail, rcpt, None)
+        try:
+            response = await client.data(raw)
+        except aiosmtplib.SMTPResponseException as exc:
+            return Transaction(mail, rcpt, Reply(exc.code, exc.message))
+        return Transaction(mail, rcpt, Reply(response.code, response.message))
+    finally:
+        try:
+            await client.quit()
+        except aiosmtplib.SMTPException:
+            client.close()
+
+
+def transaction(
+    port: int, raw: bytes, recipients: list[str], mail_from: str = INVITEE, *, size: bool = True
+) -> Transaction:
+    return asyncio.run(_transaction(port, mail_from, recipients, raw, size=size))
+
+
+def deliver(port: int, raw: bytes, recipient: str, mail_from: str = INVITEE) -> Reply:
+    """Send one message to one recipient the inbox serves; the answer to DATA."""
+    sent = transaction(port, raw, [recipient], mail_from)
+    assert sent.rcpt[recipient].code == 250, sent.rcpt
+    assert sent.data is not None
+    return sent.data
+
+
+def stuffed(raw: bytes) -> bytes:
+    """DATA's bytes on the wire: dot-stuffed, ending CRLF . CRLF (bare CR or LF left alone)."""
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    lines = raw.split(b"\r\n")
+    return b"\r\n".join(b"." + line if line.startswith(b".") else line for line in lines) + b".\r\n"
+
+
+class Wire:
+    """SMTP/LMTP line by line over a socket: every byte and every reply as it is."""
+
+    def __init__(self, port: int, timeout: float = WAIT) -> None:
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def reply(self) -> Reply:
+        lines = []
+        while True:
+            line = self.file.readline(1 << 16)
+            if not line:
+                raise ConnectionError("the server closed the connection")
+            lines.append(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                break
+        return Reply(int(lines[-1][:3]), "\n".join(line[4:] for line in lines))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def command(self, line: str) -> Reply:
+        self.send(line.encode() + b"\r\n")
+        return self.reply()
+
+    def envelope(self, mail_from: str, recipients: list[str]) -> list[Reply]:
+        assert self.command(f"MAIL FROM:<{mail_from}>").code == 250
+        return [self.command(f"RCPT TO:<{recipient}>") for recipient in recipients]
+
+    def data(self, raw: bytes, replies: int = 1, then: bytes = b"") -> list[Reply]:
+        """Send the message; read ``replies`` answers (``then``: bytes sent with the dot)."""
+        started = self.command("DATA")
+        assert started.code == 354, started
+        self.send(stuffed(raw) + then)
+        return [self.reply() for _ in range(replies)]
+
+
+# --- 1. accept and decline, three ways each
+
+
+@pytest.mark.parametrize("way", ["address", "subject", "words", "html"])
+@pytest.mark.parametrize("kind", ["accept", "decline"])
+def test_an_answer_is_recorded_before_250_with_its_mails_queued(
+    world: World, cli: Cli, way: str, kind: str
+) -> None:
+    invitation = world.invite(f"Bob Invitee <{INVITEE}>")
+    recipient, raw = answer(way, kind, invitation)
+
+    answered = deliver(world.inbox.smtp, raw, recipient)
+
+    assert answered.code == 250, answered
+    expected = "accepted" if kind == "accept" else "declined"
+    assert answered.text.endswith(expected), answered
+    shares = cli("shares", "--json").json()
+    assert [(item["email"], item["status"]) for item in shares] == [(INVITEE, expected)]
+    assert world.outcomes(invitation) == [expected]
+    notices = world.mails(invitation, f"owner_{expected}")
+    assert [mail.recipients for mail in notices] == [f'["{OWNER}"]']
+    assert "Bob Invitee" in notices[0].text
+    welcome = world.mails(invitation, "welcome")
+    if kind == "decline":
+        assert welcome == []
+        assert world.rows("SELECT feed_hash FROM shares") == [(None,)]
+        return
+    (mail,) = welcome
+    assert mail.recipients == f'["{INVITEE}"]'
+    assert mail.message["To"].addresses[0].addr_spec == INVITEE
+    text = mail.text
+    feeds = re.findall(r"(webcal|https)://cal\.example\.org/feeds/([^\s/]+)\.ics", text)
+    assert {scheme for scheme, _ in feeds} == {"webcal", "https"}, text
+    secrets = {secret for _, secret in feeds}
+    assert len(secrets) == 1, feeds
+    (secret,) = secrets
+    assert TOKEN.fullmatch(secret), secret
+    assert secret != invitation.token
+    assert world.rows("SELECT feed_hash FROM shares") == [
+        (hashlib.sha256(secret.encode()).hexdigest(),)
+    ]
+    # the secret itself is in the queued welcome mail's bytes and nowhere else
+    assert tables_holding(world.db_path, secret) == {"outbox_bodies"}
+
+
+def test_lmtp_single_recipient_with_smtplib(world: World, cli: Cli) -> None:
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    with smtplib.LMTP(HOST, world.inbox.lmtp, local_hostname="client.test", timeout=WAIT) as lmtp:
+        failed = lmtp.sendmail(INVITEE, [recipient], raw)
+    assert failed == {}
+    assert cli("shares", "--json").json()[0]["status"] == "accepted"
+
+
+# --- 2. 250 only after the commit
+
+
+def test_the_row_is_there_when_the_client_sees_250(world: World) -> None:
+    invitations = [world.invite(f"person{number}@example.org") for number in range(5)]
+    observer = sqlite3.connect(world.db_path, timeout=WAIT)
+    try:
+        for invitation in invitations:
+            recipient = f"accept+{invitation.token}@{DOMAIN}"
+            message_id = new_message_id()
+            raw = reply(to=recipient, sender=invitation.invitee, message_id=message_id)
+            answered = deliver(world.inbox.smtp, raw, recipient, invitation.invitee)
+            assert answered.code == 250
+            # right away, from another connection: the commit is visible
+            assert observer.execute(
+                "SELECT outcome FROM inbound WHERE message_id = ?", (message_id,)
+            ).fetchall() == [("accepted",)]
+            assert observer.execute(
+                "SELECT status FROM shares WHERE id = ?", (invitation.share_id,)
+            ).fetchall() == [("accepted",)]
+    finally:
+        observer.close()
+
+
+# --- 3. the same message twice
+
+
+def test_a_duplicate_delivery_answers_250_and_changes_nothing(world: World) -> None:
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    first = deliver(world.inbox.smtp, raw, recipient)
+    second = deliver(world.inbox.smtp, raw, recipient)
+    # and once more over LMTP, as Postfix would after a lost reply
+    with smtplib.LMTP(HOST, world.inbox.lmtp, local_hostname="client.test", timeout=WAIT) as lmtp:
+        assert lmtp.sendmail(INVITEE, [recipient], raw) == {}
+
+    assert (first.code, second.code) == (250, 250)
+    assert first.text.endswith("accepted") and second.text.endswith("duplicate")
+    assert world.count("SELECT COUNT(*) FROM inbound") == 1
+    assert len(world.mails(invitation, "welcome")) == 1
+    assert len(world.mails(invitation, "owner_accepted")) == 1
+    assert world.status(invitation) == "accepted"
+
+
+# --- 4. who and how much the listener takes
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        f"someone@{DOMAIN}",
+        f"accept@{DOMAIN}",  # a form without its token
+        "accept+aaaaaaaaaaaaaaaaaaaaaaaaaa@other.example.org",  # another domain
+        INVITEE,
+        f"postmaster@{DOMAIN}",  # not configured as an operator here
+    ],
+)
+def test_an_address_we_do_not_serve_is_refused_at_rcpt(world: World, recipient: str) -> None:
+    sent = transaction(world.inbox.smtp, reply(to=recipient, body="accept"), [recipient])
+    assert str(sent.rcpt[recipient]).startswith("550 5.1.1"), sent.rcpt
+    assert sent.data is None
+    assert world.count("SELECT COUNT(*) FROM inbound") == 0
+
+
+def test_operators_are_served_and_refused_recipients_do_not_take_the_rest(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(CALSHARE_INBOX_OPERATORS=f"postmaster@{DOMAIN}, *-admin@{DOMAIN}")
+    invitation = world.invite()
+    accept = f"accept+{invitation.token}@{DOMAIN}"
+    recipients = [f"postmaster@{DOMAIN}", f"calendar-admin@{DOMAIN}", f"nobody@{DOMAIN}", accept]
+    sent = transaction(world.inbox.smtp, reply(to=accept), recipients)
+    assert [sent.rcpt[address].code for address in recipients] == [250, 250, 550, 250]
+    assert sent.data is not None and sent.data.code == 250, sent.data
+    stored = world.rows("SELECT recipient, outcome FROM inbound ORDER BY id")
+    assert stored == [
+        (f"postmaster@{DOMAIN}", "ignored"),
+        (f"calendar-admin@{DOMAIN}", "ignored"),
+        (accept, "accepted"),
+    ]
+
+
+def test_limits_recipients_size_and_line_length(make_world: Callable[..., World]) -> None:
+    world = make_world(
+        CALSHARE_INBOX_MAX_RECIPIENTS="2",
+        CALSHARE_INBOX_MAX_MESSAGE_BYTES="4096",
+        CALSHARE_INBOX_MAX_LINE_LENGTH="1000",
+    )
+    first, second, third = (world.invite(f"p{number}@example.org") for number in range(3))
+    to = [f"decline+{invitation.token}@{DOMAIN}" for invitation in (first, second, third)]
+
+    # a third recipient: 452, the first two are delivered
+    sent = transaction(world.inbox.smtp, reply(to=to[0], sender="p0@example.org"), to)
+    assert [sent.rcpt[address].code for address in to] == [250, 250, 452]
+    assert str(sent.rcpt[to[2]]).startswith("452 4.5.3")
+    assert sent.data is not None and sent.data.code == 250
+    assert world.count("SELECT COUNT(*) FROM inbound") == 2
+
+    # too big: 552, declared in MAIL (SIZE=) or found out during DATA
+    big = reply(to=to[2], sender="p2@example.org", body="decline\n" + ("x" * 70 + "\n") * 100)
+    assert len(big) > 4096
+    declared = transaction(world.inbox.smtp, big, [to[2]], "p2@example.org")
+    assert declared.mail.code == 552, declared.mail
+    undeclared = transaction(world.inbox.smtp, big, [to[2]], "p2@example.org", size=False)
+    assert undeclared.data is not None and undeclared.data.code == 552, undeclared.data
+
+    # a line longer than max_line_length: 500 after the whole message is read
+    long_line = (
+        f"From: p2@example.org\r\nTo: {to[2]}\r\nMessage-ID: {new_message_id()}\r\n\r\n"
+        f"decline\r\n{'y' * 1500}\r\n"
+    ).encode()
+    too_long = transaction(world.inbox.smtp, long_line, [to[2]], "p2@example.org")
+    assert too_long.data is not None and too_long.data.code == 500, too_long.data
+
+    assert world.count("SELECT COUNT(*) FROM inbound") == 2
+    assert world.status(third) == "invited"
+    # the same session still works after each refusal: the next message is taken
+    ok = transaction(
+        world.inbox.smtp, reply(to=to[2], sender="p2@example.org"), [to[2]], "p2@example.org"
+    )
+    assert ok.data is not None and ok.data.code == 250
+    assert world.status(third) == "declined"
+
+
+# --- 5. the store cannot take it: 451, and the retry is taken
+
+
+class LogEvents(logging.Handler):
+    """Log lines of one logger, for waiting on something the daemon says it did."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.lines.append(record.getMessage())
+            self.changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = WAIT) -> str:
+        with self.changed:
+            found = self.changed.wait_for(
+                lambda: next((line for line in self.lines if re.search(pattern, line)), None),
+                timeout,
+            )
+        assert found, f"no log line like {pattern!r} in {self.lines}"
+        return str(found)
+
+
+@pytest.fixture
+def inbox_log() -> Iterator[LogEvents]:
+    handler = LogEvents()
+    logger = logging.getLogger("inbox.server")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_locked_database_answers_451_and_stores_nothing_then_the_retry_is_taken(
+    make_world: Callable[..., World], inbox_log: LogEvents
+) -> None:
+    world = make_world(CALSHARE_INBOX_COMMIT_TIMEOUT_SECONDS="1")
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    locker = sqlite3.connect(world.db_path, isolation_level=None, timeout=WAIT)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        first = deliver(world.inbox.smtp, raw, recipient)
+        assert str(first).startswith(TEMPORARY), first
+        assert time.monotonic() - started < 4.5  # the commit timeout, not the busy timeout
+        # the committer gives up too (its busy timeout): nothing of that message is stored
+        inbox_log.wait_for(r"commit of 1 messages failed")
+        assert locker.execute("SELECT COUNT(*) FROM inbound").fetchone() == (0,)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert world.count("SELECT COUNT(*) FROM inbound") == 0
+    assert world.status(invitation) == "invited"
+
+    retried = deliver(world.inbox.smtp, raw, recipient)
+    assert retried.code == 250 and retried.text.endswith("accepted"), retried
+    assert world.status(invitation) == "accepted"
+    assert len(world.mails(invitation, "welcome")) == 1
+
+
+def test_a_451_stored_late_makes_the_retry_a_duplicate(
+    make_world: Callable[..., World], inbox_log: LogEvents
+) -> None:
+    """The lock goes away after the 451 but before the committer gives up: stored once."""
+    world = make_world(CALSHARE_INBOX_COMMIT_TIMEOUT_SECONDS="1")
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    locker = sqlite3.connect(world.db_path, isolation_level=None, timeout=WAIT)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        first = deliver(world.inbox.smtp, raw, recipient)
+        assert str(first).startswith(TEMPORARY), first
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    retried = deliver(world.inbox.smtp, raw, recipient)
+    assert retried.code == 250, retried
+    assert world.count("SELECT COUNT(*) FROM inbound") == 1
+    assert world.status(invitation) == "accepted"
+    assert len(world.mails(invitation, "welcome")) == 1
+    assert not [line for line in inbox_log.lines if "failed" in line]
+
+
+def test_a_locked_database_does_not_stall_the_other_sessions(
+    make_world: Callable[..., World], inbox_log: LogEvents
+) -> None:
+    """While another process holds the write lock, every other session still gets answers.
+
+    The committer waits for the lock in its own thread; nothing that waits for the
+    database may run on the event loop, or every connection freezes with it.
+    """
+    world = make_world(CALSHARE_INBOX_COMMIT_TIMEOUT_SECONDS="1")
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    locker = sqlite3.connect(world.db_path, isolation_level=None, timeout=WAIT)
+    probe = Wire(world.inbox.smtp, timeout=1.5)
+    try:
+        assert probe.command("EHLO probe.test").code == 250
+        locker.execute("BEGIN IMMEDIATE")
+        assert str(deliver(world.inbox.smtp, raw, recipient)).startswith(TEMPORARY)
+        # the committer gives up and wakes the outbox sender, which goes for the lock too
+        inbox_log.wait_for(r"commit of 1 messages failed")
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                assert probe.command("NOOP").code == 250
+            except TimeoutError:
+                pytest.fail(
+                    "NOOP went unanswered for 1.5 s while another process held the "
+                    "database's write lock: something waits for SQLite on the event loop"
+                )
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        probe.close()
+
+
+def test_stopping_finishes_the_message_being_stored_and_does_not_wait_for_idle_clients(
+    world: World,
+) -> None:
+    """Daemon.stop() (SIGTERM): the message whose DATA is done is stored and answered 250;
+    then the daemon stops, even though that client keeps its connection open (Postfix
+    caches connections), instead of waiting for it to say QUIT.
+    """
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    locker = sqlite3.connect(world.db_path, isolation_level=None, timeout=WAIT)
+    wire = Wire(world.inbox.smtp)
+    try:
+        wire.command("EHLO client.test")
+        locker.execute("BEGIN IMMEDIATE")  # holds the commit until we let go
+        wire.envelope(INVITEE, [recipient])
+        assert wire.command("DATA").code == 354
+        wire.send(stuffed(raw))
+        daemon = world.inbox.daemon
+        assert daemon is not None
+        wait_until(lambda: daemon.sessions.receiving() > 0, "DATA to be handled")
+        world.inbox.request_stop()
+        wait_until(
+            lambda: not any(server.is_serving() for server in daemon.servers),
+            "the listeners to close",
+        )
+        locker.execute("ROLLBACK")
+        answered = wire.reply()
+        assert answered.code == 250 and answered.text.endswith("accepted"), answered
+        assert world.status(invitation) == "accepted"
+        # the client says nothing more, but keeps the connection: the daemon stops anyway
+        assert world.inbox.stopped_within(5.0), (
+            "the daemon still runs 5 s after its last message was answered: stop() waits "
+            "for the client's connection to end, not for the message"
+        )
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+        wire.close()
+
+
+SECRET_DETAIL = "sqlite trigger at /srv/calshare/internal.db"
+
+
+@pytest.mark.parametrize(
+    "undo",
+    [
+        pytest.param("ABORT", id="statement-fails"),
+        # what SQLITE_FULL or SQLITE_IOERR may do: the whole transaction is rolled back
+        pytest.param("ROLLBACK", id="transaction-rolled-back"),
+    ],
+)
+def test_a_handler_error_answers_451_without_internals_and_the_daemon_recovers(
+    make_world: Callable[..., World], undo: str
+) -> None:
+    world = make_world(CALSHARE_INBOX_COMMIT_TIMEOUT_SECONDS="2")
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    with closing(sqlite3.connect(world.db_path, isolation_level=None)) as conn:
+        conn.execute(
+            f"""CREATE TRIGGER break_inbound BEFORE INSERT ON inbound
+                BEGIN SELECT RAISE({undo}, '{SECRET_DETAIL}'); END"""
+        )
+    first = deliver(world.inbox.smtp, raw, recipient)
+    assert str(first).startswith(TEMPORARY), first
+    assert "trigger" not in str(first) and "sqlite" not in str(first).lower()
+    assert world.count("SELECT COUNT(*) FROM inbound") == 0
+    assert world.status(invitation) == "invited"
+    assert world.replies() == []
+
+    with closing(sqlite3.connect(world.db_path, isolation_level=None)) as conn:
+        conn.execute("DROP TRIGGER break_inbound")
+    retried = deliver(world.inbox.smtp, raw, recipient)
+    assert retried.code == 250, f"the daemon did not recover: {retried}"
+    assert world.status(invitation) == "accepted"
+
+
+def test_a_message_the_parser_chokes_on_gets_no_500_no_internals_and_the_session_goes_on(
+    world: World,
+) -> None:
+    invitation = world.invite()
+    recipient = f"share+{invitation.token}@{DOMAIN}"
+    raw = (
+        f"From: {INVITEE}\r\nTo: {recipient}\r\nSubject: Re: project\r\n"
+        f"Message-ID: {new_message_id()}\r\n"
+        'Content-Type: text/plain; charset="utf-8\x00"\r\n\r\naccept\r\n'
+    ).encode()
+    with Wire(world.inbox.smtp) as wire:
+        wire.command("EHLO client.test")
+        wire.envelope(INVITEE, [recipient])
+        (answered,) = wire.data(raw)
+        assert answered.code != 500 and answered.code in (250, 451), answered
+        assert "null" not in answered.text and "Error" not in answered.text, answered
+        # the transaction is over (RFC 5321 4.1.1.4): the next one starts without RSET
+        again = wire.command(f"MAIL FROM:<{INVITEE}>")
+        assert again.code == 250, again
+
+
+# --- 6. LMTP: one reply per recipient
+
+
+def test_lmtp_answers_each_recipient_of_one_message(world: World, cli: Cli) -> None:
+    first = world.invite(calendar="project")
+    second = world.invite(calendar="family")
+    bounced = world.invite("carol@example.org")
+    recipients = [
+        f"accept+{first.token}@{DOMAIN}",
+        f"decline+{second.token}@{DOMAIN}",
+        f"bounces+{bounced.bounce_key}@{DOMAIN}",
+    ]
+    raw = reply(to=", ".join(recipients[:2]), subject="Accept: project")
+    with Wire(world.inbox.lmtp) as wire:
+        assert wire.greeting.code == 220
+        assert wire.command("HELO client.test").code == 500
+        assert wire.command("EHLO client.test").code == 500
+        assert wire.command(f"MAIL FROM:<{INVITEE}>").code == 503  # LHLO first
+        assert wire.command("LHLO client.test").code == 250
+        assert [r.code for r in wire.envelope(INVITEE, recipients)] == [250, 250, 250]
+        replies = wire.data(raw, replies=3, then=b"NOOP\r\n")
+        noop = wire.reply()
+    assert [reply.code for reply in replies] == [250, 250, 250], replies
+    assert [reply.text.rsplit(" ", 1)[-1] for reply in replies] == [
+        "accepted",
+        "declined",
+        "undeliverable",
+    ]
+    assert (noop.code, noop.text) == (250, "OK")
+    status = {
+        (item["calendar"], item["email"]): item["status"] for item in cli("shares", "--json").json()
+    }
+    assert status == {
+        ("project", INVITEE): "accepted",
+        ("family", INVITEE): "declined",
+        ("project", "carol@example.org"): "undeliverable",
+    }
+
+
+def _lmtp_refusal(world: World, raw: bytes) -> tuple[list[Reply], Reply]:
+    first = world.invite(calendar="project")
+    second = world.invite(calendar="family")
+    recipients = [f"accept+{first.token}@{DOMAIN}", f"accept+{second.token}@{DOMAIN}"]
+    with Wire(world.inbox.lmtp) as wire:
+        assert wire.command("LHLO client.test").code == 250
+        assert [r.code for r in wire.envelope(INVITEE, recipients)] == [250, 250]
+        # NOOP goes with the final dot: a missing per-recipient reply shows as its "250 OK"
+        replies = wire.data(raw, replies=2, then=b"NOOP\r\n")
+        assert all(reply.text != "OK" for reply in replies), (
+            f"one reply for two recipients (RFC 2033 wants one each): {replies}"
+        )
+        noop = wire.reply()
+    return replies, noop
+
+
+@pytest.mark.parametrize(
+    ("limit", "body", "code"),
+    [
+        pytest.param(
+            "CALSHARE_INBOX_MAX_MESSAGE_BYTES",
+            ("accept\r\n" + "x" * 70 + "\r\n") * 60,
+            552,
+            id="too-big",
+        ),
+        pytest.param(
+            "CALSHARE_INBOX_MAX_LINE_LENGTH",
+            "accept\r\n" + "y" * 3000 + "\r\n",
+            500,
+            id="line-too-long",
+        ),
+    ],
+)
+def test_lmtp_refusals_at_data_are_one_per_recipient(
+    make_world: Callable[..., World], limit: str, body: str, code: int
+) -> None:
+    world = make_world(**{limit: "2048" if "BYTES" in limit else "1000"})
+    head = f"From: {INVITEE}\r\nSubject: Accept: project\r\nMessage-ID: {new_message_id()}\r\n"
+    raw = f"{head}\r\n{body}".encode()
+    replies, noop = _lmtp_refusal(world, raw)
+    assert [reply.code for reply in replies] == [code, code], replies
+    assert noop.code == 250
+    assert world.count("SELECT COUNT(*) FROM inbound") == 0
+
+
+def test_lmtp_handler_errors_are_one_reply_per_recipient(world: World) -> None:
+    raw = (
+        f"From: {INVITEE}\r\nSubject: Accept: project\r\nMessage-ID: {new_message_id()}\r\n"
+        'Content-Type: text/plain; charset="utf-8\x00"\r\n\r\naccept\r\n'
+    ).encode()
+    replies, noop = _lmtp_refusal(world, raw)
+    assert replies[0].code == replies[1].code and replies[0].code != 500, replies
+    assert noop.code == 250
+
+
+# --- 7. who may answer
+
+
+def test_an_answer_from_another_address_is_held_and_the_invitee_asked(world: World) -> None:
+    invitation = world.invite(f"Bob Invitee <{INVITEE}>")
+    recipient = f"accept+{invitation.token}@{DOMAIN}"
+    forwarded = reply(to=recipient, sender="carol@example.org", subject="Accept: project")
+    answered = deliver(world.inbox.smtp, forwarded, recipient, "carol@example.org")
+    assert answered.code == 250
+    assert world.status(invitation) == "invited"
+    assert world.outcomes(invitation) == ["replied: held, the invitee was asked to confirm"]
+    (confirm,) = world.mails(invitation, "confirm")
+    assert confirm.recipients == f'["{INVITEE}"]'
+    assert "carol@example.org" in confirm.text
+    assert (
+        confirm.message["Reply-To"].addresses[0].addr_spec == f"share+{invitation.token}@{DOMAIN}"
+    )
+    assert sorted(world.replies()) == ["confirm"]
+    # the invitee confirms from their own address: now it counts
+    confirmed = reply(to=recipient, subject="Accept: project")
+    assert deliver(world.inbox.smtp, confirmed, recipient).text.endswith("accepted")
+    assert world.status(invitation) == "accepted"
+
+
+OURS = "mx.example.org"
+
+
+@pytest.mark.parametrize(
+    ("headers", "counts"),
+    [
+        pytest.param((), False, id="no-authentication-results"),
+        pytest.param(
+            (f"Authentication-Results: {OURS}; dmarc=pass header.from=example.org",),
+            True,
+            id="ours-pass",
+        ),
+        pytest.param(
+            (
+                f"Authentication-Results: {OURS}; dkim=pass header.d=example.org;"
+                " dmarc=pass header.from=example.org",
+                "Authentication-Results: mx.example.net; dmarc=fail header.from=example.org",
+            ),
+            True,
+            id="ours-pass-above-another",
+        ),
+        pytest.param(
+            (
+                f"Authentication-Results: {OURS}; dmarc=fail header.from=example.org",
+                f"Authentication-Results: {OURS}; dmarc=pass header.from=example.org",
+            ),
+            False,
+            id="forged-pass-below-ours",
+        ),
+        pytest.param(
+            ("Authentication-Results: mx.example.net; dmarc=pass header.from=example.org",),
+            False,
+            id="another-authserv-id",
+        ),
+        pytest.param(
+            (f"Authentication-Results: {OURS}.evil.example; dmarc=pass header.from=example.org",),
+            False,
+            id="lookalike-authserv-id",
+        ),
+    ],
+)
+def test_require_dmarc_counts_only_our_servers_topmost_verdict(
+    make_world: Callable[..., World], headers: tuple[str, ...], counts: bool
+) -> None:
+    world = make_world(CALSHARE_INBOX_REQUIRE_AUTH="dmarc", CALSHARE_INBOX_AUTHSERV_ID=OURS)
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+    answered = deliver(world.inbox.smtp, prepend(raw, *headers), recipient)
+    assert answered.code == 250, answered
+    if counts:
+        assert world.status(invitation) == "accepted"
+        assert len(world.mails(invitation, "welcome")) == 1
+    else:
+        assert world.status(invitation) == "invited"
+        assert world.outcomes(invitation) == ["not counted: Authentication-Results did not pass"]
+        assert world.replies() == []  # no backscatter to a From that may be forged
+
+
+# --- 8. answers that cannot count
+
+
+def test_an_expired_invitation_gets_one_polite_reply_a_day(
+    world: World, clock: FixedClock, cli: Cli
+) -> None:
+    invitation = world.invite()
+    recipient = f"accept+{invitation.token}@{DOMAIN}"
+    clock.advance(timedelta(days=15))  # invitations last 14 days
+    first = deliver(world.inbox.smtp, reply(to=recipient, subject="Accept: project"), recipient)
+    again = deliver(world.inbox.smtp, reply(to=recipient, subject="Accept: project"), recipient)
+    assert (first.code, again.code) == (250, 250)
+    assert world.outcomes(invitation) == [
+        "replied: invalid token (expired)",
+        "invalid token (expired)",
+    ]
+    (sorry,) = world.mails(invitation, "invalid_token")
+    assert sorry.recipients == f'["{INVITEE}"]'
+    assert sorry.message["Subject"] == "This calendar invitation is no longer valid"
+    assert "has expired" in sorry.text
+    assert world.status(invitation) == "invited"  # nothing granted: shown as expired
+    assert [item["status"] for item in cli("shares", "--json").json()] == ["expired"]
+    assert world.replies() == ["invalid_token"]
+    # a day later the person may hear it once more
+    clock.advance(timedelta(days=1, minutes=1))
+    deliver(world.inbox.smtp, reply(to=recipient, subject="Accept: project"), recipient)
+    assert len(world.mails(invitation, "invalid_token")) == 2
+
+
+def test_an_answered_invitation_answered_again_is_told_so(world: World) -> None:
+    invitation = world.invite()
+    recipient = f"accept+{invitation.token}@{DOMAIN}"
+    deliver(world.inbox.smtp, reply(to=recipient, subject="Accept: project"), recipient)
+    decline = f"decline+{invitation.token}@{DOMAIN}"
+    deliver(world.inbox.smtp, reply(to=decline, subject="Decline: project"), decline)
+    assert world.status(invitation) == "accepted"
+    assert world.outcomes(invitation) == ["accepted", "replied: invalid token (used)"]
+    (sorry,) = world.mails(invitation, "invalid_token")
+    assert "already answered" in sorry.text
+
+
+def test_an_unreadable_answer_gets_one_how_to_answer_reply(world: World) -> None:
+    invitation = world.invite()
+    recipient = f"share+{invitation.token}@{DOMAIN}"
+    message_id = new_message_id()
+    unclear = reply(to=recipient, body="Maybe next week? Let me think.\n", message_id=message_id)
+    assert deliver(world.inbox.smtp, unclear, recipient).code == 250
+    again = reply(to=recipient, body="Hm, what does this mean?\n")
+    assert deliver(world.inbox.smtp, again, recipient).code == 250
+    assert world.outcomes(invitation) == ["replied: how to answer", "unknown answer"]
+    (helping,) = world.mails(invitation, "answer_help")
+    assert helping.recipients == f'["{INVITEE}"]'
+    assert helping.message["In-Reply-To"] == message_id
+    assert f"accept+{invitation.token}@{DOMAIN}" in helping.text
+    assert world.status(invitation) == "invited"
+    assert world.replies() == ["answer_help"]
+
+
+def auto_replies(invitation: Invitation) -> list[tuple[str, str, bytes]]:
+    """(envelope sender, recipient, message): automatic answers, each quoting the invitation."""
+    token, person = invitation.token, invitation.invitee
+    share_address, accept = f"share+{token}@{DOMAIN}", f"accept+{token}@{DOMAIN}"
+    decline = f"decline+{token}@{DOMAIN}"
+    quote = quoted_invitation(invitation, "On Thu, Ann Demo wrote:")
+    return [
+        (  # RFC 3834, and a first line that would be an answer from a person
+            person,
+            share_address,
+            reply(
+                to=share_address,
+                sender=person,
+                subject="Auto: Ann Demo shared the calendar “project” with you",
+                body="OK\n\nI am away until Monday." + quote,
+                headers=(("Auto-Submitted", "auto-replied"),),
+            ),
+        ),
+        (  # Exchange's out-of-office, in Norwegian
+            person,
+            share_address,
+            reply(
+                to=share_address,
+                sender=person,
+                subject="Automatisk svar: Ann Demo har delt kalenderen med deg",
+                body="Ja\n\nJeg er på ferie." + quote,
+                headers=(
+                    ("X-MS-Exchange-Inbox-Rules-Loop", person),
+                    ("X-Auto-Response-Suppress", "All"),
+                ),
+            ),
+        ),
+        (  # a responder that answered the mailto link
+            person,
+            accept,
+            reply(
+                to=accept,
+                sender=person,
+                subject="Accept: project",
+                body="accept" + quote,
+                headers=(("X-Autoreply", "yes"),),
+            ),
+        ),
+        (
+            person,
+            decline,
+            reply(
+                to=decline,
+                sender=person,
+                subject="Decline: project",
+                headers=(("Precedence", "bulk"),),
+            ),
+        ),
+        ("", accept, reply(to=accept, sender=person, subject="Accept: project", body="accept")),
+        (  # no header says so, only the subject
+            person,
+            share_address,
+            reply(
+                to=share_address,
+                sender=person,
+                subject="Out of Office: project",
+                body="Yes" + quote,
+            ),
+        ),
+    ]
+
+
+def test_auto_replies_change_nothing_and_get_no_answer(world: World) -> None:
+    invitations = [world.invite(f"auto{number}@example.org") for number in range(6)]
+    for number, invitation in enumerate(invitations):
+        mail_from, recipient, raw = auto_replies(invitation)[number]
+        assert deliver(world.inbox.smtp, raw, recipient, mail_from).code == 250
+        assert world.status(invitation) == "invited", world.outcomes(invitation)
+    assert world.count("SELECT COUNT(*) FROM inbound WHERE kind = 'auto-reply'") == 6
+    assert world.count("SELECT COUNT(*) FROM shares WHERE status IN ('accepted', 'declined')") == 0
+    assert world.replies() == []
+
+
+def dsn(invitation: Invitation, *, to: str) -> bytes:
+    """A standard delivery status notification quoting the whole invitation."""
+    return (
+        (
+            "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+            f"To: {to}\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\n"
+            f"Message-ID: {new_message_id()}\r\n"
+            "Auto-Submitted: auto-replied\r\n"
+            "MIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B0UND"\r\n'
+            "\r\n"
+            "--B0UND\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n"
+            "\r\n"
+            "I'm sorry to have to inform you that your message could not be delivered.\r\n"
+            f"<{invitation.invitee}>: host mx.example.org said: 550 5.1.1 User unknown\r\n"
+            "\r\n"
+            "--B0UND\r\n"
+            "Content-Type: message/delivery-status\r\n"
+            "\r\n"
+            "Reporting-MTA: dns; mx.example.net\r\n"
+            "\r\n"
+            f"Final-Recipient: rfc822; {invitation.invitee}\r\n"
+            "Action: failed\r\n"
+            "Status: 5.1.1\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+            "\r\n"
+            "--B0UND\r\n"
+            "Content-Type: message/rfc822\r\n"
+            "\r\n"
+        ).encode()
+        + invitation.raw
+        + b"\r\n--B0UND--\r\n"
+    )
+
+
+def plain_bounce(invitation: Invitation, *, to: str) -> bytes:
+    """The non-standard kind: text/plain, the invitation pasted in, its Accept link and all."""
+    return (
+        "From: MAILER-DAEMON@mail.example.net\r\n"
+        f"To: {to}\r\n"
+        "Subject: Mail delivery failed: returning message to sender\r\n"
+        f"Message-ID: {new_message_id()}\r\n"
+        "\r\n"
+        "This message was created automatically by mail delivery software.\r\n"
+        "\r\n"
+        "A message that you sent could not be delivered to one or more of its\r\n"
+        f"recipients. This is a permanent error.\r\n\r\n  {invitation.invitee}\r\n"
+        "    mailbox is full\r\n"
+        "\r\n"
+        "------ This is a copy of the message, including all the headers. ------\r\n"
+        "\r\n"
+    ).encode() + invitation.raw
+
+
+def test_bounces_never_answer_and_a_bounce_to_bounces_key_makes_the_share_undeliverable(
+    world: World,
+) -> None:
+    to_key, to_share, plain = (world.invite(f"gone{number}@example.org") for number in range(3))
+    bounce_address = f"bounces+{to_key.bounce_key}@{DOMAIN}"
+    assert deliver(world.inbox.smtp, dsn(to_key, to=bounce_address), bounce_address, "").code == 250
+    share_address = f"share+{to_share.token}@{DOMAIN}"
+    assert deliver(world.inbox.smtp, dsn(to_share, to=share_address), share_address, "").code == 250
+    accept = f"accept+{plain.token}@{DOMAIN}"
+    assert deliver(world.inbox.smtp, plain_bounce(plain, to=accept), accept, "").code == 250
+
+    assert world.status(to_key) == "undeliverable"
+    assert {world.status(to_share), world.status(plain)} <= {"invited", "undeliverable"}
+    assert world.count("SELECT COUNT(*) FROM inbound WHERE kind = 'bounce'") == 3
+    assert world.count("SELECT COUNT(*) FROM shares WHERE status IN ('accepted', 'declined')") == 0
+    assert world.replies() == []
+    # a dead invitation cannot be accepted any more
+    late = f"accept+{to_key.token}@{DOMAIN}"
+    deliver(world.inbox.smtp, reply(to=late, sender=to_key.invitee), late, to_key.invitee)
+    assert world.status(to_key) == "undeliverable"
+    assert world.outcomes(to_key)[-1] == "replied: invalid token (revoked)"
+
+
+def test_real_bounces_sent_to_token_addresses_change_no_answer(world: World) -> None:
+    files = sorted((CORPUS / "bounces" / "flufl.bounce").glob("*.eml"))
+    assert len(files) > 40
+    invitations = [world.invite(f"b{number}@example.org") for number in range(len(files))]
+    for path, invitation in zip(files, invitations, strict=True):
+        recipient = f"share+{invitation.token}@{DOMAIN}"
+        answered = deliver(world.inbox.smtp, path.read_bytes(), recipient, "")
+        assert answered.code == 250, (path.name, answered)
+    assert world.count("SELECT COUNT(*) FROM inbound") == len(files)
+    assert world.count("SELECT COUNT(*) FROM shares WHERE status IN ('accepted', 'declined')") == 0
+    assert world.replies() == []
+    # and each is known for what it is: a bounce, which makes its invitation undeliverable
+    kinds = [row[0] for row in world.rows("SELECT kind FROM inbound ORDER BY id")]
+    not_bounces = [
+        (path.name, kind) for path, kind in zip(files, kinds, strict=True) if kind != "bounce"
+    ]
+    assert not_bounces == []
+    assert world.count("SELECT COUNT(*) FROM shares WHERE status = 'undeliverable'") == len(files)
+
+
+# --- the daemon as a process
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str) -> re.Match[str]:
+        def seen() -> re.Match[str] | None:
+            found = re.search(pattern, self.log_text())
+            if found is None and self.process.poll() is not None:
+                pytest.fail(f"calshare serve exited {self.process.returncode}:\n{self.log_text()}")
+            return found
+
+        return wait_until(seen, f"{pattern!r} in the daemon's log")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def serve(tmp_path: Path, db_path: Path) -> Iterator[Callable[..., Served]]:
+    """``serve(env)``: ``calshare serve --smtp 127.0.0.1:0`` as a process, killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(env: dict[str, str]) -> Served:
+        log = tmp_path / f"serve-{len(started)}.log"
+        environment = {
+            key: value for key, value in os.environ.items() if not key.startswith("CALSHARE_")
+        }
+        environment.update(env, CALSHARE_DB=str(db_path))
+        with log.open("wb") as err:
+            process = subprocess.Popen(
+                [str(CALSHARE), "serve", "--smtp", f"{HOST}:0"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=environment,
+                cwd=tmp_path,
+            )
+        started.append(process)
+        served = Served(process, log, 0)
+        served.port = int(served.wait_for_log(r"serving SMTP on 127\.0\.0\.1:(\d+)")[1])
+        return served
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.wait(WAIT)
+
+
+def prepared(db_path: Path, clock: FixedClock, invitees: list[str]) -> list[Invitation]:
+    """A calendar shared with each of ``invitees``, before any daemon runs."""
+    settings = load_settings(None, env=inbox_env())
+    with Store.open(db_path, durable=False) as store:
+        add_calendar(store, clock, "project", f"Ann Demo <{OWNER}>", None, "UTC")
+        message_ids = [
+            share(store, settings, clock, "project", invitee, Level.TITLES).message_id
+            for invitee in invitees
+        ]
+    rows = db_rows(
+        db_path,
+        """SELECT o.message_id, o.share_id, o.envelope_from, b.raw
+           FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id""",
+    )
+    by_id = {row[0]: row for row in rows}
+    invitations = []
+    for invitee, message_id in zip(invitees, message_ids, strict=True):
+        _, share_id, envelope_from, raw = by_id[message_id]
+        token = re.search(rb"share\+([a-z2-7]{26})@", raw)
+        assert token is not None and message_id
+        key = envelope_from.split("+", 1)[1].split("@", 1)[0]
+        invitations.append(
+            Invitation("project", invitee, token[1].decode(), share_id, message_id, key, raw)
+        )
+    return invitations
+
+
+# --- 9. SIGTERM while a message is arriving
+
+
+def test_sigterm_finishes_the_message_in_flight_then_exits(
+    serve: Callable[..., Served], db_path: Path, clock: FixedClock
+) -> None:
+    (invitation,) = prepared(db_path, clock, [INVITEE])
+    served = serve(inbox_env())
+    recipient = f"accept+{invitation.token}@{DOMAIN}"
+    head = reply(to=recipient, subject="Accept: project", body="accept\n")
+    filler = b"".join(b"%08d " % number + b"z" * 66 + b"\r\n" for number in range(40_000))
+    assert len(filler) > 3_000_000
+    half = len(filler) // 2
+
+    answered: Reply | None = None
+    with Wire(served.port) as wire:
+        wire.command("EHLO client.test")
+        assert [r.code for r in wire.envelope(INVITEE, [recipient])] == [250]
+        assert wire.command("DATA").code == 354
+        wire.send(head + filler[:half])
+        served.process.send_signal(signal.SIGTERM)
+        served.wait_for_log(r"stopping on a signal")
+        # no new connections once it is stopping
+        wait_until(lambda: refused(served.port), "the listener to close")
+        with suppress(OSError):
+            wire.send(filler[half:] + b".\r\n")
+            answered = wire.reply()
+
+    code = served.process.wait(WAIT)
+    stored = count(db_path, "SELECT COUNT(*) FROM inbound")
+    status = db_rows(db_path, "SELECT status FROM shares")[0][0]
+    # never a 250 for something not stored, whatever else happens
+    if answered is not None and answered.code == 250:
+        assert (stored, status) == (1, "accepted")
+    assert code == 0, served.log_text()
+    assert refused(served.port)
+    # and the message that was arriving when the signal came is finished, not cut off
+    assert answered is not None, "the daemon closed the connection of a message in flight"
+    assert answered.code == 250 and answered.text.endswith("accepted"), answered
+    assert (stored, status) == (1, "accepted")
+
+
+# --- 10. kill -9 in the middle of 2,000 answers
+
+
+@dataclass(frozen=True)
+class Answer:
+    sender: str
+    recipient: str
+    message_id: str
+    raw: bytes
+
+
+async def _send_all(
+    port: int,
+    answers: list[Answer],
+    indexes: list[int],
+    *,
+    concurrency: int,
+    on_ack: Callable[[int], None] | None = None,
+) -> dict[int, str | None]:
+    """Send each answer once over ``concurrency`` reused connections; its 250 text or None."""
+    pending = deque(indexes)
+    results: dict[int, str | None] = {}
+    acked = 0
+
+    async def worker() -> None:
+        nonlocal acked
+        client: aiosmtplib.SMTP | None = None
+        while pending:
+            index = pending.popleft()
+            answer = answers[index]
+            try:
+                if client is None:
+                    client = aiosmtplib.SMTP(
+                        hostname=HOST,
+                        port=port,
+                        local_hostname="client.test",
+                        start_tls=False,
+                        timeout=WAIT,
+                    )
+                    await client.connect()
+                _, text = await client.sendmail(answer.sender, [answer.recipient], answer.raw)
+            except (aiosmtplib.SMTPException, OSError):
+                results[index] = None
+                if client is not None:
+                    client.close()
+                    client = None
+                continue
+            results[index] = text
+            acked += 1
+            if on_ack is not None:
+                on_ack(acked)
+        if client is not None:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+# The issue's run is 2,000 (INBOX_KILL9_MESSAGES=2000); the inbox takes about 120 a second
+# here (composing the welcome mail and the owner's notice is most of it), so the default
+# keeps this test to a few seconds.
+MESSAGES = int(os.environ.get("INBOX_KILL9_MESSAGES", "600"))
+
+
+def test_kill_9_mid_stream_loses_no_answer_that_got_250_and_retries_make_up_the_rest(
+    serve: Callable[..., Served], db_path: Path, clock: FixedClock
+) -> None:
+    invitees = [f"person{number:04d}@example.org" for number in range(MESSAGES)]
+    invitations = prepared(db_path, clock, invitees)
+    answers = []
+    for invitation in invitations:
+        recipient = f"accept+{invitation.token}@{DOMAIN}"
+        message_id = new_message_id()
+        raw = reply(
+            to=recipient,
+            sender=invitation.invitee,
+            subject="Accept: project",
+            message_id=message_id,
+        )
+        answers.append(Answer(invitation.invitee, recipient, message_id, raw))
+    env = inbox_env()
+
+    first = serve(env)
+    killed = threading.Event()
+
+    def kill_halfway(acked: int) -> None:
+        if acked >= MESSAGES // 2 and not killed.is_set():
+            os.kill(first.process.pid, signal.SIGKILL)
+            killed.set()
+
+    results = asyncio.run(
+        _send_all(first.port, answers, list(range(MESSAGES)), concurrency=16, on_ack=kill_halfway)
+    )
+    assert first.process.wait(WAIT) == -signal.SIGKILL
+    acked = {index for index, text in results.items() if text is not None}
+    assert killed.is_set() and MESSAGES // 2 <= len(acked) < MESSAGES
+
+    # the sending MTAs retry what got no 250; some resend what did (a lost reply)
+    second = serve(env)
+    again = sorted(set(range(MESSAGES)) - acked)
+    duplicates = sorted(random.Random(4).sample(sorted(acked), len(acked) // 10))
+    retried = asyncio.run(_send_all(second.port, answers, again + duplicates, concurrency=16))
+    assert all(text is not None for text in retried.values()), [
+        index for index, text in retried.items() if text is None
+    ]
+    assert all(str(retried[index]).endswith("duplicate") for index in duplicates)
+
+    second.process.send_signal(signal.SIGTERM)
+    assert second.process.wait(WAIT) == 0, second.log_text()
+    stored = {row[0] for row in db_rows(db_path, "SELECT message_id FROM inbound")}
+    assert {answers[index].message_id for index in acked} <= stored  # every 250 is kept
+    assert len(stored) == count(db_path, "SELECT COUNT(*) FROM inbound") == MESSAGES
+    assert count(db_path, "SELECT COUNT(*) FROM shares WHERE status = 'accepted'") == MESSAGES
+    assert count(db_path, "SELECT COUNT(*) FROM outbox WHERE kind = 'welcome'") == MESSAGES
+    assert count(db_path, "SELECT COUNT(*) FROM outbox WHERE kind = 'owner_accepted'") == MESSAGES
+    assert db_rows(db_path, "PRAGMA integrity_check") == [("ok",)]
+
+
+# --- 11. nasty messages
+
+
+def nested(depth: int) -> bytes:
+    head = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (level, level)
+        for level in range(depth)
+    )
+    return head + b"Content-Type: text/plain\r\n\r\naccept\r\n"
+
+
+def nasty_messages(token: str) -> dict[str, bytes]:
+    to = f"To: share+{token}@{DOMAIN}\r\n".encode()
+    top = b"From: " + INVITEE.encode() + b"\r\n" + to
+
+    def mid() -> bytes:
+        return f"Message-ID: {new_message_id()}\r\n".encode()
+
+    return {
+        "no-boundary": top + mid() + b"Content-Type: multipart/mixed\r\n\r\naccept\r\n",
+        "unclosed-boundary": top
+        + mid()
+        + b'Content-Type: multipart/alternative; boundary="x"\r\n\r\n--x\r\n'
+        b"Content-Type: text/plain\r\n\r\naccept\r\n--x\r\nContent-Type: text/html\r\n\r\n<p>",
+        "nested-3000-deep": top + mid() + nested(3000),
+        "nul-bytes": top + mid() + b"Subject: Acc\x00ept: project\r\n\r\nac\x00cept\r\n\x00\r\n",
+        "nul-in-charset": top
+        + mid()
+        + b'Content-Type: text/plain; charset="utf-8\x00"\r\n\r\naccept\r\n',
+        "10000-headers": top
+        + mid()
+        + b"".join(b"X-Filler-%d: v\r\n" % n for n in range(10_000))
+        + b"\r\naccept\r\n",
+        "unknown-charset": top
+        + mid()
+        + b"Content-Type: text/plain; charset=x-klingon\r\n\r\naccept\r\n",
+        "8bit-charset-name": top
+        + mid()
+        + b"Content-Type: text/plain; charset=\xff\xfe\r\n\r\naccept\r\n",
+        "broken-rfc2231": top
+        + mid()
+        + b"Content-Type: text/plain; charset*=utf-8''%ZZ%\r\n\r\naccept\r\n",
+        "bad-encoded-words": b"From: =?utf-8?b?!!!?= <bob@example.org>\r\n"
+        + to
+        + mid()
+        + b"Subject: =?x-bad?q?abc?= =?utf-8?q?=E2=80?=\r\n\r\naccept\r\n",
+        "8bit-headers": b"From: \xff\xfe <bob@example.org>\r\n"
+        + to
+        + mid()
+        + b"Subject: \xe6\xf8\xe5\r\n\r\nja\r\n",
+        "bad-base64": top + mid() + b"Content-Transfer-Encoding: base64\r\n\r\n!!!!====\r\n",
+        "bad-quoted-printable": top
+        + mid()
+        + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n=ZZaccept=\r\n",
+        "bare-lf": (top + mid() + b"Subject: Accept: project\r\n\r\naccept\r\n").replace(
+            b"\r\n", b"\n"
+        ),
+        "bare-cr": (top + mid() + b"Subject: Accept: project\r\n\r\naccept\r\n").replace(
+            b"\r\n", b"\r"
+        ),
+        "no-headers-at-all": b"accept\r\n",
+        "empty": b"",
+        "continuation-first": b" folded\r\n" + top + mid() + b"\r\naccept\r\n",
+        "unterminated-from": b'From: "Bob <bob@example.org\r\n' + to + mid() + b"\r\naccept\r\n",
+        "empty-report": top + mid() + b"Content-Type: multipart/report; report-type=\r\n\r\n",
+        "html-garbage": top + mid() + b"Content-Type: text/html\r\n\r\n"
+        b"<blockquote><![CDATA[ &#99999999999; &#x110000; <script>accept\r\n",
+        "2000-params": top
+        + mid()
+        + b"Content-Type: text/plain; "
+        + b";\r\n ".join(b"p%d=v" % n for n in range(2000))
+        + b"\r\n\r\naccept\r\n",
+        "two-message-ids": top + b"Message-ID: <<<>>>\r\nMessage-ID: x\r\n\r\naccept\r\n",
+        "bad-authentication-results": top + mid() + b"Authentication-Results: ;\r\n\r\naccept\r\n",
+    }
+
+
+NASTY_NAMES = list(nasty_messages("a" * 26))
+
+
+def _nasty_world(make_world: Callable[..., World]) -> World:
+    # Authentication-Results are read only when required: require them, to read them too.
+    return make_world(CALSHARE_INBOX_REQUIRE_AUTH="dmarc", CALSHARE_INBOX_AUTHSERV_ID=OURS)
+
+
+def _send_raw(port: int, recipient: str, raw: bytes) -> Reply:
+    with Wire(port) as wire:
+        wire.command("EHLO client.test")
+        wire.envelope(INVITEE, [recipient])
+        (answered,) = wire.data(raw)
+        # the session goes on: the daemon is alive and the connection usable
+        assert wire.command("RSET").code == 250
+        assert wire.command("NOOP").code == 250
+    return answered
+
+
+@pytest.mark.parametrize("name", NASTY_NAMES)
+def test_a_nasty_message_is_recorded_not_refused_for_ever(
+    make_world: Callable[..., World], name: str
+) -> None:
+    """A message the parser cannot read is still stored (and ignored): 250, an inbound row.
+
+    A 4xx would have the sender retry a message that will never be readable for days;
+    a 5xx would bounce a person's answer because of our parser.
+    """
+    world = _nasty_world(make_world)
+    invitation = world.invite()
+    recipient = f"share+{invitation.token}@{DOMAIN}"
+    answered = _send_raw(world.inbox.smtp, recipient, nasty_messages(invitation.token)[name])
+    assert answered.code == 250, answered
+    assert world.count("SELECT COUNT(*) FROM inbound") == 1
+    assert world.status(invitation) in ("invited", "undeliverable")
+
+
+CHUNKS = [
+    b"", b";", b"=", b'"', b"<", b">", b"@", b"=?utf-8?q?", b"?=", b"=?x?b?", b"\x00", b"\xff",
+    b"\r", b"\n", b" ", b"multipart/", b"report", b"text/html", b"boundary=", b"charset=",
+    b"*0*=", b"''", b"%", b"--", OURS.encode(), b"dmarc=pass", b"header.d=", INVITEE.encode(),
+    b"accept", b"<blockquote>", b"&#", b"base64", b"quoted-printable", b"message/rfc822",
+    b"(", b")", b"\\", b"[", b"]", b",", b":", b"ja", b"x", b"\r\n", b"\r\n\r\n",
+]  # fmt: skip
+FIELDS = [
+    "From", "Subject", "Content-Type", "Content-Transfer-Encoding", "Message-ID",
+    "Auto-Submitted", "Precedence", "Authentication-Results", "Return-Path",
+    "Content-Disposition", "List-Id", "X-Autoreply",
+]  # fmt: skip
+_VALUE = st.lists(st.sampled_from(CHUNKS), max_size=12).map(b"".join)
+_FIELD = st.tuples(st.sampled_from(FIELDS), _VALUE).map(
+    lambda f: f[0].encode() + b": " + f[1] + b"\r\n"
+)
+NASTY = st.tuples(st.lists(_FIELD, max_size=10), _VALUE, st.binary(max_size=200)).map(
+    lambda m: b"".join(m[0]) + b"\r\n" + m[1] + m[2]
+)
+
+
+def test_fuzzed_messages_never_take_the_daemon_down(make_world: Callable[..., World]) -> None:
+    world = _nasty_world(make_world)
+    invitation = world.invite()
+    recipient = f"share+{invitation.token}@{DOMAIN}"
+    codes: list[int] = []
+    for raw in nasty_messages(invitation.token).values():
+        codes.append(_send_raw(world.inbox.smtp, recipient, raw).code)
+
+    @hypothesis_settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(NASTY)
+    def one(raw: bytes) -> None:
+        codes.append(_send_raw(world.inbox.smtp, recipient, raw).code)
+
+    one()
+    assert all(200 <= code < 600 for code in codes)
+    assert 500 not in codes  # aiosmtpd's "500 (the exception)" never shows
+    assert world.inbox.alive
+    # and it still serves an ordinary answer (to another invitation: a multipart/report
+    # above made that one undeliverable)
+    fresh = world.invite(calendar="family")
+    accept = f"accept+{fresh.token}@{DOMAIN}"
+    vouched = prepend(
+        reply(to=accept, subject="Accept: family"),
+        f"Authentication-Results: {OURS}; dmarc=pass header.from=example.org",
+    )
+    answered = deliver(world.inbox.smtp, vouched, accept)
+    assert answered.code == 250, answered
+    assert world.status(fresh) == "accepted"
