@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck run bench clean
+.PHONY: install system-packages test lint typecheck run bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,28 +21,42 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck
+test: install system-packages lint typecheck
 	$(BIN)/pytest -q
 
 run: install
 	$(BIN)/calshare demo
 	$(BIN)/calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024
 
-# bench/mail.py delivers to Postfix's smtp-sink. If it is missing, install Debian's postfix
-# package (as root, or with sudo) preseeded to "No configuration": no main.cf is written, so
-# the postfix service does not start. If that fails, bench/mail.py falls back to aiosmtpd.
-bench: install
-	$(BIN)/python bench/run.py
-	@if [ ! -x /usr/sbin/smtp-sink ] && command -v apt-get >/dev/null; then \
+# Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
+# a private instance and injects with its sendmail; bench/mail.py delivers to its
+# smtp-sink; bench/inbox.py sends with its smtp-source) and openssl (the outbox TLS tests).
+# Whatever is missing is installed when apt-get exists (as root, or with sudo), postfix
+# preseeded to "No configuration": no main.cf is written, so the system's postfix service
+# does not start. If that fails the tests that need them fail saying what is missing, and
+# bench/mail.py falls back to an aiosmtpd sink.
+POSTFIX_TOOLS := /usr/sbin/postfix /usr/sbin/sendmail /usr/sbin/smtp-source /usr/sbin/smtp-sink
+
+system-packages:
+	@missing=""; \
+	for tool in $(POSTFIX_TOOLS); do [ -x $$tool ] || missing=" postfix"; done; \
+	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		as_root=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-		echo "installing postfix for /usr/sbin/smtp-sink (unconfigured, not started)"; \
+		echo "installing$$missing (postfix unconfigured: its service does not start)"; \
 		{ echo "postfix postfix/main_mailer_type select No configuration" \
 			| $$as_root debconf-set-selections \
 		&& $$as_root apt-get update \
-		&& $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y postfix; } \
-		|| echo "could not install postfix; bench/mail.py will use an aiosmtpd sink"; \
+		&& $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; } \
+		|| echo "could not install$$missing; the tests that need it will fail"; \
+	elif [ -n "$$missing" ]; then \
+		echo "missing$$missing and no apt-get: the tests that need it will fail"; \
 	fi
+
+bench: install system-packages
+	$(BIN)/python bench/run.py
 	$(BIN)/python bench/mail.py
+	$(BIN)/python bench/inbox.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -99,6 +99,12 @@ def record(
     verdict = item.verdict
     dedup = dedup_key(verdict.message_id, item.recipient)
     if db.execute("SELECT 1 FROM inbound WHERE dedup = ?", [dedup]).fetchone():
+        log.info(
+            "inbox: %s to %s: duplicate, nothing changed, token %s",
+            verdict.message_id,
+            item.recipient.split("+", 1)[0],
+            log_id(verdict.token) if verdict.token else "-",
+        )
         return "duplicate"
     share_id: int | None = None
     outcome = "ignored"

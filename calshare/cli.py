@@ -367,6 +367,9 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     if smtp is None and lmtp is None:
         raise UsageError("Say where to listen: --smtp HOST:PORT and/or --lmtp HOST:PORT")
     logging.getLogger().setLevel(logging.INFO)
+    # aiosmtpd logs every command at INFO, RCPT TO:<accept+TOKEN@…> included: tokens
+    # must never reach a log, so its protocol log stays at warnings.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     ctx.store.close()  # the daemon opens its own connections
     try:
         asyncio.run(serve(ctx.settings, ctx.store.path, ctx.clock, smtp=smtp, lmtp=lmtp))
