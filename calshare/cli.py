@@ -405,7 +405,7 @@ def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
         "reason": verdict.reason,
         "message_id": verdict.message_id,
         "from": verdict.sender,
-        "to": recipient or None,
+        "to": _masked(recipient) or None,
         "form": verdict.form,
         "token": log_id(verdict.token) if verdict.token else None,  # a hash prefix, not the token
     }
@@ -414,6 +414,13 @@ def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
     else:
         print(f"{verdict.kind}: {verdict.reason}", file=ctx.out)
     return 0
+
+
+def _masked(address: str) -> str:
+    """accept+<token>@domain shown as accept+…@domain: the token never reaches the output."""
+    local, at, host = address.rpartition("@")
+    form, plus, _detail = local.partition("+")
+    return f"{form}+…{at}{host}" if plus and form.lower() != "bounces" else address
 
 
 def _addresses(message: Any, name: str) -> list[str]:

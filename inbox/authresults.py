@@ -10,7 +10,24 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-_RESULT = re.compile(r"\b(dmarc|dkim|spf)\s*=\s*([a-z]+)([^;]*)", re.IGNORECASE)
+_RESULT = re.compile(r"\s*(dmarc|dkim|spf)\s*=\s*([a-z]+)\b(.*)", re.IGNORECASE | re.DOTALL)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+
+
+def _resinfos(results: str) -> list[tuple[str, str, str]]:
+    """(method, result, properties) of each element, quoted strings and comments removed.
+
+    The sender chooses some of what our server writes (smtp.mailfrom may be a quoted
+    local part holding ";dmarc=pass"): only a result that starts an element counts.
+    """
+    text, previous = _QUOTED.sub('""', results), None
+    while previous != text:  # comments nest
+        previous, text = text, _COMMENT.sub(" ", text)
+    found = (_RESULT.match(element) for element in text.split(";")[1:])
+    return [(match[1], match[2], match[3]) for match in found if match]
+
+
 _HEADER_D = re.compile(r"\bheader\.(?:d|i)\s*=\s*@?([A-Za-z0-9.-]+)", re.IGNORECASE)
 
 
@@ -45,7 +62,7 @@ def passes(message: Message, *, require: str, authserv_id: str, author: str | No
     if results is None:
         return False
     author_domain = author.rpartition("@")[2]
-    for method, outcome, properties in _RESULT.findall(results):
+    for method, outcome, properties in _resinfos(results):
         if outcome.lower() != "pass":
             continue
         if method.lower() == "dmarc" and require == "dmarc":

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
+from email.parser import BytesParser
 from html.parser import HTMLParser
 
 from calshare.addresses import normalize_address
@@ -126,7 +127,11 @@ def normalize_line_ends(raw: bytes) -> bytes:
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse leniently; the standard library records defects instead of raising."""
     raw = normalize_line_ends(raw)
-    message = message_from_bytes(raw, policy=policy.default)
+    message: Message
+    try:
+        message = message_from_bytes(raw, policy=policy.default)
+    except RecursionError:  # nested past the interpreter's limit: the headers, read plainly
+        message = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     message_id = _header(message, "Message-ID").strip()
     if not message_id:
         # No Message-ID: the bytes name the message, for telling duplicates apart.
@@ -137,8 +142,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
 def _header(message: Message, name: str) -> str:
     try:
         value = message.get(name)
-    except (ValueError, TypeError, IndexError, AttributeError):  # malformed header: as absent
-        return ""
+    except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
+        return ""  # a malformed header: as absent
     return "" if value is None else " ".join(str(value).split())
 
 
@@ -206,6 +211,34 @@ def is_bounce(message: Message, mail_from: str) -> str | None:
     if _BOUNCE_SUBJECT.search(subject):
         return f"a delivery-failure subject {subject[:40]!r}"
     return None
+
+
+_DELAY_SUBJECT = re.compile(
+    r"delay|not yet (been )?delivered|still being retried|warning|postponed", re.IGNORECASE
+)
+_DELAY_TEXT = re.compile(
+    r"this is (just )?a warning|warning only|not yet been delivered|no action is required"
+    r"|will (continue to )?(try|retry|attempt)|still being retried|postponed|advisory",
+    re.IGNORECASE,
+)
+_NOT_FAILED = frozenset({"delayed", "delivered", "relayed", "expanded"})
+
+
+def is_delay_warning(message: Message) -> bool:
+    """A report that delivery is late, not that it failed (DSN Action: delayed, or in words)."""
+    actions = set()
+    for part in _parts(message):
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        payload = part.get_payload()
+        for block in payload if isinstance(payload, list) else []:
+            action = _header(block, "Action").lower() if isinstance(block, Message) else ""
+            if action:
+                actions.add(action.split()[0])
+    if actions:
+        return actions <= _NOT_FAILED
+    subject = _strip_prefixes(_header(message, "Subject"))
+    return bool(_DELAY_SUBJECT.search(subject) and _DELAY_TEXT.search(body_text(message)[:20000]))
 
 
 def _parts(message: Message) -> list[Message]:
@@ -308,16 +341,25 @@ def first_words(text: str) -> str:
     return ""
 
 
+_NOT_AN_ANSWER = re.compile(r"^(no (problem|worries)|nei så)\b")  # "Nei, så hyggelig!": how nice
+_CONTRARY = frozenset({"but", "not", "rather", "men", "ikke", "heller", "aber", "nicht"})
+
+
 def answer_in_words(text: str) -> str | None:
     """accept/decline if the line is one of the answer words (and nothing much else)."""
+    if "?" in text:  # "Yes? What is this?" asks, it does not answer
+        return None
     words = re.sub(r"[^\w\s]", " ", text.lower()).split()
     if not words or len(words) > 6:
         return None
     phrase = " ".join(words)
+    if _NOT_AN_ANSWER.match(phrase):
+        return None
     for kind, choices in _ANSWER_WORDS.items():
         for choice in choices:
             if phrase == choice or phrase.startswith(choice + " "):
-                return kind
+                # "OK, but I'd rather not": a yes with a but is no yes (a no with one stays no)
+                return None if kind == ACCEPT and _CONTRARY.intersection(words) else kind
     return None
 
 
@@ -333,6 +375,13 @@ def _token_in_text(text: str, domain: str) -> tuple[str | None, str | None]:
 
 def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -> Verdict:
     """The verdict for this message as delivered to ``recipient``."""
+    try:
+        return _classify(mail, mail_from=mail_from, recipient=recipient, domain=domain)
+    except RecursionError:  # header comments or parts nested past the interpreter's limit
+        return unreadable(mail.raw, mail.message_id)
+
+
+def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -> Verdict:
     message = mail.message
     sender = _sender(message)
     form, detail = recipient_form(recipient, domain.lower())
@@ -341,9 +390,14 @@ def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -
     def verdict(kind: str, reason: str, **found: str | None) -> Verdict:
         return Verdict(kind, reason, sender=sender, message_id=mail.message_id, **found)
 
-    if form == "bounces":
-        return verdict(BOUNCE, "sent to a bounce address", bounce_key=detail, form=form)
     bounce = is_bounce(message, mail_from)
+    if bounce and is_delay_warning(message):
+        return verdict(AUTO_REPLY, f"a delay warning, still being retried ({bounce})", form=form)
+    if form == "bounces":
+        auto = None if bounce else is_auto_reply(message)
+        if auto:  # RFC 3834 responders answer the Return-Path: proof of delivery, not a bounce
+            return verdict(AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form)
+        return verdict(BOUNCE, "sent to a bounce address", bounce_key=detail, form=form)
     if bounce:
         return verdict(BOUNCE, bounce, token=token, form=form)
     auto = is_auto_reply(message)
@@ -356,7 +410,7 @@ def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -
     subject = _header(message, "Subject")
     text = body_text(message)
     if token is None:
-        form, token = _token_in_text(f"{subject}\n{text}", domain)
+        _, token = _token_in_text(f"{subject}\n{text}", domain)  # quoted links: words decide
         if token is None:
             return verdict(UNKNOWN, "no invitation token in the address, subject or body")
     if form in (ACCEPT, DECLINE):
