@@ -381,7 +381,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
     """calshare inbox classify reply.eml --json"""
     from calshare.tokens import log_id
-    from inbox.classify import classify, parse_mail, recipient_form
+    from inbox.classify import addresses, classify, parse_mail, recipient_form
 
     try:
         raw = Path(args.file).read_bytes()
@@ -393,7 +393,7 @@ def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
         (
             address
             for name in ("Delivered-To", "X-Original-To", "To", "Cc")
-            for address in _addresses(mail.message, name)
+            for address in addresses(mail.message, name)
             if recipient_form(address, domain)[0]
         ),
         "",
@@ -421,14 +421,6 @@ def _masked(address: str) -> str:
     local, at, host = address.rpartition("@")
     form, plus, _detail = local.partition("+")
     return f"{form}+…{at}{host}" if plus and form.lower() != "bounces" else address
-
-
-def _addresses(message: Any, name: str) -> list[str]:
-    try:
-        field = message.get(name)
-        return [address.addr_spec for address in getattr(field, "addresses", ())]
-    except (ValueError, TypeError, IndexError, AttributeError):
-        return []
 
 
 def _return_path(message: Any) -> str:

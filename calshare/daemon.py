@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -67,6 +68,7 @@ class Daemon:
         self.servers: list[asyncio.AbstractServer] = []
         self.handlers: list[InboxHandler] = []
         self.sessions = Sessions()
+        self.parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox-parse")
         self.ports: dict[str, int] = {}
 
     async def start(self, smtp: Listen | None, lmtp: Listen | None) -> None:
@@ -88,7 +90,9 @@ class Daemon:
         for name, listen, kind in (("smtp", smtp, SMTP), ("lmtp", lmtp, LMTP)):
             if listen is None:
                 continue
-            handler = InboxHandler(self.settings, self.committer, lmtp=kind is LMTP)
+            handler = InboxHandler(
+                self.settings, self.committer, lmtp=kind is LMTP, executor=self.parsers
+            )
             protocol = protocol_class(kind, self.settings.inbox.max_line_length, self.sessions)
             factory = partial(
                 protocol,
@@ -154,6 +158,7 @@ class Daemon:
         self.wake_sender.set()
         await self.sender_task
         await asyncio.get_running_loop().run_in_executor(None, self.committer.stop)
+        self.parsers.shutdown(wait=True)
         log.info("stopped")
 
 

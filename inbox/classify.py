@@ -9,13 +9,17 @@ subject, or from the first words the person wrote, in English or Norwegian.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from email.errors import MessageError
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
+from email.utils import getaddresses
 from html.parser import HTMLParser
 
 from calshare.addresses import normalize_address
@@ -125,11 +129,16 @@ def normalize_line_ends(raw: bytes) -> bytes:
 
 
 def parse_mail(raw: bytes) -> ParsedMail:
-    """Parse leniently; the standard library records defects instead of raising."""
+    """Parse leniently; the standard library records defects instead of raising.
+
+    compat32, not policy.default: the inbox reads a handful of headers, and
+    policy.default builds a typed header object for each one it touches, which
+    costs eight times the parse itself. Headers are decoded where they are read.
+    """
     raw = normalize_line_ends(raw)
     message: Message
     try:
-        message = message_from_bytes(raw, policy=policy.default)
+        message = message_from_bytes(raw, policy=policy.compat32)
     except RecursionError:  # nested past the interpreter's limit: the headers, read plainly
         message = BytesParser(policy=policy.compat32).parsebytes(raw, headersonly=True)
     message_id = _header(message, "Message-ID").strip()
@@ -139,22 +148,38 @@ def parse_mail(raw: bytes) -> ParsedMail:
     return ParsedMail(message, message_id, raw)
 
 
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _header(message: Message, name: str) -> str:
+    """A header as text: RFC 2047 encoded-words decoded, raw 8-bit read as UTF-8, one line."""
     try:
         value = message.get(name)
     except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
         return ""  # a malformed header: as absent
-    return "" if value is None else " ".join(str(value).split())
+    if value is None:
+        return ""
+    text = str(value)
+    if _SURROGATE.search(text):  # 8-bit bytes in a header (SMTPUTF8 or a sloppy client)
+        text = text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    if "=?" in text:
+        # Not valid encoded-words after all: read as written.
+        with contextlib.suppress(MessageError, ValueError, LookupError, UnicodeError):
+            text = str(make_header(decode_header(text)))
+    return " ".join(text.split())
+
+
+def addresses(message: Message, name: str) -> list[str]:
+    """The addresses in a header (From, To, Delivered-To …), as written."""
+    return [address for _, address in getaddresses([_header(message, name)]) if "@" in address]
 
 
 def _sender(message: Message) -> str | None:
-    try:
-        field = message.get("From")
-        addresses = getattr(field, "addresses", ())
-        if addresses:
-            return normalize_address(addresses[0].addr_spec)
-    except (AddressError, ValueError, TypeError, IndexError, AttributeError):
-        return None
+    for address in addresses(message, "From"):
+        try:
+            return normalize_address(address)
+        except AddressError:
+            return None
     return None
 
 
@@ -314,11 +339,11 @@ def body_text(message: Message) -> str:
     chosen = plain or html_part
     if chosen is None:
         return ""
-    text = _decoded(chosen)
+    text = part_text(chosen)
     return html_to_text(text) if chosen is html_part and plain is None else text
 
 
-def _decoded(part: Message) -> str:
+def part_text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""

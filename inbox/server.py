@@ -17,6 +17,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -222,6 +223,9 @@ class InboxHandler:
     settings: Settings
     committer: GroupCommitter
     lmtp: bool = False
+    # Where parsing runs: a small pool, since parsing is CPU work under the GIL and
+    # more threads only contend; None is the loop's default pool.
+    executor: Executor | None = None
 
     def serves(self, address: str) -> bool:
         address = address.strip().strip("<>").lower()
@@ -247,7 +251,7 @@ class InboxHandler:
         mail_from = envelope.mail_from or ""
         loop = asyncio.get_running_loop()
         # Parsing a large message takes time: not on the loop that serves every session.
-        items = await loop.run_in_executor(None, self._read, raw, mail_from, recipients)
+        items = await loop.run_in_executor(self.executor, self._read, raw, mail_from, recipients)
         try:
             outcomes = await asyncio.wait_for(
                 self.committer.store(items), self.settings.inbox.commit_timeout_seconds

@@ -37,6 +37,7 @@ from inbox.classify import (
     html_to_text,
     normalize_line_ends,
     parse_mail,
+    part_text,
     recipient_form,
 )
 from tests.conftest import CORPUS, FIXTURES, CliResult
@@ -213,8 +214,8 @@ def test_html_alternative_says_the_same_as_the_text(name: str) -> None:
     """Each client's HTML part, read alone (quotes skipped), gives the same answer."""
     message = read(name).message
     parts = {part.get_content_type(): part for part in message.walk()}
-    plain = first_words(parts["text/plain"].get_content())
-    from_html = first_words(html_to_text(parts["text/html"].get_content()))
+    plain = first_words(part_text(parts["text/plain"]))
+    from_html = first_words(html_to_text(part_text(parts["text/html"])))
     assert from_html == plain
     kind = REPLIES[name][0]
     assert answer_in_words(from_html) == (None if kind == UNKNOWN else kind)
