@@ -21,10 +21,12 @@ import logging
 import os
 import random
 import re
+import shutil
 import signal
 import smtplib
 import socket
 import sqlite3
+import ssl
 import subprocess
 import threading
 import time
@@ -1797,3 +1799,37 @@ def test_fuzzed_messages_never_take_the_daemon_down(make_world: Callable[..., Wo
     answered = deliver(world.inbox.smtp, vouched, accept)
     assert answered.code == 250, answered
     assert world.status(fresh) == "accepted"
+
+
+def test_starttls_with_the_configured_certificate(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
+    """inbox.tls_cert/tls_key offer STARTTLS; an answer sent over it counts like any other."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("this test needs the openssl command to make a certificate")
+    cert, key = tmp_path / "inbox.pem", tmp_path / "inbox.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=inbox.test",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:inbox.test",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=WAIT,
+    )  # fmt: skip
+    world = make_world(CALSHARE_INBOX_TLS_CERT=str(cert), CALSHARE_INBOX_TLS_KEY=str(key))
+    invitation = world.invite()
+    recipient, raw = answer("address", "accept", invitation)
+
+    async def send() -> tuple[bool, str]:
+        context = ssl.create_default_context(cafile=str(cert))
+        client = aiosmtplib.SMTP(
+            hostname=HOST, port=world.inbox.smtp, start_tls=True, tls_context=context
+        )
+        async with client:
+            encrypted = client.get_transport_info("sslcontext") is not None
+            _, reply_text = await client.sendmail(INVITEE, [recipient], raw)
+        return encrypted, reply_text
+
+    encrypted, reply_text = asyncio.run(send())
+    assert encrypted and "accepted" in reply_text
+    assert world.status(invitation) == "accepted"
