@@ -23,8 +23,8 @@ from calshare.calendars import utc_text
 from calshare.config import Settings
 from calshare.levels import Level
 from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
-from calshare.tokens import RandomBytes, log_id, new_token, token_hash
-from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, Verdict
+from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
+from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, WEAK_BOUNCE, Verdict
 from mailer import compose, outbox, wording
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,18 @@ def record(
         log.info(
             "inbox: %s to %s: duplicate, nothing changed, token %s",
             verdict.message_id,
-            item.recipient.split("+", 1)[0],
+            redact(item.recipient),
             log_id(verdict.token) if verdict.token else "-",
         )
         return "duplicate"
     share_id: int | None = None
     outcome = "ignored"
     invitation = _invitation(db, verdict.token) if verdict.token else None
-    if verdict.kind == BOUNCE:
+    null_sender = not item.mail_from.strip("<> ")
+    if verdict.kind == BOUNCE and verdict.reason.startswith(WEAK_BOUNCE) and not null_sender:
+        outcome = "bounce recorded (by its subject alone, from a real sender: no change)"
+        share_id = invitation.share_id if invitation else None
+    elif verdict.kind == BOUNCE:
         share_id = _bounced(db, settings, now, verdict, invitation)
         outcome = "undeliverable" if share_id else "bounce recorded"
     elif verdict.kind == AUTO_REPLY or verdict.token is None:
@@ -128,11 +132,11 @@ def record(
             dedup,
             verdict.message_id,
             item.mail_from,
-            item.recipient.lower(),
+            redact(item.recipient.lower()),
             verdict.sender,
             token_hash(verdict.token) if verdict.token else None,
             verdict.kind,
-            verdict.reason[:300],
+            redact(verdict.reason)[:300],
             outcome,
             share_id,
             len(item.raw),
@@ -145,7 +149,7 @@ def record(
     log.info(
         "inbox: %s to %s: %s (%s) -> %s, token %s",
         verdict.message_id,
-        item.recipient.split("+", 1)[0],
+        redact(item.recipient),
         verdict.kind,
         verdict.reason,
         outcome,
@@ -178,9 +182,10 @@ def _bounced(
 
 
 def _why_invalid(invitation: _Invitation, now: datetime) -> str | None:
-    if invitation.used_at:
-        return "used"
-    if invitation.revoked_at or invitation.status != INVITED:
+    """Why an answer cannot count, as a wording key: an answered invitation says how."""
+    if invitation.used_at and invitation.status in (ACCEPTED, DECLINED):
+        return invitation.status
+    if invitation.used_at or invitation.revoked_at or invitation.status != INVITED:
         return "revoked"
     if invitation.expires_at <= utc_text(now):
         return "expired"
@@ -216,15 +221,17 @@ def _answer(
         return "not counted: Authentication-Results did not pass"
     why = _why_invalid(invitation, now)
     if why is not None:
-        if verdict.sender is None or _replied_lately(db, verdict, now):
+        # only the invitee is told: a stranger holding the token learns nothing of it
+        if verdict.sender != invitation.invitee or _replied_lately(db, verdict, now):
             return f"invalid token ({why})"
+        advice = wording.text(f"invalid_token.advice_{why}", lang, owner=sender.owner_name)
         spec = compose.NoticeSpec(
             sender=sender,
-            to=Mailbox(verdict.sender),
+            to=invitee,
             kind="invalid_token",
             calendar=invitation.calendar,
             lang=lang,
-            extra=(("why", wording.text(f"invalid_token.{why}", lang)),),
+            extra=(("why", wording.text(f"invalid_token.{why}", lang)), ("advice", advice)),
             in_reply_to=verdict.message_id,
             key=compose.new_message_key(),
         )
@@ -248,6 +255,9 @@ def _answer(
         )
         outbox.enqueue_notice(db, spec, kind=outbox.CONFIRM, share_id=invitation.share_id, now=now)
         return "replied: held, the invitee was asked to confirm"
+    if verdict.kind in (ACCEPT, DECLINE):
+        # asking to confirm or explaining how to answer is moot once the answer is in
+        outbox.cancel(db, invitation.share_id, (outbox.CONFIRM, outbox.ANSWER_HELP))
     if verdict.kind == ACCEPT:
         return _accept(db, settings, now, invitation, sender, invitee, random_bytes)
     if verdict.kind == DECLINE:

@@ -367,9 +367,6 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
     if smtp is None and lmtp is None:
         raise UsageError("Say where to listen: --smtp HOST:PORT and/or --lmtp HOST:PORT")
     logging.getLogger().setLevel(logging.INFO)
-    # aiosmtpd logs every command at INFO, RCPT TO:<accept+TOKEN@…> included: tokens
-    # must never reach a log, so its protocol log stays at warnings.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
     ctx.store.close()  # the daemon opens its own connections
     try:
         asyncio.run(serve(ctx.settings, ctx.store.path, ctx.clock, smtp=smtp, lmtp=lmtp))
@@ -380,7 +377,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
     """calshare inbox classify reply.eml --json"""
-    from calshare.tokens import log_id
+    from calshare.tokens import log_id, redact
     from inbox.classify import addresses, classify, parse_mail, recipient_form
 
     try:
@@ -405,7 +402,7 @@ def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
         "reason": verdict.reason,
         "message_id": verdict.message_id,
         "from": verdict.sender,
-        "to": _masked(recipient) or None,
+        "to": redact(recipient) or None,
         "form": verdict.form,
         "token": log_id(verdict.token) if verdict.token else None,  # a hash prefix, not the token
     }
@@ -414,13 +411,6 @@ def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
     else:
         print(f"{verdict.kind}: {verdict.reason}", file=ctx.out)
     return 0
-
-
-def _masked(address: str) -> str:
-    """accept+<token>@domain shown as accept+…@domain: the token never reaches the output."""
-    local, at, host = address.rpartition("@")
-    form, plus, _detail = local.partition("+")
-    return f"{form}+…{at}{host}" if plus and form.lower() != "bounces" else address
 
 
 def _return_path(message: Any) -> str:

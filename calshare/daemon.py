@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP
 
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import CalshareError, UsageError
+from calshare.errors import UsageError
 from calshare.store import Store
 from inbox.server import GroupCommitter, InboxHandler, Sessions, protocol_class, purge_raw
 from mailer.sender import default_transport, flush
@@ -73,14 +73,18 @@ class Daemon:
 
     async def start(self, smtp: Listen | None, lmtp: Listen | None) -> None:
         loop = asyncio.get_running_loop()
+        # aiosmtpd logs every command at INFO, RCPT TO:<accept+TOKEN@…> included: tokens
+        # must never reach a log, so its protocol log stays at warnings.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
 
         def wake() -> None:  # from the committer's thread: mail may have been queued
             loop.call_soon_threadsafe(self.wake_sender.set)
 
         self.committer = GroupCommitter(self.db_path, self.settings, self.clock, on_commit=wake)
         self.committer.start()
-        with Store.open(self.db_path) as store:
-            purged = purge_raw(store, self.settings.inbox.keep_raw_days, self.clock.now())
+        with Store.open(self.db_path, same_thread=False) as store:
+            keep = self.settings.inbox.keep_raw_days
+            purged = await asyncio.to_thread(purge_raw, store, keep, self.clock.now())
         if purged:
             log.info(
                 "inbox: forgot %d raw messages older than %d days",
@@ -112,6 +116,11 @@ class Daemon:
         self.sender_task = asyncio.create_task(self._send_forever(), name="outbox-sender")
 
     async def _send_forever(self) -> None:
+        """Flush the outbox when woken and every few seconds, until the daemon stops.
+
+        Nothing may end this task early: a dead sender would be a daemon that takes
+        answers and never mails anyone. Errors are logged and retried.
+        """
         store = Store.open(self.db_path, same_thread=False)
         purged_at = self.clock.now()
         try:
@@ -119,20 +128,21 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake_sender.wait(), SEND_EVERY)
                 self.wake_sender.clear()
-                if self.clock.now() - purged_at > PURGE_EVERY:
-                    purged_at = self.clock.now()
-                    keep = self.settings.inbox.keep_raw_days
-                    await asyncio.to_thread(purge_raw, store, keep, purged_at)
                 try:
+                    if self.clock.now() - purged_at > PURGE_EVERY:
+                        purged_at = self.clock.now()
+                        keep = self.settings.inbox.keep_raw_days
+                        await asyncio.to_thread(purge_raw, store, keep, purged_at)
                     result = await flush(
                         store,
                         self.settings,
                         self.clock,
                         default_transport(self.settings),
                         offload=True,
+                        should_stop=self.stopping.is_set,
                     )
-                except CalshareError as exc:
-                    log.warning("outbox: %s; trying again later", exc)
+                except Exception:
+                    log.exception("outbox: sending failed; trying again in %s s", SEND_EVERY)
                     continue
                 if result.sent or result.deferred or result.failed:
                     log.info(
@@ -156,9 +166,11 @@ class Daemon:
             await server.wait_closed()
         self.stopping.set()
         self.wake_sender.set()
-        await self.sender_task
-        await asyncio.get_running_loop().run_in_executor(None, self.committer.stop)
-        self.parsers.shutdown(wait=True)
+        try:
+            await self.sender_task
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, self.committer.stop)
+            self.parsers.shutdown(wait=True)
         log.info("stopped")
 
 

@@ -165,7 +165,7 @@ def share(
                 """UPDATE shares SET invitee_name = COALESCE(NULLIF(?, ''), invitee_name),
                        level = ?, status = ?, lang = ?, message = ?,
                        invited_at = ?, expires_at = ?, answered_at = NULL, revoked_at = NULL,
-                       updated_at = ?
+                       feed_hash = NULL, updated_at = ?
                    WHERE id = ?""",
                 [
                     mailbox.display_name,
@@ -251,7 +251,9 @@ def unshare(
         share_id, status, lang, name = row.id, row.status, row.lang, row.name
         _withdraw(db, share_id, now)
         db.execute(
-            "UPDATE shares SET status = ?, revoked_at = ?, updated_at = ? WHERE id = ?",
+            # the feed secret goes with the share: its URL stops working at once
+            """UPDATE shares SET status = ?, revoked_at = ?, feed_hash = NULL, updated_at = ?
+               WHERE id = ?""",
             [REVOKED, utc_text(now), utc_text(now), share_id],
         )
         if settings.mail.notify_unshare and _was_told(db, share_id, status):

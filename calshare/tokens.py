@@ -39,6 +39,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.lower().encode("ascii")).hexdigest()
 
 
+_ANYWHERE = re.compile(r"(?<![A-Za-z2-7])[A-Za-z2-7]{26}(?![A-Za-z2-7])")
+
+
+def redact(text: str) -> str:
+    """Text with anything shaped like a token replaced by "…": for logs, stored reasons,
+    and addresses kept in the inbound log (``share+…@domain``)."""
+    return _ANYWHERE.sub("…", text)
+
+
 def log_id(token: str) -> str:
     """A short, non-secret name for a token in log lines: a prefix of its hash."""
     return token_hash(token)[:12]

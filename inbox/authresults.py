@@ -11,8 +11,39 @@ import re
 from email.message import Message
 
 _RESULT = re.compile(r"\s*(dmarc|dkim|spf)\s*=\s*([a-z]+)\b(.*)", re.IGNORECASE | re.DOTALL)
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
-_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+
+
+def _without_comments(text: str) -> str:
+    """The header with comments (nested) blanked and quoted strings emptied, in one pass.
+
+    One pass, because the sender controls part of the text: repeated regular
+    expression passes over deeply nested parentheses would take quadratic time.
+    """
+    kept: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            if char == '"':
+                quoted = False
+                kept.append('"')
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if not depth:
+                kept.append(" ")
+        elif depth:
+            continue
+        elif char == '"':
+            quoted = True
+            kept.append('"')
+        else:
+            kept.append(char)
+    return "".join(kept)
 
 
 def _resinfos(results: str) -> list[tuple[str, str, str]]:
@@ -21,14 +52,12 @@ def _resinfos(results: str) -> list[tuple[str, str, str]]:
     The sender chooses some of what our server writes (smtp.mailfrom may be a quoted
     local part holding ";dmarc=pass"): only a result that starts an element counts.
     """
-    text, previous = _QUOTED.sub('""', results), None
-    while previous != text:  # comments nest
-        previous, text = text, _COMMENT.sub(" ", text)
-    found = (_RESULT.match(element) for element in text.split(";")[1:])
+    found = (_RESULT.match(element) for element in _without_comments(results).split(";")[1:])
     return [(match[1], match[2], match[3]) for match in found if match]
 
 
 _HEADER_D = re.compile(r"\bheader\.(?:d|i)\s*=\s*@?([A-Za-z0-9.-]+)", re.IGNORECASE)
+_HEADER_FROM = re.compile(r"\bheader\.from\s*=\s*([A-Za-z0-9.-]+)", re.IGNORECASE)
 
 
 def trusted_results(message: Message, authserv_id: str) -> str | None:
@@ -46,6 +75,10 @@ def trusted_results(message: Message, authserv_id: str) -> str | None:
     return None
 
 
+def _from_headers(message: Message) -> int:
+    return sum(1 for name, _ in message.raw_items() if name.lower() == "from")
+
+
 def _aligned(signer: str, author_domain: str) -> bool:
     """Relaxed alignment: the signing domain is the author's domain or a parent of it."""
     signer, author_domain = signer.lower().rstrip("."), author_domain.lower().rstrip(".")
@@ -56,8 +89,8 @@ def passes(message: Message, *, require: str, authserv_id: str, author: str | No
     """Whether the message meets ``require`` (none, dmarc, dkim) according to our server."""
     if require == "none":
         return True
-    if author is None:
-        return False
+    if author is None or _from_headers(message) != 1:
+        return False  # with two From headers, which one did the server vouch for?
     results = trusted_results(message, authserv_id)
     if results is None:
         return False
@@ -66,7 +99,10 @@ def passes(message: Message, *, require: str, authserv_id: str, author: str | No
         if outcome.lower() != "pass":
             continue
         if method.lower() == "dmarc" and require == "dmarc":
-            return True
+            # the From our server judged must be the From we read (RFC 7489 §6.6.1)
+            judged = _HEADER_FROM.search(properties)
+            if judged is None or judged[1].lower().rstrip(".") == author_domain.lower():
+                return True
         if method.lower() == "dkim" and require == "dkim":
             signer = _HEADER_D.search(properties)
             if signer and _aligned(signer[1], author_domain):

@@ -24,7 +24,7 @@ from html.parser import HTMLParser
 
 from calshare.addresses import normalize_address
 from calshare.errors import AddressError
-from calshare.tokens import parse_token
+from calshare.tokens import parse_token, redact
 
 ACCEPT, DECLINE, AUTO_REPLY, BOUNCE, UNKNOWN = (
     "accept",
@@ -152,9 +152,15 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def _header(message: Message, name: str) -> str:
-    """A header as text: RFC 2047 encoded-words decoded, raw 8-bit read as UTF-8, one line."""
+    """A header as text: RFC 2047 encoded-words decoded, raw 8-bit read as UTF-8, one line.
+
+    The raw value is read (compat32's get() turns 8-bit bytes into U+FFFD, which
+    would lose an IDN From or a Norwegian subject), and the result is plain text:
+    no surrogates, whatever codec an encoded-word names.
+    """
     try:
-        value = message.get(name)
+        wanted = name.lower()
+        value = next((v for k, v in message.raw_items() if k.lower() == wanted), None)
     except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
         return ""  # a malformed header: as absent
     if value is None:
@@ -166,6 +172,7 @@ def _header(message: Message, name: str) -> str:
         # Not valid encoded-words after all: read as written.
         with contextlib.suppress(MessageError, ValueError, LookupError, UnicodeError):
             text = str(make_header(decode_header(text)))
+    text = text.encode("utf-8", "replace").decode("utf-8")  # e.g. =?unicode-escape?…?= surrogates
     return " ".join(text.split())
 
 
@@ -233,9 +240,18 @@ def is_bounce(message: Message, mail_from: str) -> str | None:
     if any(name in sender for sender in senders for name in _DAEMONS):
         return "from a mailer daemon"
     subject = _strip_prefixes(_header(message, "Subject"))
+    if _ANSWER_PREFIX.match(subject):
+        return None  # our own Accept:/Decline: subject, whatever the calendar is called
     if _BOUNCE_SUBJECT.search(subject):
-        return f"a delivery-failure subject {subject[:40]!r}"
+        return f"{WEAK_BOUNCE} {subject[:40]!r}"
     return None
+
+
+# A bounce recognised by its subject alone: recorded, but it does not kill an
+# invitation unless it came from the null sender, as real bounces do (anyone can
+# write "Returned mail" in a subject).
+WEAK_BOUNCE = "a delivery-failure subject"
+_ANSWER_PREFIX = re.compile(r"(accept|decline|godta|avslå)\s*:", re.IGNORECASE)
 
 
 _DELAY_SUBJECT = re.compile(
@@ -413,7 +429,8 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     token = parse_token(detail) if form in ("accept", "decline", "share") and detail else None
 
     def verdict(kind: str, reason: str, **found: str | None) -> Verdict:
-        return Verdict(kind, reason, sender=sender, message_id=mail.message_id, **found)
+        # A reason quotes the message; the message may quote a token.
+        return Verdict(kind, redact(reason), sender=sender, message_id=mail.message_id, **found)
 
     bounce = is_bounce(message, mail_from)
     if bounce and is_delay_warning(message):

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -33,8 +34,9 @@ from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
+from calshare.tokens import redact
 from inbox.authresults import passes
-from inbox.classify import classify, parse_mail, recipient_form, unreadable
+from inbox.classify import Verdict, classify, parse_mail, recipient_form, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,8 @@ class GroupCommitter:
     def _commit(self, group: list[_Job]) -> None:
         """Store a group in one transaction; whatever happens, every job gets its answer.
 
-        One message that fails is rolled back to its savepoint and answered 451 alone.
+        One message that fails is rolled back to its savepoint and kept unread, or
+        answered 451 alone if the store refused it (see ``_kept_unread``).
         If the whole transaction is gone (SQLite rolls everything back on some errors,
         a full disk among them) or the commit fails, the whole group is answered 451.
         The thread itself never dies: a dead committer would be a daemon that
@@ -129,11 +132,10 @@ class GroupCommitter:
                             [record(db, self._settings, now, item) for item in job.items]
                         )
                     except Exception as exc:  # one bad message must not sink the group
-                        log.exception("inbox: could not record a message; answering 451")
                         if not conn.in_transaction:
                             raise StoreError("the database rolled the transaction back") from exc
                         db.execute(f"ROLLBACK TO job{number}")
-                        results.append(exc)
+                        results.append(self._kept_unread(db, now, job, exc))
                     db.execute(f"RELEASE job{number}")
             self.commits += 1
         except Exception as exc:  # noqa: BLE001 - the store: locked, full, read-only, gone; or a bug
@@ -143,6 +145,39 @@ class GroupCommitter:
             job.loop.call_soon_threadsafe(_settle, job.future, result)
         if self._on_commit is not None:
             self._on_commit()
+
+    def _kept_unread(
+        self, db: Any, now: datetime, job: _Job, exc: Exception
+    ) -> list[str] | BaseException:
+        """A message our own code failed on is kept as unread and taken (250), not refused.
+
+        A 451 makes the sending server retry the same message for days, failing the
+        same way each time, and then bounce it to a person who did nothing wrong.
+        Kept, it changes nothing, and the operator finds it in the inbound log. Errors
+        of the store itself (locked, full, a trigger) still answer 451: they pass.
+        """
+        if isinstance(exc, sqlite3.Error):
+            log.error("inbox: could not record a message (%s); answering 451", exc)
+            return exc
+        log.exception("inbox: could not read a message; keeping it unread")
+        db.execute("SAVEPOINT unread")
+        try:
+            outcomes = [
+                record(db, self._settings, now, replace(item, verdict=_failed(item, exc)))
+                for item in job.items
+            ]
+        except Exception as again:  # noqa: BLE001 - answered 451, and logged
+            log.error("inbox: could not keep it unread either (%s); answering 451", again)
+            db.execute("ROLLBACK TO unread")
+            db.execute("RELEASE unread")
+            return again
+        db.execute("RELEASE unread")
+        return outcomes
+
+
+def _failed(item: Inbound, exc: Exception) -> Verdict:
+    verdict = unreadable(item.raw, item.verdict.message_id or None)
+    return replace(verdict, reason=f"not read: calshare failed on it ({type(exc).__name__})")
 
 
 def _settle(future: asyncio.Future[list[str]], result: list[str] | BaseException) -> None:
@@ -239,7 +274,7 @@ class InboxHandler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if not self.serves(address):
-            log.info("inbox: refused RCPT %s", address.split("+", 1)[0])
+            log.info("inbox: refused RCPT %s", redact(address))
             return NOT_HERE
         if len(envelope.rcpt_tos) >= self.settings.inbox.max_recipients:
             return "452 4.5.3 Too many recipients"

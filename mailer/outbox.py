@@ -177,7 +177,17 @@ def release_interrupted(db: Database) -> int:
     Some of them may have reached the relay before the sender died; they are sent
     again with the same Message-ID, which receiving systems use to drop duplicates.
     """
-    return db.execute("UPDATE outbox SET status = ? WHERE status = ?", [QUEUED, SENDING]).rowcount
+    released = db.execute(
+        "UPDATE outbox SET status = ? WHERE status = ?", [QUEUED, SENDING]
+    ).rowcount
+    # The dead sender may have recorded deliveries without reaching the end of its
+    # batch, where the bytes of sent mail are dropped: drop them now.
+    db.execute(
+        """DELETE FROM outbox_bodies WHERE outbox_id IN
+               (SELECT id FROM outbox WHERE status NOT IN (?, ?))""",
+        [QUEUED, SENDING],
+    )
+    return int(released)
 
 
 def claim(

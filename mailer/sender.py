@@ -26,12 +26,14 @@ from sqlite_utils import Database
 
 from calshare.clock import Clock
 from calshare.config import OutboxSettings, Settings
+from calshare.errors import StoreBusy
 from calshare.sharing import mark_undeliverable
 from calshare.store import Store
 from mailer import outbox
 from mailer.transports import PermanentFailure, TemporaryFailure, Transport, transport_for
 
 log = logging.getLogger(__name__)
+MARK_ATTEMPTS = 20  # × 0.5 s, on top of the connection's own 5 s busy timeout
 T = TypeVar("T")
 
 
@@ -89,6 +91,7 @@ async def flush(
     *,
     force: bool = False,
     offload: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> FlushResult:
     """Send every due mail once (with ``force``, also those waiting to retry).
 
@@ -122,13 +125,15 @@ async def flush(
                 if not batch:
                     break
                 after_id = batch[-1].id
-                deliver = _Delivery(marks, transport, settings.outbox, clock, result, run)
+                deliver = _Delivery(
+                    marks, transport, settings.outbox, clock, result, run, should_stop
+                )
                 reachable = await deliver.batch(batch)
                 ids = [mail.id for mail in batch]
                 # durably: these bytes hold tokens
                 await run(partial(_with_write, store, partial(_drop, ids)))
-                if not reachable:
-                    break  # the relay cannot be reached: the rest waits for the next flush
+                if not reachable or should_stop():
+                    break  # the relay is gone, or the daemon is stopping: the rest waits
         finally:
             marks.close()
             await transport.close()
@@ -150,6 +155,10 @@ def _drop(ids: list[int], db: Database) -> None:
     outbox.drop_bodies(db, ids)
 
 
+def _unclaim(ids: list[int], db: Database) -> None:
+    outbox.unclaim(db, ids)
+
+
 @dataclass
 class _Delivery:
     marks: Store
@@ -158,6 +167,7 @@ class _Delivery:
     clock: Clock
     result: FlushResult
     run: Callable[[Callable[[], Any]], Awaitable[Any]]
+    should_stop: Callable[[], bool]
 
     async def batch(self, batch: list[outbox.Claimed]) -> bool:
         """Send a claimed batch, recording each outcome as it comes; False if the relay is gone.
@@ -186,17 +196,43 @@ class _Delivery:
                     return False
             except PermanentFailure as exc:
                 outcome = _Outcome(mail, str(exc), permanent=True)
+            except Exception as exc:
+                log.exception("outbox: %s could not be composed or sent", mail.message_id)
+                outcome = _Outcome(
+                    mail, f"calshare could not send it: {type(exc).__name__}", permanent=True
+                )
             await self._record(outcome, [])
+            if self.should_stop():
+                await self._unclaim(batch[position + 1 :])
+                return False
         return True
 
+    async def _unclaim(self, untried: list[outbox.Claimed]) -> None:
+        ids = [mail.id for mail in untried]
+        await self.run(partial(_with_write, self.marks, partial(_unclaim, ids)))
+
     async def _record(self, outcome: _Outcome, untried: list[outbox.Claimed]) -> None:
+        """Commit one outcome; if the database is busy, wait and try again: the mail is
+        already with the relay, and giving up here would send it a second time."""
         now = self.clock.now()
-        await self.run(
-            lambda: _with_write(
-                self.marks,
-                lambda db: _record(db, [outcome], untried, self.settings, now, self.result),
-            )
+        work = partial(
+            _record,
+            outcomes=[outcome],
+            untried=untried,
+            settings=self.settings,
+            now=now,
+            result=self.result,
         )
+        for attempt in range(MARK_ATTEMPTS):
+            try:
+                await self.run(partial(_with_write, self.marks, work))
+                return
+            except StoreBusy:
+                if attempt == MARK_ATTEMPTS - 1:
+                    raise
+                busy = "outbox: the database is busy; recording %s again"
+                log.warning(busy, outcome.mail.message_id)
+                await asyncio.sleep(0.5)
 
 
 def _record(

@@ -143,9 +143,10 @@ class MaildirTransport:
 
     async def send(self, envelope_from: str, recipients: tuple[str, ...], raw: bytes) -> str:
         def write() -> str:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             box = mailbox.Maildir(self.path, create=True)
             headers = f"Return-Path: <{envelope_from}>\r\nDelivered-To: {', '.join(recipients)}\r\n"
-            return box.add(headers.encode("ascii") + raw)
+            return box.add(headers.encode("utf-8") + raw)
 
         try:
             key = await asyncio.to_thread(write)

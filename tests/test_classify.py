@@ -951,6 +951,32 @@ def test_auth_results_hidden_in_quotes_or_comments_do_not_count(value: str) -> N
     assert not passes(_with_results(value), "dmarc")
 
 
+def test_auth_dmarc_must_have_judged_the_from_we_read() -> None:
+    other = _with_results(f"{OURS}; dmarc=pass header.from=evil.example")
+    assert not passes(other, "dmarc")
+    assert passes(_with_results(f"{OURS}; dmarc=pass header.from=EXAMPLE.NO"), "dmarc")
+
+
+def test_auth_two_from_headers_never_pass() -> None:
+    # which From did the server judge? Ours reads one; a DMARC verifier may read the other
+    value = f"{OURS}; dmarc=pass header.from=example.no; dkim=pass header.d=example.no"
+    raw = (
+        f"Authentication-Results: {value}\nFrom: ola@example.no\nFrom: mallory@evil.example\n\nx\n"
+    )
+    message = message_from_bytes(raw.encode(), policy=policy.default)
+    assert not passes(message, "dmarc")
+    assert not passes(message, "dkim")
+
+
+def test_auth_deeply_nested_comments_are_read_in_one_pass() -> None:
+    # a sender-chosen value nested 40,000 deep: stripped whole, and the real result still read
+    nested = "(" * 40_000 + "dmarc=pass" + ")" * 40_000
+    fail = _with_results(f"{OURS}; spf=pass {nested} smtp.mailfrom=x; dmarc=fail")
+    assert not passes(fail, "dmarc")
+    good = _with_results(f"{OURS}; spf=pass {nested} smtp.mailfrom=x; dmarc=pass")
+    assert passes(good, "dmarc")
+
+
 # --- 4. Robustness -------------------------------------------------------------------
 
 RECIPIENTS = [ACCEPT_TO, DECLINE_TO, SHARE_TO, OPERATOR, f"bounces+{BOUNCE_KEY}@{DOMAIN}", ""]

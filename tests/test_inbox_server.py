@@ -47,12 +47,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from calshare import answers
 from calshare.calendars import add_calendar
 from calshare.clock import FixedClock
 from calshare.config import Settings, load_settings
 from calshare.daemon import Daemon, Listen
 from calshare.levels import Level
-from calshare.sharing import share
+from calshare.sharing import share, unshare
 from calshare.store import Store
 from mailer.compose import NoticeSpec
 from tests.conftest import CORPUS, NOW, ROOT, CliResult
@@ -694,7 +695,7 @@ def test_operators_are_served_and_refused_recipients_do_not_take_the_rest(
     assert stored == [
         (f"postmaster@{DOMAIN}", "ignored"),
         (f"calendar-admin@{DOMAIN}", "ignored"),
-        (accept, "accepted"),
+        (f"accept+…@{DOMAIN}", "accepted"),
     ]
 
 
@@ -939,6 +940,34 @@ def test_a_handler_error_answers_451_without_internals_and_the_daemon_recovers(
     assert world.status(invitation) == "accepted"
 
 
+def test_a_message_our_code_fails_on_is_kept_unread_not_refused_for_days(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug of ours, met by one message: 451 would have its server retry for days.
+    def broken(*args: object, **kwargs: object) -> str:
+        raise ZeroDivisionError("a bug in calshare")
+
+    monkeypatch.setattr(answers, "_accept", broken)
+    failing, fine = world.invite(), world.invite(calendar="family")
+    recipient, raw = answer("address", "accept", failing)
+    other, declined = answer("address", "decline", fine)
+    with caplog.at_level(logging.INFO, logger="inbox"):
+        taken = deliver(world.inbox.smtp, raw, recipient)
+        assert deliver(world.inbox.smtp, declined, other).code == 250  # the next one is fine
+    assert taken.code == 250, taken
+    assert world.status(failing) == "invited" and world.status(fine) == "declined"
+    stored = world.rows("SELECT kind, reason, outcome, token_hash FROM inbound ORDER BY id")
+    assert stored[0] == (
+        "unknown",
+        "not read: calshare failed on it (ZeroDivisionError)",
+        "ignored",
+        None,
+    )
+    assert [row[2] for row in stored] == ["ignored", "declined"]
+    assert world.replies() == ["owner_declined"]
+    assert "keeping it unread" in caplog.text and failing.token not in caplog.text
+
+
 def test_a_message_the_parser_chokes_on_gets_no_500_no_internals_and_the_session_goes_on(
     world: World,
 ) -> None:
@@ -1076,6 +1105,21 @@ def test_an_answer_from_another_address_is_held_and_the_invitee_asked(world: Wor
     confirmed = reply(to=recipient, subject="Accept: project")
     assert deliver(world.inbox.smtp, confirmed, recipient).text.endswith("accepted")
     assert world.status(invitation) == "accepted"
+    # the question not yet sent is moot now, and is not sent
+    statuses = world.rows(
+        "SELECT kind, status FROM outbox WHERE share_id = ? AND kind != 'invitation' ORDER BY id",
+        (invitation.share_id,),
+    )
+    assert statuses == [
+        ("confirm", "cancelled"),
+        ("welcome", "queued"),
+        ("owner_accepted", "queued"),
+    ]
+    # the forwarder tries again: the used invitation tells them nothing, and mails no one
+    again = reply(to=recipient, sender="carol@example.org", subject="Accept: project")
+    deliver(world.inbox.smtp, again, recipient, "carol@example.org")
+    assert world.outcomes(invitation)[-1] == "invalid token (accepted)"
+    assert sorted(world.replies()) == ["confirm", "owner_accepted", "welcome"]
 
 
 OURS = "mx.example.org"
@@ -1172,9 +1216,20 @@ def test_an_answered_invitation_answered_again_is_told_so(world: World) -> None:
     decline = f"decline+{invitation.token}@{DOMAIN}"
     deliver(world.inbox.smtp, reply(to=decline, subject="Decline: project"), decline)
     assert world.status(invitation) == "accepted"
-    assert world.outcomes(invitation) == ["accepted", "replied: invalid token (used)"]
+    assert world.outcomes(invitation) == ["accepted", "replied: invalid token (accepted)"]
     (sorry,) = world.mails(invitation, "invalid_token")
-    assert "already answered" in sorry.text
+    assert "already accepted" in sorry.text and "welcomed you" in sorry.text
+
+
+def test_unsharing_an_accepted_calendar_kills_its_feed_secret(world: World) -> None:
+    invitation = world.invite()
+    recipient = f"accept+{invitation.token}@{DOMAIN}"
+    deliver(world.inbox.smtp, reply(to=recipient, subject="Accept: project"), recipient)
+    feed = "SELECT feed_hash FROM shares WHERE id = ?"
+    ((secret_hash,),) = world.rows(feed, (invitation.share_id,))
+    assert secret_hash is not None
+    unshare(world.store, world.settings, world.clock, "project", INVITEE)
+    assert world.rows(feed, (invitation.share_id,)) == [(None,)]
 
 
 def test_an_unreadable_answer_gets_one_how_to_answer_reply(world: World) -> None:
@@ -1349,6 +1404,25 @@ def test_bounces_never_answer_and_a_bounce_to_bounces_key_makes_the_share_undeli
     deliver(world.inbox.smtp, reply(to=late, sender=to_key.invitee), late, to_key.invitee)
     assert world.status(to_key) == "undeliverable"
     assert world.outcomes(to_key)[-1] == "replied: invalid token (revoked)"
+
+
+def test_a_delivery_failure_subject_from_a_real_sender_kills_no_invitation(world: World) -> None:
+    # anyone can type "Returned mail" into a subject; only the null sender's does count
+    forged, named = world.invite("carol@example.org"), world.invite()
+    share_address = f"share+{forged.token}@{DOMAIN}"
+    prank = reply(
+        to=share_address, subject="Returned mail: see transcript", sender="carol@example.org"
+    )
+    assert deliver(world.inbox.smtp, prank, share_address, "carol@example.org").code == 250
+    assert world.status(forged) == "invited"
+    assert world.outcomes(forged) == [
+        "bounce recorded (by its subject alone, from a real sender: no change)"
+    ]
+    # and an answer to a calendar whose name looks like a failure is still an answer
+    accept = f"accept+{named.token}@{DOMAIN}"
+    answer = reply(to=accept, subject="Accept: Undeliverable mail report")
+    assert deliver(world.inbox.smtp, answer, accept).code == 250
+    assert world.status(named) == "accepted"
 
 
 def test_real_bounces_sent_to_token_addresses_change_no_answer(world: World) -> None:
