@@ -1110,11 +1110,10 @@ def test_an_answer_from_another_address_is_held_and_the_invitee_asked(world: Wor
         "SELECT kind, status FROM outbox WHERE share_id = ? AND kind != 'invitation' ORDER BY id",
         (invitation.share_id,),
     )
-    assert statuses == [
-        ("confirm", "cancelled"),
-        ("welcome", "queued"),
-        ("owner_accepted", "queued"),
-    ]
+    # (the daemon's sender may be trying the unreachable relay with the others right now)
+    assert [kind for kind, _ in statuses] == ["confirm", "welcome", "owner_accepted"]
+    assert statuses[0][1] == "cancelled"
+    assert {status for _, status in statuses[1:]} <= {"queued", "sending"}
     # the forwarder tries again: the used invitation tells them nothing, and mails no one
     again = reply(to=recipient, sender="carol@example.org", subject="Accept: project")
     deliver(world.inbox.smtp, again, recipient, "carol@example.org")
