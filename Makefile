@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check calshare mailer inbox tests bench
-	$(BIN)/ruff format --check calshare mailer inbox tests bench
+	$(BIN)/ruff check calshare mailer inbox tests bench docs
+	$(BIN)/ruff format --check calshare mailer inbox tests bench docs
 
 typecheck: install
 	$(BIN)/mypy
@@ -26,11 +26,12 @@ test: install system-packages lint typecheck
 
 run: install
 	$(BIN)/calshare demo
-	$(BIN)/calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024
+	$(BIN)/calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024 --http 127.0.0.1:8080
 
 # Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
 # a private instance and injects with its sendmail; bench/mail.py delivers to its
-# smtp-sink; bench/inbox.py sends with its smtp-source) and openssl (the outbox TLS tests).
+# smtp-sink; bench/inbox.py sends with its smtp-source), openssl (the outbox TLS tests)
+# and chromium (tests/test_snapshot_render.py lays snapshot mails out headless).
 # Whatever is missing is installed when apt-get exists (as root, or with sudo), postfix
 # preseeded to "No configuration": no main.cf is written, so the system's postfix service
 # does not start. If that fails the tests that need them fail saying what is missing, and
@@ -41,6 +42,7 @@ system-packages:
 	@missing=""; \
 	for tool in $(POSTFIX_TOOLS); do [ -x $$tool ] || missing=" postfix"; done; \
 	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		as_root=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		echo "installing$$missing (postfix unconfigured: its service does not start)"; \
@@ -57,6 +59,7 @@ bench: install system-packages
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/mail.py
 	$(BIN)/python bench/inbox.py
+	$(BIN)/python bench/snapshot.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

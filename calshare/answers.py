@@ -64,6 +64,20 @@ class _Invitation(NamedTuple):
     owner: str
     owner_name: str
 
+    @property
+    def level_enum(self) -> Level:
+        return Level(self.level)
+
+
+def find_invitation(db: Database, token: str) -> _Invitation | None:
+    """The invitation a token names, with its share, calendar and owner (web pages ask)."""
+    return _invitation(db, token)
+
+
+def why_invalid(invitation: _Invitation, now: datetime) -> str | None:
+    """Why an answer to this invitation cannot count now: expired, revoked, accepted…"""
+    return _why_invalid(invitation, now)
+
 
 def _invitation(db: Database, token: str) -> _Invitation | None:
     row = db.execute(

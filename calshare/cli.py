@@ -24,11 +24,12 @@ from calshare.clock import Clock, SystemClock
 from calshare.config import Settings, load_settings
 from calshare.errors import CalshareError, LevelError, UsageError
 from calshare.importer import import_calendar
-from calshare.index import occurrences_between
-from calshare.levels import Level, filter_occurrence
+from calshare.levels import Level
 from calshare.occurrence import Occurrence, occurrence_to_json
+from calshare.ranges import DateRange
 from calshare.sources import is_url, redact
 from calshare.store import DEFAULT_DB, Store
+from calshare.views import visible_occurrences
 
 EXIT_ERROR = 2
 MAX_WINDOW_DAYS = 100 * 366
@@ -167,23 +168,16 @@ def _events(
         raise UsageError(f"--to {end_text} is not after --from {start_text}")
     if end - start > timedelta(days=MAX_WINDOW_DAYS):
         raise UsageError("That window is longer than 100 years; ask for a shorter one")
-    found = occurrences_between(
+    return visible_occurrences(
         ctx.store,
         calendar,
         start,
         end,
+        level,
+        include_private=include_private,
         now=ctx.clock.now(),
         limit_years=ctx.settings.calendars.index_limit_years,
     )
-    if level is None:  # the owner at the CLI sees everything
-        return found
-    key = ctx.store.uid_key
-    return [
-        filter_occurrence(
-            occurrence, level, include_private=include_private, zone=zone, uid_key=key
-        )
-        for occurrence in found
-    ]
 
 
 def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence]) -> None:
@@ -243,6 +237,77 @@ def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
             file=ctx.out,
         )
     return 0
+
+
+def cmd_snapshot(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare snapshot project --range next-7-days --detail titles --to bob@example.org"""
+    from calshare.snapshots import Options, preview, send_snapshots
+
+    options = Options(
+        range_text=args.range,
+        detail=args.detail,
+        working_hours_only=args.working_hours_only,
+        include_private=args.include_private,
+        layout=args.layout,
+        lang=args.lang,
+    )
+    if args.out is not None:
+        made = preview(ctx.store, ctx.settings, ctx.clock, args.name, options)
+        _write_file(Path(args.out), made.mail.raw)
+        if args.json:
+            ctx.print_json(
+                {
+                    "file": args.out,
+                    "level": str(made.level),
+                    "events": made.events,
+                    "range": _days_json(made.days),
+                }
+            )
+        else:
+            print(
+                f"Wrote {args.out}: {made.events:,} events at {made.level}; nothing was sent",
+                file=ctx.out,
+            )
+        return 0
+    sent = send_snapshots(ctx.store, ctx.settings, ctx.clock, args.name, args.to, options)
+    if args.json:
+        ctx.print_json(
+            [
+                {
+                    "to": item.recipient.address,
+                    "level": str(item.level),
+                    "capped": item.capped,
+                    "events": item.events,
+                    "range": _days_json(item.days),
+                    "message_id": item.mail.message_id,
+                }
+                for item in sent
+            ]
+        )
+        return 0
+    for item in sent:
+        why = f" (policy allows {item.recipient.address} no more)" if item.capped else ""
+        print(
+            f"Snapshot of {args.name!r} for {item.recipient.address}: {item.events:,} events "
+            f"at {item.level}{why}; it is in the outbox",
+            file=ctx.out,
+        )
+    return 0
+
+
+def _days_json(days: DateRange) -> dict[str, str]:
+    return {"from": days.first.isoformat(), "to": days.last.isoformat()}
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write whole or not at all: a half-written .eml is worse than none."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(f"Cannot write {path}: {exc.strerror or exc}") from None
 
 
 def cmd_unshare(ctx: Context, args: argparse.Namespace) -> int:
@@ -364,12 +429,15 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
 
     smtp = Listen.parse(args.smtp, "--smtp") if args.smtp else None
     lmtp = Listen.parse(args.lmtp, "--lmtp") if args.lmtp else None
-    if smtp is None and lmtp is None:
-        raise UsageError("Say where to listen: --smtp HOST:PORT and/or --lmtp HOST:PORT")
+    http = Listen.parse(args.http, "--http") if args.http else None
+    if smtp is None and lmtp is None and http is None:
+        raise UsageError(
+            "Say where to listen: --smtp HOST:PORT, --lmtp HOST:PORT and/or --http HOST:PORT"
+        )
     logging.getLogger().setLevel(logging.INFO)
     ctx.store.close()  # the daemon opens its own connections
     try:
-        asyncio.run(serve(ctx.settings, ctx.store.path, ctx.clock, smtp=smtp, lmtp=lmtp))
+        asyncio.run(serve(ctx.settings, ctx.store.path, ctx.clock, smtp=smtp, lmtp=lmtp, http=http))
     except OSError as exc:  # the port is taken, or not ours to bind
         raise UsageError(f"Cannot listen: {exc.strerror or exc}") from None
     return 0
@@ -596,6 +664,36 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--message", help="a note from you, shown in the invitation")
     share.add_argument("--json", action="store_true")
 
+    snap = command(
+        commands, "snapshot", cmd_snapshot, "email a copy of a date range (HTML and .ics)"
+    )
+    snap.add_argument("name")
+    snap.add_argument(
+        "--range",
+        required=True,
+        metavar="RANGE",
+        help="today, tomorrow, next-7-days, next-30-days, whole or YYYY-MM-DD..YYYY-MM-DD",
+    )
+    snap.add_argument(
+        "--detail",
+        type=_level_argument,
+        default=Level.DETAILS,
+        metavar="LEVEL",
+        help="free-busy, titles or details (default; capped by policy per recipient)",
+    )
+    snap.add_argument(
+        "--working-hours-only", action="store_true", help="only the owner's working hours"
+    )
+    snap.add_argument(
+        "--include-private", action="store_true", help="show private items (else busy time)"
+    )
+    snap.add_argument("--layout", choices=["daily", "list"], default="daily")
+    snap.add_argument("--lang", choices=["en", "nb"], help="language (default mail.lang)")
+    where = snap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", nargs="+", metavar="EMAIL", help="queue one mail per recipient")
+    where.add_argument("--out", metavar="FILE.eml", help="write the mail for preview; send nothing")
+    snap.add_argument("--json", action="store_true")
+
     unshare = command(commands, "unshare", cmd_unshare, "stop sharing a calendar with someone")
     unshare.add_argument("name")
     unshare.add_argument("email")
@@ -611,9 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
     flush = command(box_commands, "flush", cmd_outbox_flush, "send what is due now")
     flush.add_argument("--force", action="store_true", help="also send mail waiting to retry")
 
-    serve = command(commands, "serve", cmd_serve, "run the daemon: the inbox and the outbox sender")
+    serve = command(
+        commands, "serve", cmd_serve, "run the daemon: inbox, web pages and feeds, outbox sender"
+    )
     serve.add_argument("--smtp", metavar="HOST:PORT", help="listen for SMTP (replies, bounces)")
     serve.add_argument("--lmtp", metavar="HOST:PORT", help="listen for LMTP (behind Postfix)")
+    serve.add_argument("--http", metavar="HOST:PORT", help="serve feeds and answer pages")
 
     inbox = commands.add_parser("inbox", help="the inbox's view of a message")
     inbox_commands = inbox.add_subparsers(dest="inbox_command", required=True, parser_class=_Parser)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
@@ -29,6 +30,9 @@ from calshare.errors import UsageError
 from calshare.store import Store
 from inbox.server import GroupCommitter, InboxHandler, Sessions, protocol_class, purge_raw
 from mailer.sender import default_transport, flush
+
+if TYPE_CHECKING:
+    from calshare.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +74,11 @@ class Daemon:
         self.sessions = Sessions()
         self.parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox-parse")
         self.ports: dict[str, int] = {}
+        self.web: WebServer | None = None
 
-    async def start(self, smtp: Listen | None, lmtp: Listen | None) -> None:
+    async def start(
+        self, smtp: Listen | None, lmtp: Listen | None, http: Listen | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         # aiosmtpd logs every command at INFO, RCPT TO:<accept+TOKEN@…> included: tokens
         # must never reach a log, so its protocol log stays at warnings.
@@ -114,6 +121,12 @@ class Daemon:
             self.ports[name] = server.sockets[0].getsockname()[1]
             log.info("serving %s on %s:%d", name.upper(), listen.host, self.ports[name])
         self.sender_task = asyncio.create_task(self._send_forever(), name="outbox-sender")
+        if http is not None:
+            from calshare.web import WebServer
+
+            self.web = WebServer(self.settings, self.db_path, self.clock, on_mail_queued=wake)
+            await self.web.start(http.host, http.port)
+            self.ports["http"] = self.web.port
 
     async def _send_forever(self) -> None:
         """Flush the outbox when woken and every few seconds, until the daemon stops.
@@ -158,6 +171,8 @@ class Daemon:
         """Stop listening, finish what is in flight, then stop the sender and the committer."""
         for server in self.servers:
             server.close()  # no new connections
+        if self.web is not None:
+            await self.web.stop()
         if self.sessions.receiving():
             log.info("waiting for %d messages in flight", self.sessions.receiving())
             await self.sessions.drain(DRAIN_SECONDS)
@@ -181,6 +196,7 @@ async def serve(
     *,
     smtp: Listen | None,
     lmtp: Listen | None,
+    http: Listen | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT."""
@@ -189,7 +205,7 @@ async def serve(
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await daemon.start(smtp, lmtp)
+    await daemon.start(smtp, lmtp, http)
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -29,27 +29,46 @@ def is_group(address: str, policy: PolicySettings) -> bool:
     return any(fnmatchcase(address, pattern) for pattern in policy.groups)
 
 
-def check_share(policy: PolicySettings, owner: str, invitee: str, level: Level) -> Mailbox:
+def check_recipient(
+    policy: PolicySettings, owner: str, recipient: str, *, owner_allowed: bool = False
+) -> tuple[Mailbox, Level]:
+    """Whether anything of this calendar may reach ``recipient``, and at most at which level.
+
+    Sharing and snapshots go through the same checks, so a snapshot can never
+    send what a share could not.
+    """
     if not policy.sharing:
         raise ShareRefused("sharing is turned off on this server (setting policy.sharing)")
     try:
-        mailbox = parse_mailbox(invitee)
+        mailbox = parse_mailbox(recipient)
     except AddressError as exc:
         raise ShareRefused(str(exc)) from None
     address = mailbox.address
     if address == owner:
+        if owner_allowed:
+            return mailbox, Level.DETAILS
         raise ShareRefused(f"{address} owns it")
     if is_group(address, policy):
         raise ShareRefused(
             f"{address} is a group address, and groups cannot be invited (setting policy.groups)"
         )
     allowed = highest_level(address, policy)
-    where = ", ".join(policy.internal_domains) or "any internal domain"
     if allowed is None:
-        raise ShareRefused(f"{address} is outside {where} and policy allows no external sharing")
+        raise ShareRefused(
+            f"{address} is outside {_internal(policy)} and policy allows no external sharing"
+        )
+    return mailbox, allowed
+
+
+def _internal(policy: PolicySettings) -> str:
+    return ", ".join(policy.internal_domains) or "any internal domain"
+
+
+def check_share(policy: PolicySettings, owner: str, invitee: str, level: Level) -> Mailbox:
+    mailbox, allowed = check_recipient(policy, owner, invitee)
     if level.rank > allowed.rank:
         raise ShareRefused(
-            f"{address} is outside {where}, where the highest level allowed is {allowed}; "
-            f"share with --level {allowed}"
+            f"{mailbox.address} is outside {_internal(policy)}, where the highest level allowed "
+            f"is {allowed}; share with --level {allowed}"
         )
     return mailbox

@@ -58,7 +58,7 @@ class ShareOutcome:
     message_id: str | None
 
 
-def _sender(settings: Settings, calendar: Calendar) -> compose.Sender:
+def mail_sender(settings: Settings, calendar: Calendar) -> compose.Sender:
     return compose.Sender(
         domain=settings.mail.domain,
         from_mailbox=parse_mailbox(settings.mail.from_address),
@@ -66,7 +66,7 @@ def _sender(settings: Settings, calendar: Calendar) -> compose.Sender:
     )
 
 
-def _check_deliverable(mailbox: Mailbox) -> None:
+def check_deliverable(mailbox: Mailbox) -> None:
     if not mailbox.address.isascii():
         raise ShareRefused(
             f"{mailbox.address} has letters outside ASCII before the @, which mail "
@@ -74,7 +74,7 @@ def _check_deliverable(mailbox: Mailbox) -> None:
         )
 
 
-def _audit(
+def audit(
     db: Database, now: datetime, action: str, calendar_id: int, subject: str, detail: str
 ) -> None:
     db.execute(
@@ -98,11 +98,11 @@ def share(
     """Invite someone, or change the level of an existing share."""
     calendar = get_calendar(store.db, calendar_name)
     mailbox = check_share(settings.policy, calendar.owner, invitee, level)
-    _check_deliverable(mailbox)
+    check_deliverable(mailbox)
     lang = lang or settings.mail.lang
     if message is not None and len(message) > 2000:
         raise UsageError("The message is longer than 2,000 characters; keep it short")
-    sender = _sender(settings, calendar)
+    sender = mail_sender(settings, calendar)
     now = clock.now()
     with store.write() as db:
         row = _existing(db, calendar.id, mailbox.address)
@@ -126,9 +126,7 @@ def share(
                 level=level,
             )
             outbox.enqueue(db, mail, kind=outbox.LEVEL_CHANGED, share_id=share_id, now=now)
-            _audit(
-                db, now, "level_changed", calendar.id, mailbox.address, f"{row.level} -> {level}"
-            )
+            audit(db, now, "level_changed", calendar.id, mailbox.address, f"{row.level} -> {level}")
             log.info(
                 "share %s -> %s: level %s -> %s", calendar.name, mailbox.address, row.level, level
             )
@@ -197,7 +195,7 @@ def share(
             now=now,
         )
         outbox.enqueue(db, mail, kind=outbox.INVITATION, share_id=share_id, now=now)
-        _audit(db, now, "invited", calendar.id, mailbox.address, f"level {level}")
+        audit(db, now, "invited", calendar.id, mailbox.address, f"level {level}")
         log.info(
             "share %s -> %s: invited at %s, token %s, mail %s",
             calendar.name,
@@ -258,7 +256,7 @@ def unshare(
         )
         if settings.mail.notify_unshare and _was_told(db, share_id, status):
             mail = compose.notice(
-                _sender(settings, calendar),
+                mail_sender(settings, calendar),
                 Mailbox(mailbox.address, name),
                 kind="unshared",
                 calendar=calendar.name,
@@ -266,7 +264,7 @@ def unshare(
                 now=now,
             )
             outbox.enqueue(db, mail, kind=outbox.UNSHARED, share_id=share_id, now=now)
-        _audit(db, now, "unshared", calendar.id, mailbox.address, f"was {status}")
+        audit(db, now, "unshared", calendar.id, mailbox.address, f"was {status}")
         log.info("share %s -> %s: revoked (was %s)", calendar.name, mailbox.address, status)
         return _load(db, share_id, now)
 
@@ -302,7 +300,7 @@ def mark_undeliverable(db: Database, share_id: int, now: datetime, reason: str) 
         "UPDATE invitations SET revoked_at = ? WHERE share_id = ? AND revoked_at IS NULL",
         [utc_text(now), share_id],
     )
-    _audit(db, now, "undeliverable", row[1], row[2], reason[:300])
+    audit(db, now, "undeliverable", row[1], row[2], reason[:300])
 
 
 _SELECT = """

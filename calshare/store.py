@@ -206,8 +206,27 @@ def _schema_3(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_4(db: Database) -> None:
+    """Feeds: the hashes of feed secrets that no longer work, so their URLs answer 410.
+
+    A trigger records the old hash whenever a share's feed secret is cleared or
+    replaced (unshare, re-invite), wherever in the code that happens. Only the hash
+    is kept, as for every secret; an unknown secret still gets a plain 404.
+    """
+    statements = [
+        "CREATE TABLE retired_feeds (hash TEXT PRIMARY KEY) WITHOUT ROWID",
+        """CREATE TRIGGER shares_feed_retired AFTER UPDATE OF feed_hash ON shares
+           WHEN OLD.feed_hash IS NOT NULL AND NEW.feed_hash IS NOT OLD.feed_hash
+           BEGIN
+               INSERT OR IGNORE INTO retired_feeds (hash) VALUES (OLD.feed_hash);
+           END""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
-MIGRATIONS: list[Callable[[Database], None]] = [_schema_1, _schema_2, _schema_3]
+MIGRATIONS: list[Callable[[Database], None]] = [_schema_1, _schema_2, _schema_3, _schema_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -94,11 +94,21 @@ def new_message_key() -> str:
     return secrets.token_hex(16)
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent beside the text: the snapshot's .ics."""
+
+    content: bytes
+    content_type: str  # "text/calendar"
+    filename: str
+    params: tuple[tuple[str, str], ...] = ()
+
+
 def _envelope(sender: Sender, key: str) -> tuple[str, str]:
     return f"<{key}@{sender.domain}>", f"bounces+{key}@{sender.domain}"
 
 
-def _build(
+def build(
     sender: Sender,
     to: Mailbox,
     subject: str,
@@ -106,8 +116,9 @@ def _build(
     html: str,
     now: datetime,
     key: str,
-    reply_to: str | None = None,
+    reply_to: str | Address | None = None,
     in_reply_to: str | None = None,
+    attachment: Attachment | None = None,
 ) -> OutgoingMail:
     message_id, envelope_from = _envelope(sender, key)
     message = EmailMessage(policy=POLICY)
@@ -132,6 +143,15 @@ def _build(
         headers += ["In-Reply-To", "References"]
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
+    if attachment is not None:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.content,
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+            params=dict(attachment.params),
+        )
     raw = message.as_bytes(policy=POLICY)
     check_generated(raw, headers)
     return OutgoingMail(message_id, envelope_from, (f"{local}@{domain}",), raw, subject)
@@ -289,7 +309,7 @@ def invitation(
         ),
         "footer": _footer(sender, lang),
     }
-    return _build(
+    return build(
         sender,
         to,
         subject,
@@ -334,7 +354,7 @@ def notice(
         "links": [(wording.text(label, lang), url) for label, url in links],
         "footer": _footer(sender, lang),
     }
-    return _build(
+    return build(
         sender,
         to,
         subject,

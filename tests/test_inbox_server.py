@@ -126,10 +126,13 @@ def count(db_path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> int:
 class Inbox:
     """calshare.daemon.Daemon with its own asyncio loop in a thread, SMTP and LMTP on port 0."""
 
-    def __init__(self, settings: Settings, db_path: Path, clock: FixedClock) -> None:
+    def __init__(
+        self, settings: Settings, db_path: Path, clock: FixedClock, *, http: bool = False
+    ) -> None:
         self.settings = settings
         self.db_path = db_path
         self.clock = clock
+        self.http = http  # also serve HTTP (feeds, answer pages) on a port of its own
         self._thread = threading.Thread(target=self._run, name="test-inbox", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -146,6 +149,11 @@ class Inbox:
     def lmtp(self) -> int:
         assert self.daemon is not None
         return self.daemon.ports["lmtp"]
+
+    @property
+    def web(self) -> str:
+        assert self.daemon is not None
+        return f"http://{HOST}:{self.daemon.ports['http']}"
 
     def start(self) -> Inbox:
         self._thread.start()
@@ -165,7 +173,8 @@ class Inbox:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.daemon = Daemon(self.settings, self.db_path, self.clock)
-        await self.daemon.start(Listen(HOST, 0), Listen(HOST, 0))
+        web = Listen(HOST, 0) if self.http else None
+        await self.daemon.start(Listen(HOST, 0), Listen(HOST, 0), web)
         self._ready.set()
         await self._stop.wait()
         await self.daemon.stop()

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from calshare.busy import Busy
 from calshare.levels import Level, filter_occurrence, lower_of
 from calshare.occurrence import Occurrence, occurrence_to_json
+from tests import snapshot_mail
 
 # --- what each level may show, written out here rather than read from calshare.levels
 
@@ -267,6 +268,8 @@ def calendars(draw: st.DrawFn) -> GeneratedCalendar:
 
 
 WINDOW = ("--from", "2026-11-20", "--to", "2027-04-30")
+SNAPSHOT_RANGE = "2026-11-20..2027-04-30"  # the same days as WINDOW
+HIDDEN_AT_FREE_BUSY = {"SUMMARY", "LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
 _names = (f"privacy-{uuid.uuid4().hex[:12]}-{n}" for n in range(1_000_000))
 
 
@@ -363,6 +366,35 @@ def test_no_output_shows_what_its_level_hides(
             shapes = shape
         assert shape == shapes, f"{label}: levels disagree on times or busy status"
         assert len(found) == generated.occurrences, f"{label}: occurrences lost or added"
+
+        # The snapshot at this level, in both layouts: HTML, text, .ics and headers.
+        for layout in ("daily", "list"):
+            eml = tmp_path / f"{name}-{level}-{include_private}-{layout}.eml"
+            snap = cli(
+                "snapshot", name, "--range", SNAPSHOT_RANGE, "--detail", str(level),
+                "--layout", layout, *flags[2:], "--out", str(eml),
+            )  # fmt: skip
+            assert snap.code == 0, snap.err
+            mail = snapshot_mail.read(eml.read_bytes())
+            shown = mail.everything + snap.out + snap.err
+            for component in generated.components:
+                visible = _visible(component, level, include_private)
+                for name_of_field, field_tokens in component.tokens.items():
+                    for token in field_tokens:
+                        if name_of_field not in visible:
+                            assert token not in shown, (
+                                f"snapshot {layout} {label}: {name_of_field} of "
+                                f"{component.uid!r} leaked: {_where(token, shown)!r}"
+                            )
+                if not _uid_visible(generated.components, component.uid, level, include_private):
+                    assert component.uid_token not in shown, (
+                        f"snapshot {layout} {label}: UID {component.uid!r} leaked"
+                    )
+            vevents = mail.calendar().walk("VEVENT")
+            assert len(vevents) == generated.occurrences, f"snapshot {label}: events lost"
+            if level is Level.FREE_BUSY:
+                for vevent in vevents:
+                    assert not set(vevent) & HIDDEN_AT_FREE_BUSY, f"{label}: {sorted(vevent)}"
 
         if level is Level.DETAILS and include_private:
             # The owner's view (no --level) is details with private items included.

@@ -1,0 +1,142 @@
+"""A grant's private feed: which share a secret names, and the calendar at its level.
+
+The feed is made from the occurrence index over a window around today
+(``http.feed_days_back`` .. ``http.feed_days_ahead``) through the one level
+filter and the one iCalendar writer, so it shows what a snapshot at that level
+shows. Grants at the same level of the same calendar get the same bytes, so
+bodies are cached by (calendar, version, level, day): a thousand subscribers
+cost one render a day per level, and a re-import (a new version) or a level
+change (another key) is seen at the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from email.utils import format_datetime
+
+from sqlite_utils import Database
+
+from calshare.calendars import Calendar, get_calendar
+from calshare.config import Settings
+from calshare.ics_writer import write_calendar
+from calshare.levels import Level
+from calshare.sharing import ACCEPTED
+from calshare.store import Store
+from calshare.tokens import parse_token, token_hash
+from calshare.views import visible_occurrences
+
+GONE = "gone"
+CACHED_BODIES = 64
+
+
+@dataclass(frozen=True)
+class Grant:
+    share_id: int
+    calendar: str
+    level: Level
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Feed:
+    body: bytes
+    etag: str  # quoted, as it goes in the header
+    last_modified: datetime
+
+
+def find_grant(db: Database, secret_text: str) -> Grant | str | None:
+    """The accepted share a feed secret names; GONE if it once worked; None if never.
+
+    Looked up by the secret's SHA-256 (the database holds nothing else), so the
+    comparison is of hashes, which tells a timing observer nothing of the secret.
+    """
+    secret = parse_token(secret_text)
+    if secret is None:
+        return None
+    digest = token_hash(secret)
+    row = db.execute(
+        """SELECT s.id, c.name, s.level, s.status, s.updated_at FROM shares s
+           JOIN calendars c ON c.id = s.calendar_id WHERE s.feed_hash = ?""",
+        [digest],
+    ).fetchone()
+    if row is not None:
+        share_id, calendar, level, status, updated_at = row
+        if status != ACCEPTED:
+            return GONE
+        return Grant(share_id, calendar, Level(level), updated_at)
+    if db.execute("SELECT 1 FROM retired_feeds WHERE hash = ?", [digest]).fetchone():
+        return GONE
+    return None
+
+
+class FeedMaker:
+    """Renders feeds, remembering recent bodies; one per process, safe across threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._bodies: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def window(self, now: datetime) -> tuple[datetime, datetime]:
+        today = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+        http = self.settings.http
+        return today - timedelta(days=http.feed_days_back), today + timedelta(
+            days=http.feed_days_ahead + 1
+        )
+
+    def feed(self, store: Store, grant: Grant, now: datetime) -> Feed:
+        calendar = get_calendar(store.db, grant.calendar)
+        start, end = self.window(now)
+        key = (calendar.id, calendar.version, grant.level, start.date())
+        with self._lock:
+            body = self._bodies.get(key)
+            if body is not None:
+                self._bodies.move_to_end(key)
+        if body is None:
+            body = self._render(store, calendar, grant.level, start, end, now)
+            with self._lock:
+                self._bodies[key] = body
+                while len(self._bodies) > CACHED_BODIES:
+                    self._bodies.popitem(last=False)
+        tag = hashlib.sha256(repr((key, grant.updated_at)).encode()).hexdigest()[:32]
+        changed = [datetime.fromisoformat(grant.updated_at.replace("Z", "+00:00")), start]
+        if calendar.imported_at:
+            changed.append(datetime.fromisoformat(calendar.imported_at.replace("Z", "+00:00")))
+        # the window moves every day, so the feed is "modified" at least every midnight
+        changed.append(datetime.combine(now.astimezone(UTC).date(), time(), UTC))
+        return Feed(body, f'"{tag}"', max(changed).replace(microsecond=0))
+
+    def _render(
+        self,
+        store: Store,
+        calendar: Calendar,
+        level: Level,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+    ) -> bytes:
+        found = visible_occurrences(
+            store,
+            calendar,
+            start,
+            end,
+            level,
+            include_private=False,
+            now=now,
+            limit_years=self.settings.calendars.index_limit_years,
+        )
+        return write_calendar(
+            found,
+            name=calendar.name,
+            zone=calendar.zone,
+            now=now,
+            refresh=timedelta(minutes=self.settings.http.feed_refresh_minutes),
+        )
+
+
+def http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)

@@ -1,0 +1,271 @@
+"""Write filtered occurrences as one RFC 5545 calendar: snapshots, feeds, published links.
+
+Every output calendar is made here from occurrences that have already passed
+``levels.filter_occurrence``: the writer only renders what is set, so a field a
+level hid cannot reach the file. Series arrive expanded to the window, so no
+occurrence outside it can leak through an RRULE, and each instance gets a UID
+of its own (calendar apps merge VEVENTs that share a UID and lack a
+RECURRENCE-ID).
+
+The text is built by hand rather than through icalendar's ``to_ical``: a month
+of a busy calendar is thousands of VEVENTs, and string building is an order of
+magnitude faster. Tests re-parse every file with icalendar and vobject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import icalendar
+
+from calshare.busy import Busy
+from calshare.occurrence import Occurrence
+
+PRODID = "-//calshare//calshare 0.1//EN"
+
+# Outlook's own busy vocabulary, which Outlook, and Exchange-fed apps, read back.
+_MICROSOFT = {
+    Busy.BUSY: "BUSY",
+    Busy.TENTATIVE: "TENTATIVE",
+    Busy.OOF: "OOF",
+    Busy.ELSEWHERE: "WORKINGELSEWHERE",
+    Busy.FREE: "FREE",
+}
+_STATUSES = frozenset({"TENTATIVE", "CONFIRMED", "CANCELLED"})
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@lru_cache(maxsize=8192)
+def escape_text(value: str) -> str:
+    """RFC 5545 TEXT: backslash, semicolon, comma and newlines escaped; other controls dropped.
+
+    Cached: a series repeats its title and description in every instance.
+    """
+    value = _CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def fold(line: str) -> str:
+    """One content line, folded at 75 octets without splitting a UTF-8 character."""
+    encoded = line.encode("utf-8")
+    if len(encoded) <= 75:
+        return line + "\r\n"
+    parts: list[str] = []
+    start, limit = 0, 75
+    while start < len(encoded):
+        end = min(start + limit, len(encoded))
+        while end < len(encoded) and (encoded[end] & 0xC0) == 0x80:
+            end -= 1  # never cut inside a multi-byte character
+        parts.append(encoded[start:end].decode("utf-8"))
+        start, limit = end, 74  # continuation lines start with a space
+    return "\r\n ".join(parts) + "\r\n"
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _local(moment: datetime, zone: tzinfo) -> str:
+    return moment.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+
+
+def _date(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+def instance_uid(occurrence: Occurrence) -> str:
+    """A UID per instance, stable between sends, that says no more than the level allows.
+
+    A series instance is its UID plus its RECURRENCE-ID. Where the level hid the
+    UID (a keyed ``busy-`` stand-in shared by a whole series) the instance adds
+    its start, hashed, so nothing new is told.
+    """
+    if occurrence.recurrence_id:
+        return f"{occurrence.uid}-{occurrence.recurrence_id}"
+    if occurrence.uid.startswith("busy-"):
+        start = occurrence.start.isoformat()
+        if isinstance(occurrence.start, datetime):
+            start = _utc(occurrence.start)
+        suffix = hashlib.sha256(f"{occurrence.uid}/{start}".encode()).hexdigest()[:12]
+        return f"{occurrence.uid}-{suffix}"
+    return occurrence.uid
+
+
+def _times(occurrence: Occurrence, zone: tzinfo | None, tzid: str | None) -> list[str]:
+    start, end = occurrence.start, occurrence.end
+    if occurrence.all_day:
+        assert not isinstance(start, datetime) and not isinstance(end, datetime)
+        return [f"DTSTART;VALUE=DATE:{_date(start)}", f"DTEND;VALUE=DATE:{_date(end)}"]
+    assert isinstance(start, datetime) and isinstance(end, datetime)
+    if zone is None or tzid is None:
+        return [f"DTSTART:{_utc(start)}", f"DTEND:{_utc(end)}"]
+    return [
+        f"DTSTART;TZID={tzid}:{_local(start, zone)}",
+        f"DTEND;TZID={tzid}:{_local(end, zone)}",
+    ]
+
+
+_NAMED = re.compile(r"(.*?)\s*<([^<>\s]+)>")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S*")
+
+
+def _person(name: str, value: str) -> str | None:
+    """ORGANIZER/ATTENDEE from what the importer kept ("Name <address>", an address, a URI).
+
+    A name with no address cannot be a CAL-ADDRESS, so it is left out.
+    """
+    match = _NAMED.fullmatch(value.strip())
+    display, address = (match[1], match[2]) if match else ("", value.strip())
+    if "@" in address and ":" not in address:
+        address = f"mailto:{address}"
+    if not _URI.fullmatch(address):
+        return None
+    cn = "".join(ch for ch in display if ch >= " " and ch not in '"\x7f')
+    return f'{name};CN="{cn}":{address}' if cn else f"{name}:{address}"
+
+
+def vevent(
+    occurrence: Occurrence, stamp: str, zone: tzinfo | None = None, tzid: str | None = None
+) -> str:
+    """One VEVENT, folded, with only the fields the occurrence still carries."""
+    lines = ["BEGIN:VEVENT", f"UID:{escape_text(instance_uid(occurrence))}", f"DTSTAMP:{stamp}"]
+    lines += _times(occurrence, zone, tzid)
+    head = "".join(fold(line) for line in lines)
+    return head + _described(
+        occurrence.busy,
+        occurrence.status,
+        occurrence.summary,
+        occurrence.location,
+        occurrence.description,
+        occurrence.organizer,
+        occurrence.attendees,
+        occurrence.categories,
+        occurrence.url,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _described(
+    busy: Busy,
+    status: str | None,
+    summary: str | None,
+    location: str | None,
+    description: str | None,
+    organizer: str | None,
+    attendees: tuple[str, ...],
+    categories: tuple[str, ...],
+    url: str | None,
+) -> str:
+    """Everything of a VEVENT after its times, folded: the same for every instance of a series."""
+    lines = []
+    status = (status or "").upper()
+    if status not in _STATUSES:
+        status = "TENTATIVE" if busy is Busy.TENTATIVE else ""
+    if status:
+        lines.append(f"STATUS:{status}")
+    lines.append("TRANSP:TRANSPARENT" if busy is Busy.FREE else "TRANSP:OPAQUE")
+    lines.append(f"X-MICROSOFT-CDO-BUSYSTATUS:{_MICROSOFT[busy]}")
+    if summary:
+        lines.append(f"SUMMARY:{escape_text(summary)}")
+    if location:
+        lines.append(f"LOCATION:{escape_text(location)}")
+    if description:
+        lines.append(f"DESCRIPTION:{escape_text(description)}")
+    people = [("ORGANIZER", organizer)] if organizer else []
+    people += [("ATTENDEE", attendee) for attendee in attendees]
+    for role, value in people:
+        line = _person(role, value)
+        if line is not None:
+            lines.append(line)
+    if categories:
+        lines.append("CATEGORIES:" + ",".join(escape_text(name) for name in categories))
+    if url:
+        lines.append(f"URL:{url.replace(chr(10), '').replace(chr(13), '')}")
+    lines.append("END:VEVENT")
+    return "".join(fold(line) for line in lines)
+
+
+@lru_cache(maxsize=64)
+def vtimezone(zone: str, first_year: int, last_year: int) -> str:
+    """The zone's VTIMEZONE covering the years used, from the tz database.
+
+    icalendar computes the transitions from zoneinfo; it is slow, hence the cache.
+    """
+    component = icalendar.Timezone.from_tzinfo(
+        ZoneInfo(zone),
+        tzid=zone,
+        first_date=date(first_year, 1, 1),
+        last_date=date(last_year, 12, 31),
+    )
+    text: str = component.to_ical().decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _years(occurrences: Sequence[Occurrence], fallback: date) -> tuple[int, int]:
+    """The years the VTIMEZONE must cover, with a year's margin either side."""
+    first = min((o.start.year for o in occurrences), default=fallback.year)
+    last = max((o.end.year for o in occurrences), default=fallback.year)
+    return min(first, fallback.year) - 1, max(last, fallback.year) + 1
+
+
+def write_calendar(
+    occurrences: Sequence[Occurrence],
+    *,
+    name: str,
+    zone: str,
+    now: datetime,
+    method: str | None = "PUBLISH",
+    description: str | None = None,
+    refresh: timedelta | None = None,
+) -> bytes:
+    """A complete VCALENDAR: VERSION, PRODID, X-WR-CALNAME/TIMEZONE, one VTIMEZONE.
+
+    Timed events are written in the calendar's ``zone`` with its VTIMEZONE (UTC
+    needs none), which is how Outlook, Google and Apple lay them out; all-day
+    events stay dates. ``refresh`` adds REFRESH-INTERVAL and X-PUBLISHED-TTL for
+    subscriptions.
+    """
+    use_utc = zone in ("UTC", "Etc/UTC")
+    zone_info = None if use_utc else ZoneInfo(zone)
+    tzid = None if use_utc else zone
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
+    if method:
+        head.append(f"METHOD:{method}")
+    head += [f"X-WR-CALNAME:{escape_text(name)}", f"X-WR-TIMEZONE:{zone}"]
+    if description:
+        head.append(f"X-WR-CALDESC:{escape_text(description)}")
+    if refresh is not None:
+        minutes = max(1, int(refresh.total_seconds() // 60))
+        head += [f"REFRESH-INTERVAL;VALUE=DURATION:PT{minutes}M", f"X-PUBLISHED-TTL:PT{minutes}M"]
+    parts = [fold(line) for line in head]
+    timed = any(not occurrence.all_day for occurrence in occurrences)
+    if tzid is not None and timed:
+        first, last = _years(occurrences, now.date())
+        parts.append(vtimezone(zone, first, last))
+    stamp = _utc(now)
+    parts.extend(vevent(occurrence, stamp, zone_info, tzid) for occurrence in occurrences)
+    parts.append("END:VCALENDAR\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def tzids(text: str) -> set[str]:
+    """The TZIDs a calendar's text refers to (for tests and checks of our own output)."""
+    found: set[str] = set()
+    for line in _unfold(text):
+        head, _, _ = line.partition(":")
+        for param in head.split(";")[1:]:
+            key, _, value = param.partition("=")
+            if key.upper() == "TZID":
+                found.add(value.strip('"'))
+    return found
+
+
+def _unfold(text: str) -> Iterable[str]:
+    return text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n")

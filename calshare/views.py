@@ -1,0 +1,39 @@
+"""What a viewer sees of a calendar over a window: the index query, then the one filter.
+
+Every output that lists occurrences (``calshare events``, snapshots, feeds,
+published pages) asks here, so they cannot disagree about what a level shows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from calshare.calendars import Calendar
+from calshare.index import occurrences_between
+from calshare.levels import Level, filter_occurrence
+from calshare.occurrence import Occurrence
+from calshare.store import Store
+
+
+def visible_occurrences(
+    store: Store,
+    calendar: Calendar,
+    start: datetime,
+    end: datetime,
+    level: Level | None,
+    *,
+    include_private: bool,
+    now: datetime,
+    limit_years: int,
+) -> list[Occurrence]:
+    """The window's occurrences as a viewer at ``level`` sees them (None: the owner)."""
+    found = occurrences_between(store, calendar, start, end, now=now, limit_years=limit_years)
+    if level is None:  # the owner sees everything
+        return found
+    zone, key = calendar.zoneinfo, store.uid_key
+    return [
+        filter_occurrence(
+            occurrence, level, include_private=include_private, zone=zone, uid_key=key
+        )
+        for occurrence in found
+    ]

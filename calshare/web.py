@@ -1,0 +1,336 @@
+"""The daemon's web side: grant feeds and the answer pages, on aiohttp in the daemon's loop.
+
+Database work runs on one worker thread with its own connection, so the event
+loop (which also runs the inbox and the outbox sender) never waits on SQLite.
+Every response carries the same security headers; feed secrets and tokens are in
+paths only, never logged (the access log is off; our own log lines carry hash
+prefixes), and ``Referrer-Policy: no-referrer`` keeps them out of other sites'
+logs. GET and HEAD never change anything: link scanners open every link in a
+mail, so only a person's POST answers an invitation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from calshare import answers
+from calshare.clock import Clock
+from calshare.config import Settings
+from calshare.errors import StoreError
+from calshare.feeds import GONE, Feed, FeedMaker, Grant, find_grant, http_date
+from calshare.store import Store
+from calshare.tokens import log_id, parse_token, token_hash
+from inbox.classify import ACCEPT, DECLINE, Verdict
+from mailer import wording
+from mailer.templates import render
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 16 * 1024  # the largest thing we take is a two-field form
+SECURITY_HEADERS = {
+    # no script at all: nothing on our pages can submit a form by itself
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class WebContext:
+    settings: Settings
+    clock: Clock
+    store: Store  # used only on the worker thread
+    worker: ThreadPoolExecutor
+    feeds: FeedMaker
+    on_mail_queued: Callable[[], None]
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.worker, work)
+
+
+CONTEXT = web.AppKey("calshare", WebContext)
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Security headers on everything; our errors as short pages, never a stack trace."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # 404, 405, 410, 413…: our headers on them too
+        response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
+    except StoreError as exc:
+        log.warning("web: %s %s: the store is busy or broken: %s", request.method, "-", exc)
+        response = web.Response(status=503, text="Busy; try again in a minute.\n")
+        response.headers["Retry-After"] = "60"
+    except Exception:
+        log.exception("web: %s request failed", request.method)
+        response = web.Response(status=500, text="Something went wrong on our side.\n")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def make_app(context: WebContext) -> web.Application:
+    app = web.Application(middlewares=[_guard], client_max_size=MAX_REQUEST_BYTES)
+    app[CONTEXT] = context
+    app.router.add_get("/feeds/{secret}.ics", feed, allow_head=True)
+    app.router.add_get("/i/{token}", answer_page, allow_head=True)
+    app.router.add_post("/i/{token}", answer_post)
+    return app
+
+
+# --- grant feeds
+
+
+async def feed(request: web.Request) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    secret = request.match_info["secret"]
+    now = context.clock.now()
+
+    def look() -> Grant | str | tuple[Grant, Feed] | None:
+        found = find_grant(context.store.db, secret)
+        if not isinstance(found, Grant):
+            return found
+        return found, context.feeds.feed(context.store, found, now)
+
+    found = await context.run(look)
+    if found is None:
+        raise web.HTTPNotFound(text="Not found.\n")
+    if found == GONE:
+        raise web.HTTPGone(text="This calendar is no longer shared with you.\n")
+    assert isinstance(found, tuple)
+    grant, made = found
+    headers = {
+        "ETag": made.etag,
+        "Last-Modified": http_date(made.last_modified),
+        "Cache-Control": f"private, max-age={context.settings.http.feed_max_age_seconds}",
+    }
+    if _not_modified(request, made):
+        return web.Response(status=304, headers=headers)
+    log.info("web: feed of share %d (%s) served", grant.share_id, grant.level)
+    return web.Response(
+        body=made.body,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            **headers,
+            "Content-Disposition": f'inline; filename="{grant.calendar}.ics"',
+        },
+    )
+
+
+def _not_modified(request: web.Request, made: Feed) -> bool:
+    """RFC 9110: If-None-Match wins; If-Modified-Since only when there is none."""
+    match = request.headers.get("If-None-Match")
+    if match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in match.split(",")}
+        return "*" in tags or made.etag in tags
+    since = request.if_modified_since
+    return since is not None and made.last_modified <= since
+
+
+# --- answer pages
+
+
+def csrf_token(store: Store, token: str) -> str:
+    """The form's anti-forgery field: keyed by the installation, bound to this invitation."""
+    message = f"answer:{token_hash(token)}".encode()
+    return hmac.new(store.uid_key, message, hashlib.sha256).hexdigest()
+
+
+def _page(lang: str, status: int = 200, **context: Any) -> web.Response:
+    fields = {
+        "lang": lang,
+        "footer": wording.text("footer", lang, domain=context.pop("domain")),
+        "form": None,
+        "detail": None,
+        **context,
+    }
+    response = web.Response(
+        status=status, text=render("web/answer_page.html", **fields), content_type="text/html"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _state(store: Store, token: str, now: datetime) -> tuple[Any, str | None]:
+    invitation = answers.find_invitation(store.db, token)
+    if invitation is None:
+        return None, None
+    return invitation, answers.why_invalid(invitation, now)
+
+
+async def answer_page(request: web.Request) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    token = parse_token(request.match_info["token"])
+    now = context.clock.now()
+    settings = context.settings
+    domain = settings.mail.domain
+    if token is None:
+        return _page(settings.mail.lang, 404, domain=domain, **_unknown(settings.mail.lang))
+    invitation, why = await context.run(lambda: _state(context.store, token, now))
+    if invitation is None:
+        return _page(settings.mail.lang, 404, domain=domain, **_unknown(settings.mail.lang))
+    lang = invitation.lang
+    owner = invitation.owner_name or invitation.owner
+    if why is not None:
+        return _page(
+            lang,
+            410,
+            domain=domain,
+            title=wording.text("page.closed_title", lang),
+            heading=wording.text("page.closed_title", lang),
+            body=wording.text(f"invalid_token.{why}", lang)
+            + ". "
+            + wording.text(f"invalid_token.advice_{why}", lang, owner=owner),
+        )
+    level = wording.level_words(invitation.level_enum, lang)
+    return _page(
+        lang,
+        domain=domain,
+        title=wording.text("invitation.heading", lang),
+        heading=wording.text("invitation.heading", lang),
+        body=wording.text(
+            "page.intro",
+            lang,
+            owner=owner,
+            owner_address=invitation.owner,
+            calendar=invitation.calendar,
+            invitee=invitation.invitee,
+        ),
+        detail=wording.text(
+            "invitation.level",
+            lang,
+            level=level,
+            explanation=wording.explanation(invitation.level_enum, lang, owner),
+        ),
+        form={
+            "csrf": csrf_token(context.store, token),
+            "accept": wording.text("invitation.accept", lang),
+            "decline": wording.text("invitation.decline", lang),
+        },
+    )
+
+
+def _unknown(lang: str) -> dict[str, str]:
+    return {
+        "title": wording.text("page.unknown_title", lang),
+        "heading": wording.text("page.unknown_title", lang),
+        "body": wording.text("page.unknown", lang),
+    }
+
+
+async def answer_post(request: web.Request) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    settings = context.settings
+    token = parse_token(request.match_info["token"])
+    if token is None:
+        return _page(settings.mail.lang, 404, domain=settings.mail.domain, **_unknown("en"))
+    form = await request.post()
+    given = str(form.get("csrf", ""))
+    choice = str(form.get("answer", ""))
+    if not hmac.compare_digest(given, csrf_token(context.store, token)):
+        raise web.HTTPForbidden(text="This form has expired; open the link in the mail again.\n")
+    if choice not in (ACCEPT, DECLINE):
+        raise web.HTTPBadRequest(text="Choose Accept or Decline.\n")
+    now = context.clock.now()
+
+    def answer() -> tuple[str, Any]:
+        invitation = answers.find_invitation(context.store.db, token)
+        if invitation is None:
+            return "unknown", None
+        verdict = Verdict(
+            kind=choice,
+            reason="answered on the web page",
+            token=token,
+            form=choice,
+            sender=invitation.invitee,  # the page is the invitee's own link
+            message_id=f"<web-{secrets.token_hex(16)}@{settings.mail.domain}>",
+        )
+        item = answers.Inbound(
+            raw=b"",
+            mail_from="",
+            recipient=f"{choice}+{token}@{settings.mail.domain}",
+            verdict=verdict,
+            authenticated=True,
+        )
+        with context.store.write() as db:
+            outcome = answers.record(db, settings, now, item)
+        return outcome, invitation
+
+    outcome, invitation = await context.run(answer)
+    log.info("web: answer %s for token %s: %s", choice, log_id(token), outcome)
+    if invitation is None:
+        return _page(settings.mail.lang, 404, domain=settings.mail.domain, **_unknown("en"))
+    context.on_mail_queued()
+    lang = invitation.lang
+    owner = invitation.owner_name or invitation.owner
+    if outcome in ("accepted", "declined"):
+        return _page(
+            lang,
+            domain=settings.mail.domain,
+            title=wording.text(f"page.{outcome}_title", lang),
+            heading=wording.text(f"page.{outcome}_title", lang),
+            body=wording.text(f"page.{outcome}", lang, owner=owner, calendar=invitation.calendar),
+        )
+    why = answers.why_invalid(invitation, now) or "revoked"
+    return _page(
+        lang,
+        410,
+        domain=settings.mail.domain,
+        title=wording.text("page.closed_title", lang),
+        heading=wording.text("page.closed_title", lang),
+        body=wording.text(f"invalid_token.{why}", lang)
+        + ". "
+        + wording.text(f"invalid_token.advice_{why}", lang, owner=owner),
+    )
+
+
+# --- running it
+
+
+class WebServer:
+    """The HTTP side of ``calshare serve``: started and stopped with the daemon."""
+
+    def __init__(
+        self, settings: Settings, db_path: Path, clock: Clock, on_mail_queued: Callable[[], None]
+    ) -> None:
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-db")
+        self.store = self.worker.submit(Store.open, db_path, same_thread=False).result()
+        self.context = WebContext(
+            settings, clock, self.store, self.worker, FeedMaker(settings), on_mail_queued
+        )
+        self.runner = web.AppRunner(make_app(self.context), access_log=None, shutdown_timeout=5)
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        addresses = self.runner.addresses  # the bound port, when asked for port 0
+        self.port = int(addresses[0][1]) if addresses else port
+        log.info("serving HTTP on %s:%d", host, self.port or port)
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await asyncio.get_running_loop().run_in_executor(self.worker, self.store.close)
+        self.worker.shutdown(wait=True)
