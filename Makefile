@@ -60,6 +60,7 @@ bench: install system-packages
 	$(BIN)/python bench/mail.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/snapshot.py
+	$(BIN)/python bench/feeds.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -118,7 +118,24 @@ def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
             f"{result.occurrences:,} occurrences indexed",
             file=ctx.out,
         )
+    if not result.unchanged:
+        _republish(ctx, result.calendar.name)
     return 0
+
+
+def _republish(ctx: Context, name: str) -> None:
+    """A calendar published to WebDAV is written there again after each import."""
+    from calshare.errors import WebDavError
+    from calshare.publishing import push
+
+    try:
+        pushed = push(ctx.store, ctx.settings, ctx.clock, name)
+    except WebDavError as exc:
+        raise WebDavError(
+            f"Imported, but the published copy on WebDAV was not updated: {exc}", exc.status
+        ) from None
+    if pushed:
+        ctx.err.write(f"calshare: updated the published copy of {name!r} on WebDAV\n")
 
 
 def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
@@ -310,6 +327,49 @@ def _write_file(path: Path, data: bytes) -> None:
         raise UsageError(f"Cannot write {path}: {exc.strerror or exc}") from None
 
 
+def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare publish project --level free-busy [--webdav https://dav.example.org/cal/]"""
+    from calshare.publishing import publish
+
+    made = publish(ctx.store, ctx.settings, ctx.clock, args.name, args.level, webdav=args.webdav)
+    if args.json:
+        ctx.print_json(
+            {
+                "calendar": made.calendar,
+                "level": str(made.level),
+                "capped": made.capped,
+                "html": made.links.html,
+                "ics": made.links.ics,
+                "webcal": made.links.webcal,
+                "webdav": made.webdav,
+            }
+        )
+        return 0
+    if made.capped:
+        print(f"Policy allows publishing at {made.level} at most; published at that", file=ctx.out)
+    print(f"Published {made.calendar!r} at {made.level}. Anyone with these links can see it:",
+          file=ctx.out)  # fmt: skip
+    print(f"  web page:  {made.links.html}", file=ctx.out)
+    print(f"  subscribe: {made.links.webcal}", file=ctx.out)
+    print(f"  ICS file:  {made.links.ics}", file=ctx.out)
+    if made.webdav:
+        print(f"  WebDAV:    {made.webdav}{made.calendar}.ics and .html", file=ctx.out)
+    print("calshare keeps only a hash of these links: note them now.", file=ctx.out)
+    return 0
+
+
+def cmd_unpublish(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare unpublish project"""
+    from calshare.publishing import unpublish
+
+    gone = unpublish(ctx.store, ctx.settings, ctx.clock, args.name)
+    if args.json:
+        ctx.print_json({"calendar": gone.calendar, "unpublished": True})
+    else:
+        print(f"Unpublished {gone.calendar!r}: its links no longer work", file=ctx.out)
+    return 0
+
+
 def cmd_unshare(ctx: Context, args: argparse.Namespace) -> int:
     """calshare unshare project bob@example.org"""
     from calshare.sharing import unshare
@@ -488,9 +548,12 @@ def _return_path(message: Any) -> str:
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     """calshare demo   # add the demo calendars (once) and show their next 7 days"""
-    from calshare.demo import seed_demo
+    from calshare.demo import publish_demo, seed_demo
 
-    for result in seed_demo(ctx.store, ctx.settings, ctx.clock):
+    results = seed_demo(ctx.store, ctx.settings, ctx.clock)
+    published = publish_demo(ctx.store, ctx.settings, ctx.clock)
+    base = ctx.settings.http.base_url
+    for result in results:
         print(
             f"Imported the demo calendar {result.calendar.name!r}: {result.events} events",
             file=ctx.out,
@@ -505,10 +568,17 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
         f"{maildir}/new (no [relay] is configured). To answer it as Bob, once it is there:\n"
         f"  TOKEN=$(grep -rhoE 'accept\\+[a-z2-7]{{26}}' {maildir}/new | head -1 | cut -d+ -f2)\n"
         f"  swaks --server 127.0.0.1:8025 --from bob@example.org --to accept+$TOKEN@{domain}\n"
-        "then `calshare shares` shows the share accepted, and the welcome mail with Bob's feed "
-        f"link arrives in {maildir}/new.",
+        f"or open {base}/i/$TOKEN in a browser and click Accept. Then `calshare shares` shows "
+        "the share accepted, and the welcome mail with Bob's feed link arrives in "
+        f"{maildir}/new: `curl` that link for the calendar at Bob's level.",
         file=ctx.out,
     )
+    if published is not None:
+        print(
+            f"\n'family' is published at {published.level}: open {published.links.html} in a "
+            f"browser, or subscribe to {published.links.webcal}",
+            file=ctx.out,
+        )
     return 0
 
 
@@ -693,6 +763,21 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--to", nargs="+", metavar="EMAIL", help="queue one mail per recipient")
     where.add_argument("--out", metavar="FILE.eml", help="write the mail for preview; send nothing")
     snap.add_argument("--json", action="store_true")
+
+    pub = command(commands, "publish", cmd_publish, "HTML and ICS links anyone can open")
+    pub.add_argument("name")
+    pub.add_argument(
+        "--level",
+        required=True,
+        type=_level_argument,
+        metavar="LEVEL",
+        help="free-busy, titles or details (capped by policy.publish_max_level)",
+    )
+    pub.add_argument("--webdav", metavar="URL", help="also write NAME.ics and NAME.html there")
+    pub.add_argument("--json", action="store_true")
+    unpub = command(commands, "unpublish", cmd_unpublish, "make a calendar's links stop working")
+    unpub.add_argument("name")
+    unpub.add_argument("--json", action="store_true")
 
     unshare = command(commands, "unshare", cmd_unshare, "stop sharing a calendar with someone")
     unshare.add_argument("name")

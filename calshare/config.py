@@ -343,6 +343,13 @@ class InboxSettings:
 
 
 @dataclass(frozen=True)
+class WebDavSettings:
+    username: str = _option("", _text, "WebDAV basic-auth user for publish --webdav (empty: none)")
+    password: str = _option("", _text, "WebDAV basic-auth password", secret=True)
+    timeout_seconds: float = _option(30.0, _seconds, "give up on a WebDAV request after this long")
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     relay: RelaySettings | None = None
@@ -353,6 +360,7 @@ class Settings:
     import_: ImportSettings = field(default_factory=ImportSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     inbox: InboxSettings = field(default_factory=InboxSettings)
+    webdav: WebDavSettings = field(default_factory=WebDavSettings)
     source: str = "built-in defaults"
 
 
@@ -367,6 +375,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "import": ("import_", ImportSettings),
     "outbox": ("outbox", OutboxSettings),
     "inbox": ("inbox", InboxSettings),
+    "webdav": ("webdav", WebDavSettings),
 }
 
 

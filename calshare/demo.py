@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calshare.calendars import add_calendar, list_calendars
+from calshare.calendars import add_calendar, get_calendar, list_calendars
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.importer import ImportResult, import_calendar
 from calshare.levels import Level
+from calshare.publishing import Published, publish
 from calshare.sharing import share
 from calshare.store import Store
 
@@ -39,3 +40,14 @@ def seed_demo(store: Store, settings: Settings, clock: Clock) -> list[ImportResu
         # An invitation to answer, so the inbox has something to do from the first run.
         share(store, settings, clock, "project", DEMO_INVITEE, Level.TITLES)
     return results
+
+
+def publish_demo(store: Store, settings: Settings, clock: Clock) -> Published | None:
+    """Publish 'family' at free-busy the first time; its links are shown only then."""
+    calendar = get_calendar(store.db, "family")
+    live = store.db.execute(
+        "SELECT 1 FROM publications WHERE calendar_id = ? AND revoked_at IS NULL", [calendar.id]
+    ).fetchone()
+    if live is not None or settings.policy.publish_max_level is None:
+        return None
+    return publish(store, settings, clock, "family", Level.FREE_BUSY)

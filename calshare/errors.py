@@ -80,3 +80,19 @@ class ImportFailed(CalshareError, ValueError):
 
 class FetchError(ImportFailed):
     """A calendar URL could not be fetched (timeout, HTTP error, too large)."""
+
+
+class PublishRefused(CalshareError, PermissionError):
+    """Policy forbids publishing this calendar (at this level)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"This calendar can't be published: {reason}")
+        self.reason = reason
+
+
+class WebDavError(CalshareError, RuntimeError):
+    """A WebDAV server refused or could not be reached; the message says which and why."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status, None when the server was not reached

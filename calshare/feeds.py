@@ -4,13 +4,15 @@ The feed is made from the occurrence index over a window around today
 (``http.feed_days_back`` .. ``http.feed_days_ahead``) through the one level
 filter and the one iCalendar writer, so it shows what a snapshot at that level
 shows. Grants at the same level of the same calendar get the same bytes, so
-bodies are cached by (calendar, version, level, day): a thousand subscribers
-cost one render a day per level, and a re-import (a new version) or a level
-change (another key) is seen at the next request.
+bodies are cached by (calendar, version, level, day), plain and gzipped: a
+thousand subscribers cost one render a day per level, and a re-import (a new
+version) or a level change (another key) is seen at the next request. The ETag
+comes from the key alone, so a conditional GET is answered without the body.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import threading
 from collections import OrderedDict
@@ -30,7 +32,7 @@ from calshare.tokens import parse_token, token_hash
 from calshare.views import visible_occurrences
 
 GONE = "gone"
-CACHED_BODIES = 64
+CACHE_BYTES = 128 * 1024 * 1024  # bodies kept, at most (the newest always stays)
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,20 @@ class Grant:
 
 
 @dataclass(frozen=True)
-class Feed:
-    body: bytes
+class Version:
+    """What a feed is, without its bytes: enough to answer a conditional GET."""
+
+    key: tuple[object, ...]  # (calendar id, calendar version, level, first day): the body
     etag: str  # quoted, as it goes in the header
     last_modified: datetime
+    calendar: Calendar
+    level: Level
+
+
+@dataclass(frozen=True)
+class Body:
+    plain: bytes
+    gzipped: bytes  # most calendar apps accept gzip; 7 MB of ICS is 0.5 MB of it
 
 
 def find_grant(db: Database, secret_text: str) -> Grant | str | None:
@@ -78,7 +90,8 @@ class FeedMaker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._bodies: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._bodies: OrderedDict[tuple[object, ...], Body] = OrderedDict()
+        self._size = 0
         self._lock = threading.Lock()
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
@@ -88,27 +101,46 @@ class FeedMaker:
             days=http.feed_days_ahead + 1
         )
 
-    def feed(self, store: Store, grant: Grant, now: datetime) -> Feed:
-        calendar = get_calendar(store.db, grant.calendar)
-        start, end = self.window(now)
-        key = (calendar.id, calendar.version, grant.level, start.date())
-        with self._lock:
-            body = self._bodies.get(key)
-            if body is not None:
-                self._bodies.move_to_end(key)
-        if body is None:
-            body = self._render(store, calendar, grant.level, start, end, now)
-            with self._lock:
-                self._bodies[key] = body
-                while len(self._bodies) > CACHED_BODIES:
-                    self._bodies.popitem(last=False)
-        tag = hashlib.sha256(repr((key, grant.updated_at)).encode()).hexdigest()[:32]
-        changed = [datetime.fromisoformat(grant.updated_at.replace("Z", "+00:00")), start]
+    def version(
+        self, store: Store, calendar_name: str, level: Level, changed_at: str, now: datetime
+    ) -> Version:
+        """The feed's ETag and date, from two indexed reads; no rendering.
+
+        ``changed_at`` is when the grant (or publication) last changed.
+        """
+        calendar = get_calendar(store.db, calendar_name)
+        start, _ = self.window(now)
+        key = (calendar.id, calendar.version, level, start.date())
+        tag = hashlib.sha256(repr((key, changed_at)).encode()).hexdigest()[:32]
+        changed = [_instant(changed_at), start]
         if calendar.imported_at:
-            changed.append(datetime.fromisoformat(calendar.imported_at.replace("Z", "+00:00")))
+            changed.append(_instant(calendar.imported_at))
         # the window moves every day, so the feed is "modified" at least every midnight
         changed.append(datetime.combine(now.astimezone(UTC).date(), time(), UTC))
-        return Feed(body, f'"{tag}"', max(changed).replace(microsecond=0))
+        return Version(key, f'"{tag}"', max(changed).replace(microsecond=0), calendar, level)
+
+    def cached(self, version: Version) -> Body | None:
+        with self._lock:
+            body = self._bodies.get(version.key)
+            if body is not None:
+                self._bodies.move_to_end(version.key)
+            return body
+
+    def body(self, store: Store, version: Version, now: datetime) -> Body:
+        """The feed's bytes, rendered once per (calendar version, level, day) and kept."""
+        body = self.cached(version)
+        if body is not None:
+            return body
+        start, end = self.window(now)
+        plain = self._render(store, version.calendar, version.level, start, end, now)
+        body = Body(plain, gzip.compress(plain, compresslevel=6, mtime=0))
+        with self._lock:
+            self._bodies[version.key] = body
+            self._size += len(body.plain) + len(body.gzipped)
+            while self._size > CACHE_BYTES and len(self._bodies) > 1:
+                _, old = self._bodies.popitem(last=False)
+                self._size -= len(old.plain) + len(old.gzipped)
+        return body
 
     def _render(
         self,
@@ -136,6 +168,10 @@ class FeedMaker:
             now=now,
             refresh=timedelta(minutes=self.settings.http.feed_refresh_minutes),
         )
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def http_date(moment: datetime) -> str:

@@ -225,8 +225,40 @@ def _schema_4(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_5(db: Database) -> None:
+    """Publishing: a calendar's public links, by the hash of their secret.
+
+    Publishing again makes a new row and retires the old one; a retired row stays
+    so that its links answer 410. At most one live publication per calendar.
+    The WebDAV columns remember where the files went and their ETags (If-Match).
+    """
+    statements = [
+        """CREATE TABLE publications (
+            id INTEGER PRIMARY KEY,
+            calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
+            secret_hash TEXT NOT NULL UNIQUE,
+            level TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            webdav_url TEXT,
+            webdav_ics_etag TEXT,
+            webdav_html_etag TEXT
+        )""",
+        """CREATE UNIQUE INDEX publications_live ON publications(calendar_id)
+           WHERE revoked_at IS NULL""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
-MIGRATIONS: list[Callable[[Database], None]] = [_schema_1, _schema_2, _schema_3, _schema_4]
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _schema_1,
+    _schema_2,
+    _schema_3,
+    _schema_4,
+    _schema_5,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

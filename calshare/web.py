@@ -19,19 +19,24 @@ import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
+from babel.dates import format_date
 
 from calshare import answers
+from calshare.calendars import get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import StoreError
-from calshare.feeds import GONE, Feed, FeedMaker, Grant, find_grant, http_date
+from calshare.feeds import GONE, FeedMaker, Grant, Version, find_grant, http_date
+from calshare.pages import Nav, month_range, published_html
+from calshare.publishing import Publication, find_publication, links
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
+from calshare.views import visible_occurrences
 from inbox.classify import ACCEPT, DECLINE, Verdict
 from mailer import wording
 from mailer.templates import render
@@ -59,6 +64,7 @@ class WebContext:
     settings: Settings
     clock: Clock
     store: Store  # used only on the worker thread
+    reader: Store  # used only on the event loop's thread: indexed reads, microseconds each
     worker: ThreadPoolExecutor
     feeds: FeedMaker
     on_mail_queued: Callable[[], None]
@@ -93,6 +99,8 @@ def make_app(context: WebContext) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=MAX_REQUEST_BYTES)
     app[CONTEXT] = context
     app.router.add_get("/feeds/{secret}.ics", feed, allow_head=True)
+    app.router.add_get("/p/{secret}.ics", published_ics, allow_head=True)
+    app.router.add_get("/p/{secret:[A-Za-z2-7]+}", published_page, allow_head=True)
     app.router.add_get("/i/{token}", answer_page, allow_head=True)
     app.router.add_post("/i/{token}", answer_post)
     return app
@@ -103,49 +111,152 @@ def make_app(context: WebContext) -> web.Application:
 
 async def feed(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
-    secret = request.match_info["secret"]
     now = context.clock.now()
-
-    def look() -> Grant | str | tuple[Grant, Feed] | None:
-        found = find_grant(context.store.db, secret)
-        if not isinstance(found, Grant):
-            return found
-        return found, context.feeds.feed(context.store, found, now)
-
-    found = await context.run(look)
+    # Two indexed reads on the loop's own connection (WAL: readers never wait for the
+    # writer), so a conditional GET never leaves the loop; rendering does, below.
+    found = find_grant(context.reader.db, request.match_info["secret"])
     if found is None:
         raise web.HTTPNotFound(text="Not found.\n")
     if found == GONE:
         raise web.HTTPGone(text="This calendar is no longer shared with you.\n")
-    assert isinstance(found, tuple)
-    grant, made = found
+    assert isinstance(found, Grant)
+    version = context.feeds.version(
+        context.reader, found.calendar, found.level, found.updated_at, now
+    )
+    return await _send_feed(request, context, version, "private")
+
+
+async def _send_feed(
+    request: web.Request, context: WebContext, version: Version, cache: str
+) -> web.StreamResponse:
+    """304 from the version alone; else the cached body, gzipped when the client takes it."""
+    gzipped = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+    etag = version.etag[:-1] + '-gz"' if gzipped else version.etag
     headers = {
-        "ETag": made.etag,
-        "Last-Modified": http_date(made.last_modified),
-        "Cache-Control": f"private, max-age={context.settings.http.feed_max_age_seconds}",
+        "ETag": etag,
+        "Last-Modified": http_date(version.last_modified),
+        "Cache-Control": f"{cache}, max-age={context.settings.http.feed_max_age_seconds}",
+        "Vary": "Accept-Encoding",
     }
-    if _not_modified(request, made):
+    if _not_modified(request, version):
         return web.Response(status=304, headers=headers)
-    log.info("web: feed of share %d (%s) served", grant.share_id, grant.level)
+    body = context.feeds.cached(version)
+    if body is None:
+        now = context.clock.now()
+        body = await context.run(lambda: context.feeds.body(context.store, version, now))
+    headers["Content-Disposition"] = f'inline; filename="{version.calendar.name}.ics"'
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
     return web.Response(
-        body=made.body,
+        body=body.gzipped if gzipped else body.plain,
         content_type="text/calendar",
         charset="utf-8",
-        headers={
-            **headers,
-            "Content-Disposition": f'inline; filename="{grant.calendar}.ics"',
-        },
+        headers=headers,
     )
 
 
-def _not_modified(request: web.Request, made: Feed) -> bool:
-    """RFC 9110: If-None-Match wins; If-Modified-Since only when there is none."""
+# --- published calendars
+
+
+async def published_ics(request: web.Request) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    now = context.clock.now()
+    found = _published(find_publication(context.reader.db, request.match_info["secret"]))
+    version = context.feeds.version(
+        context.reader, found.calendar, found.level, found.created_at, now
+    )
+    return await _send_feed(request, context, version, "public")
+
+
+def _published(found: Any) -> Publication:
+    if found is None:
+        raise web.HTTPNotFound(text="Not found.\n")
+    if found == GONE:
+        raise web.HTTPGone(text="This calendar is no longer published.\n")
+    assert isinstance(found, Publication)
+    return found
+
+
+def _month(text: str | None, today: date) -> date:
+    if not text:
+        return today.replace(day=1)
+    try:
+        month = date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise web.HTTPBadRequest(text="month must look like 2026-12\n") from None
+    if not 1900 <= month.year <= 2199:
+        raise web.HTTPBadRequest(text="month must be between 1900 and 2199\n")
+    return month
+
+
+async def published_page(request: web.Request) -> web.StreamResponse:
+    context = request.app[CONTEXT]
+    settings = context.settings
+    secret = request.match_info["secret"]
+    now = context.clock.now()
+
+    def make() -> str | None:
+        found = find_publication(context.store.db, secret)
+        if not isinstance(found, Publication):
+            return found
+        calendar = get_calendar(context.store.db, found.calendar)
+        zone = calendar.zoneinfo
+        month = _month(request.query.get("month"), now.astimezone(zone).date())
+        days = month_range(month, zone)
+        occurrences = visible_occurrences(
+            context.store,
+            calendar,
+            days.start,
+            days.end,
+            found.level,
+            include_private=False,
+            now=now,
+            limit_years=settings.calendars.index_limit_years,
+        )
+        lang = settings.mail.lang
+        locale = wording.babel_locale(lang)
+        before = (month - timedelta(days=1)).replace(day=1)
+        after = (month + timedelta(days=32)).replace(day=1)
+        shown = links(settings.http.base_url, secret.lower())
+        return published_html(
+            calendar=calendar.name,
+            zone=calendar.zone,
+            owner=calendar.owner_name or calendar.owner,
+            level=found.level,
+            days=days,
+            occurrences=occurrences,
+            lang=lang,
+            ics_url=shown.ics,
+            webcal_url=shown.webcal,
+            nav=Nav(
+                format_date(before, "MMMM y", locale=locale),
+                f"?month={before:%Y-%m}",
+                format_date(after, "MMMM y", locale=locale),
+                f"?month={after:%Y-%m}",
+            ),
+            domain=settings.mail.domain,
+        )
+
+    page = await context.run(make)
+    if page is None or page == GONE:
+        _published(page)
+    assert isinstance(page, str)
+    response = web.Response(text=page, content_type="text/html")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _not_modified(request: web.Request, version: Version) -> bool:
+    """RFC 9110: If-None-Match wins; If-Modified-Since only when there is none.
+
+    The gzipped representation's ETag is the plain one with "-gz": either matches.
+    """
     match = request.headers.get("If-None-Match")
     if match is not None:
-        tags = {tag.strip().removeprefix("W/") for tag in match.split(",")}
-        return "*" in tags or made.etag in tags
+        tags = {tag.strip().removeprefix("W/").replace('-gz"', '"') for tag in match.split(",")}
+        return "*" in tags or version.etag in tags
     since = request.if_modified_since
-    return since is not None and made.last_modified <= since
+    return since is not None and version.last_modified <= since
 
 
 # --- answer pages
@@ -160,7 +271,7 @@ def csrf_token(store: Store, token: str) -> str:
 def _page(lang: str, status: int = 200, **context: Any) -> web.Response:
     fields = {
         "lang": lang,
-        "footer": wording.text("footer", lang, domain=context.pop("domain")),
+        "footer": wording.text("page.service_footer", lang, domain=context.pop("domain")),
         "form": None,
         "detail": None,
         **context,
@@ -316,8 +427,15 @@ class WebServer:
     ) -> None:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-db")
         self.store = self.worker.submit(Store.open, db_path, same_thread=False).result()
+        self.reader = Store.open(db_path, same_thread=False)  # then only the loop's thread
         self.context = WebContext(
-            settings, clock, self.store, self.worker, FeedMaker(settings), on_mail_queued
+            settings,
+            clock,
+            self.store,
+            self.reader,
+            self.worker,
+            FeedMaker(settings),
+            on_mail_queued,
         )
         self.runner = web.AppRunner(make_app(self.context), access_log=None, shutdown_timeout=5)
         self.port = 0
@@ -333,4 +451,5 @@ class WebServer:
     async def stop(self) -> None:
         await self.runner.cleanup()
         await asyncio.get_running_loop().run_in_executor(self.worker, self.store.close)
+        self.reader.close()
         self.worker.shutdown(wait=True)

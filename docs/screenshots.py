@@ -8,7 +8,9 @@ templates do. Needs Debian's chromium (``make system-packages``).
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -19,6 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from calshare.cli import main  # noqa: E402
 from calshare.clock import FixedClock  # noqa: E402
+from calshare.config import load_settings  # noqa: E402
+from calshare.web import WebServer  # noqa: E402
 from tests import chromium, snapshot_mail  # noqa: E402
 
 DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # a Monday
@@ -44,6 +48,28 @@ def run() -> None:
             target = ROOT / "docs" / f"snapshot-{layout}.png"
             chromium.screenshot(mail.html, target, width=600, height=height)
             print(f"wrote {target.relative_to(ROOT)}")
+        env["CALSHARE_POLICY_PUBLISH_MAX_LEVEL"] = "titles"
+        out = io.StringIO()
+        code = main(["publish", "project", "--level", "titles", "--json"], clock=clock, env=env,
+                    stdout=out, stderr=io.StringIO())  # fmt: skip
+        if code != 0:
+            raise SystemExit("publish failed")
+        page = json.loads(out.getvalue())["html"]
+        asyncio.run(_shoot_published(Path(work) / "calshare.db", env, clock, page))
+
+
+async def _shoot_published(db: Path, env: dict[str, str], clock: FixedClock, link: str) -> None:
+    """The published page as the daemon serves it, fetched by Chromium over HTTP."""
+    settings = load_settings(None, env=env)
+    server = WebServer(settings, db, clock, on_mail_queued=lambda: None)
+    await server.start("127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.port}{link[link.index('/p/') :]}"
+        target = ROOT / "docs" / "published.png"
+        await asyncio.to_thread(chromium.screenshot_url, url, target, 600, 1300)
+        print(f"wrote {target.relative_to(ROOT)}")
+    finally:
+        await server.stop()
 
 
 if __name__ == "__main__":

@@ -69,12 +69,6 @@ def zone_words(zone: str, lang: str, when: datetime) -> str:
     return f"{zone} ({name})" if name and name != zone else zone
 
 
-def _words(lang: str) -> dict[str, str]:
-    found = {str(busy): wording.text(f"busy.{busy}", lang) for busy in Busy}
-    found["private"] = wording.text("snapshot.private", lang)
-    return found
-
-
 def _hours_words(window: WorkingWindow, lang: str) -> str:
     days = sorted(window.days)
     if not days:
@@ -90,9 +84,9 @@ def ics_filename(calendar: str) -> str:
     return f"{calendar}.ics"
 
 
-def schedule_for(occurrences: Sequence[Occurrence], request: SnapshotRequest) -> Schedule:
-    lang = request.lang
-    words = Words(
+def schedule_words(lang: str) -> Words:
+    """The schedule's words and date patterns in ``lang`` (mail and web pages alike)."""
+    return Words(
         locale=wording.babel_locale(lang),
         all_day=wording.text("snapshot.all_day", lang),
         until=wording.text("snapshot.until", lang, time="{time}"),
@@ -101,12 +95,25 @@ def schedule_for(occurrences: Sequence[Occurrence], request: SnapshotRequest) ->
         short_day=wording.text("pattern.short_day", lang),
         month=wording.text("pattern.month", lang),
     )
+
+
+def busy_words(lang: str) -> dict[str, str]:
+    """Busy statuses as the templates show them, plus the word for private items."""
+    found = {str(busy): wording.text(f"busy.{busy}", lang) for busy in Busy}
+    found["private"] = wording.text("snapshot.private", lang)
+    return found
+
+
+COLORS = {str(busy): color for busy, color in BUSY_COLORS.items()}
+
+
+def schedule_for(occurrences: Sequence[Occurrence], request: SnapshotRequest) -> Schedule:
     daily = request.layout == "daily"
     window = request.working_hours
     return arrange(
         occurrences,
         request.days,
-        words=words,
+        words=schedule_words(request.lang),
         daily=daily,
         free_days=daily,
         weekdays=window.days if window is not None else None,
@@ -170,8 +177,8 @@ def snapshot(
         ),
         "layout": request.layout,
         "schedule": schedule,
-        "words": _words(lang),
-        "colors": {str(busy): color for busy, color in BUSY_COLORS.items()},
+        "words": busy_words(lang),
+        "colors": COLORS,
         "footer": wording.text("footer", lang, domain=sender.domain),
     }
     ics = write_calendar(occurrences, name=request.calendar, zone=request.zone, now=now)

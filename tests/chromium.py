@@ -50,6 +50,28 @@ def scroll_width(html: str, width: int, workdir: Path) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def screenshot_url(url: str, target: Path, width: int = 600, height: int = 1400) -> bytes:
+    """A page as Chromium shows it, fetched over HTTP like any browser would."""
+    _run([f"--window-size={width},{height}", f"--screenshot={target}", url])
+    return target.read_bytes()
+
+
+def scroll_width_url(url: str, width: int) -> tuple[int, int]:
+    """Like scroll_width, for a served page: its DOM after loading, measured by a probe.
+
+    Our pages forbid scripts (CSP), so the probe cannot run inside them; instead the
+    page's own HTML is fetched and measured from a file, which lays out the same.
+    """
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response:
+        html = response.read().decode("utf-8")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        return scroll_width(html, width, Path(work))
+
+
 def screenshot(html: str, target: Path, width: int = 600, height: int = 1400) -> bytes:
     page = target.with_suffix(".html")
     page.write_text(html, encoding="utf-8")

@@ -21,6 +21,7 @@ both ways (hidden → absent, shown → present) on the raw text of stdout and s
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,9 +34,15 @@ import icalendar
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from calshare.addresses import Mailbox
 from calshare.busy import Busy
+from calshare.ics_writer import write_calendar
 from calshare.levels import Level, filter_occurrence, lower_of
 from calshare.occurrence import Occurrence, occurrence_to_json
+from calshare.pages import published_html
+from calshare.ranges import DateRange
+from mailer.compose import Sender
+from mailer.snapshot import SnapshotRequest, snapshot
 from tests import snapshot_mail
 
 # --- what each level may show, written out here rather than read from calshare.levels
@@ -268,7 +275,8 @@ def calendars(draw: st.DrawFn) -> GeneratedCalendar:
 
 
 WINDOW = ("--from", "2026-11-20", "--to", "2027-04-30")
-SNAPSHOT_RANGE = "2026-11-20..2027-04-30"  # the same days as WINDOW
+SNAPSHOT_RANGE = "2026-11-20..2027-04-30"
+NOW_UTC = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # the same days as WINDOW
 HIDDEN_AT_FREE_BUSY = {"SUMMARY", "LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
 _names = (f"privacy-{uuid.uuid4().hex[:12]}-{n}" for n in range(1_000_000))
 
@@ -417,7 +425,17 @@ instants = st.datetimes(
 @st.composite
 def occurrences(draw: st.DrawFn) -> Occurrence:
     """An occurrence as the index returns it, every text with its own token."""
+    return _occurrence(draw, Tokens(draw))
+
+
+@st.composite
+def occurrence_lists(draw: st.DrawFn) -> list[Occurrence]:
+    """A few occurrences whose tokens are all distinct (one pool for all of them)."""
     pool = Tokens(draw)
+    return [_occurrence(draw, pool) for _ in range(draw(st.integers(1, 4)))]
+
+
+def _occurrence(draw: st.DrawFn, pool: Tokens) -> Occurrence:
 
     def secret() -> str:
         return pool.text()[0]
@@ -570,3 +588,58 @@ def _diff(expected: Occurrence, actual: Occurrence) -> dict[str, tuple[object, o
         for name in Occurrence._fields
         if getattr(expected, name) != getattr(actual, name)
     }
+
+
+# --- feeds, published pages and snapshot mails, rendered from filtered occurrences
+
+TOKEN_PATTERN = re.compile("Q[" + TOKEN_ALPHABET + "]{8}")
+
+
+def _tokens_of(values: list[str]) -> set[str]:
+    return {token for value in values for token in TOKEN_PATTERN.findall(value)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(found=occurrence_lists())
+def test_feeds_pages_and_snapshots_hide_what_each_level_hides(found: list[Occurrence]) -> None:
+    """The three web/mail renderers, fed the one filter's output, show nothing it hid."""
+    oslo = ZoneInfo("Europe/Oslo")
+    found.sort(key=lambda o: _instant(o.start.isoformat()).isoformat())
+    first = min(o.start if not isinstance(o.start, datetime) else o.start.date() for o in found)
+    last = max(o.end if not isinstance(o.end, datetime) else o.end.date() for o in found)
+    days = DateRange(first, max(first, last), oslo)
+    sender = Sender("share.example.org", Mailbox("calendar@share.example.org", "Calendar"),
+                    Mailbox("owner@example.org", "Owner"))  # fmt: skip
+    for level, include_private in ALL_LEVELS_AND_PRIVATE:
+        seen = [
+            filter_occurrence(o, level, include_private=include_private, zone=oslo) for o in found
+        ]
+        feed = write_calendar(seen, name="c", zone="Europe/Oslo", now=datetime.now(UTC)).decode()
+        page = published_html(
+            calendar="c", zone="Europe/Oslo", owner="Owner", level=level, days=days,
+            occurrences=seen, lang="en", ics_url="c.ics", webcal_url="c.ics", nav=None,
+            domain="share.example.org",
+        )  # fmt: skip
+        request = SnapshotRequest("c", "Europe/Oslo", days, level, "daily", "en",
+                                  include_private, None)  # fmt: skip
+        mail = snapshot_mail.read(
+            snapshot(sender, Mailbox("r@example.org"), seen, request, now=NOW_UTC).raw
+        )
+        outputs = {
+            "feed": feed.replace("\r\n ", ""),
+            "page": page,
+            "mail": mail.everything,
+        }
+        for original, shown_one in zip(found, seen, strict=True):
+            reduced = original.private and not include_private
+            shown = frozenset() if reduced else SHOWN[level]
+            for name, values in _secrets(original).items():
+                visible = name in shown or (name == "uid" and shown_one.uid == original.uid)
+                if visible:
+                    continue
+                for token in _tokens_of(values):
+                    for where, text in outputs.items():
+                        assert token not in text, (
+                            f"{where} at {level} (include_private={include_private}): "
+                            f"{name} leaked: {_where(token, text)!r}"
+                        )

@@ -8,7 +8,11 @@ for the test to read (as in the inbox tests).
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
+import signal
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,9 +30,11 @@ from calshare.clock import FixedClock
 from calshare.config import Settings, load_settings
 from calshare.importer import import_calendar
 from calshare.levels import Level
+from calshare.publishing import publish
 from calshare.sharing import share, unshare
 from calshare.store import Store
 from tests.test_inbox_server import (
+    CALSHARE,
     DOMAIN,
     Inbox,
     db_rows,
@@ -37,6 +43,7 @@ from tests.test_inbox_server import (
     invitation_of,
     queued,
     reply,
+    wait_until,
 )
 from tests.test_snapshot import AWKWARD
 
@@ -289,3 +296,59 @@ def test_the_feed_dates_are_http_dates(web: Web) -> None:
     assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT", modified)
     later = format_datetime(web.clock.now() + timedelta(days=1), usegmt=True)
     assert http(url, **{"If-Modified-Since": later}).status == 304
+
+
+def test_one_process_serves_smtp_and_http_and_stops_on_sigterm(
+    tmp_path: Path, db_path: Path, clock: FixedClock
+) -> None:
+    """`calshare serve --smtp … --http …` as `make run` starts it: one process, one SIGTERM."""
+    settings = load_settings(None, env={})
+    with Store.open(db_path) as store:
+        add_calendar(store, clock, "project", OWNER, None, "UTC")
+        source = tmp_path / "project.ics"
+        source.write_bytes(AWKWARD)
+        import_calendar(store, settings, clock, "project", str(source))
+        made = publish(store, settings, clock, "project", Level.FREE_BUSY)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALSHARE_")}
+    environment["CALSHARE_DB"] = str(db_path)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [str(CALSHARE), "serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=environment,
+            cwd=tmp_path,
+        )
+    try:
+        found = wait_until(
+            lambda: re.search(r"serving HTTP on 127\.0\.0\.1:(\d+)", log.read_text()),
+            "the HTTP listener",
+        )
+        base = f"http://127.0.0.1:{found[1]}"
+        page = http(base + made.links.html[made.links.html.index("/p/") :])
+        assert page.status == 200 and "project" in page.text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(base + "/", timeout=5)
+        assert made.links.html.rsplit("/", 1)[1] not in log.read_text()  # no secret in the log
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def test_feeds_are_gzipped_for_clients_that_take_it(web: Web) -> None:
+    url = web.accept_by_mail("bob@example.org")
+    plain = http(url)
+    packed = http(url, **{"Accept-Encoding": "gzip, deflate"})
+    assert packed.status == 200 and packed.headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in plain.headers
+    assert plain.headers["Vary"] == packed.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed.body) == plain.body
+    assert packed.headers["ETag"] == plain.headers["ETag"][:-1] + '-gz"'
+    # either representation's tag says "you have this version"
+    for tag in (packed.headers["ETag"], plain.headers["ETag"]):
+        assert http(url, **{"If-None-Match": tag, "Accept-Encoding": "gzip"}).status == 304

@@ -1,0 +1,253 @@
+"""Publishing: links anyone can open, served by the daemon; and copies pushed to WebDAV.
+
+The daemon runs in-process with HTTP on port 0 (tests/test_inbox_server.Inbox); a real
+WebDAV server (wsgidav on cheroot, from PyPI) runs on 127.0.0.1 with basic auth over a
+temporary folder, so PUT, If-Match, 401, 409 and 412 are the server's own.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+from cheroot import wsgi
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from calshare.clock import FixedClock
+from calshare.config import load_settings
+from tests import chromium
+from tests.conftest import CliResult
+from tests.test_inbox_server import Inbox, inbox_env, tables_holding
+from tests.test_snapshot import AWKWARD, add
+from tests.test_web import SECURITY, http
+
+Cli = Callable[..., CliResult]
+USER, PASSWORD = "ann", "correct horse"
+WEBDAV_ENV = {"CALSHARE_WEBDAV_USERNAME": USER, "CALSHARE_WEBDAV_PASSWORD": PASSWORD}
+DETAILS_ALLOWED = {"CALSHARE_POLICY_PUBLISH_MAX_LEVEL": "details"}
+
+
+@dataclass
+class Dav:
+    root: Path
+    url: str  # the collection calshare publishes into
+
+    def file(self, name: str) -> Path:
+        return self.root / "calendars" / name
+
+
+@pytest.fixture
+def dav(tmp_path: Path) -> Iterator[Dav]:
+    root = tmp_path / "dav"
+    (root / "calendars").mkdir(parents=True)
+    (tmp_path / "readonly").mkdir()
+    app = WsgiDAVApp(
+        {
+            "provider_mapping": {
+                "/": str(root),
+                "/readonly": {"root": str(tmp_path / "readonly"), "readonly": True},
+            },
+            "http_authenticator": {
+                "domain_controller": None,
+                "accept_basic": True,
+                "accept_digest": False,
+                "default_to_digest": False,
+            },
+            "simple_dc": {"user_mapping": {"*": {USER: {"password": PASSWORD}}}},
+            "verbose": 1,
+            "logging": {"enable_loggers": []},
+            "property_manager": True,
+            "lock_storage": True,
+        }
+    )
+    server = wsgi.Server(("127.0.0.1", 0), app)
+    server.prepare()
+    thread = threading.Thread(target=server.serve, name="test-webdav", daemon=True)
+    thread.start()
+    try:
+        yield Dav(root, f"http://127.0.0.1:{server.bind_addr[1]}/calendars/")
+    finally:
+        server.stop()
+        thread.join(10)
+
+
+@pytest.fixture
+def daemon(db_path: Path, clock: FixedClock) -> Iterator[Inbox]:
+    settings = load_settings(None, env=inbox_env())
+    inbox = Inbox(settings, db_path, clock, http=True).start()
+    try:
+        yield inbox
+    finally:
+        inbox.stop()
+
+
+def published(cli: Cli, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = cli("publish", "awkward", *args, "--json", env=env)
+    assert result.code == 0, result.err
+    made: dict[str, Any] = result.json()
+    return made
+
+
+def local(base: str, link: str) -> str:
+    """A link as printed (public base URL) pointed at the test daemon's own port."""
+    return base + link[link.index("/p/") :]
+
+
+@pytest.fixture
+def calendar(cli: Cli, tmp_path: Path, clock: FixedClock) -> None:
+    add(cli, "awkward", AWKWARD, tmp_path)
+    clock.at = clock.at.replace(year=2027, month=3, day=20)  # the events are in March 2027
+
+
+def test_publish_caps_the_level_and_prints_three_links(
+    cli: Cli, calendar: None, db_path: Path
+) -> None:
+    made = published(cli, "--level", "details")
+    assert made["level"] == "free-busy" and made["capped"] is True  # the default policy
+    secret = re.fullmatch(r"http://127\.0\.0\.1:8080/p/([a-z2-7]{26})", made["html"])
+    assert secret
+    assert made["ics"] == made["html"] + ".ics"
+    assert made["webcal"] == "webcal://127.0.0.1:8080/p/" + secret[1] + ".ics"
+    text = cli("publish", "awkward", "--level", "titles", env=DETAILS_ALLOWED)
+    assert text.code == 0 and "Anyone with these links can see it" in text.out
+    assert "web page:  http://127.0.0.1:8080/p/" in text.out
+    # only hashes are kept: the secret is in no table
+    last = published(cli, "--level", "free-busy")
+    assert tables_holding(db_path, last["html"].rsplit("/", 1)[1]) == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--level", "free-busy"],
+            {"CALSHARE_POLICY_PUBLISH_MAX_LEVEL": "none"},
+            "This calendar can't be published: publishing is turned off on this server",
+        ),
+        (["--level", "public"], {}, "Unknown level 'public'"),
+        (["--level", "titles", "--webdav", "ftp://x/"], {}, "is not an http(s) URL"),
+        (
+            ["--level", "titles", "--webdav", "https://ann:pw@dav.example.org/"],
+            {},
+            "not in the URL",
+        ),
+    ],
+)
+def test_publish_refusals(
+    cli: Cli, calendar: None, args: list[str], env: dict[str, str], message: str
+) -> None:
+    result = cli("publish", "awkward", *args, env=env)
+    assert result.code == 2 and message in result.err, result.err
+    assert "Traceback" not in result.err
+    assert cli("unpublish", "awkward").code == 2  # nothing was published
+
+
+def test_unpublish_when_not_published(cli: Cli, calendar: None) -> None:
+    result = cli("unpublish", "awkward")
+    assert result.code == 2 and "'awkward' is not published" in result.err
+
+
+def test_published_links_serve_the_calendar_and_die_on_unpublish(
+    cli: Cli, calendar: None, daemon: Inbox
+) -> None:
+    made = published(cli, "--level", "titles", env=DETAILS_ALLOWED)
+    page = http(local(daemon.web, made["html"]) + "?month=2027-03")
+    assert page.status == 200, page.text
+    for name, value in SECURITY.items():
+        assert page.headers[name] == value
+    assert "Night shift handover" in page.text and "Stand-up (moved)" in page.text
+    assert "<script" not in page.text.lower()
+    secret = made["html"].rsplit("/", 1)[1]
+    assert re.search(rf'href="webcal://[^"]+/p/{secret}\.ics"', page.text)
+    assert "February 2027" in page.text and "April 2027" in page.text  # month navigation
+    ics = http(local(daemon.web, made["ics"]))
+    assert ics.status == 200 and ics.headers["Content-Type"] == "text/calendar; charset=utf-8"
+    events = icalendar.Calendar.from_ical(ics.body).walk("VEVENT")
+    assert events and all("DESCRIPTION" not in event for event in events)
+    cached = http(local(daemon.web, made["ics"]), **{"If-None-Match": ics.headers["ETag"]})
+    assert cached.status == 304
+    assert http(local(daemon.web, made["html"]) + "?month=March").status == 400
+    # unpublish: both links are gone at once
+    assert cli("unpublish", "awkward").code == 0
+    assert http(local(daemon.web, made["html"])).status == 410
+    assert http(local(daemon.web, made["ics"])).status == 410
+    # publishing again gives new links; the old stay gone
+    again = published(cli, "--level", "free-busy")
+    assert again["html"] != made["html"]
+    assert http(local(daemon.web, again["ics"])).status == 200
+    assert http(local(daemon.web, made["ics"])).status == 410
+    free_busy = http(local(daemon.web, again["html"]) + "?month=2027-03").text
+    assert "Night shift" not in free_busy and "Busy" in free_busy
+    assert http(daemon.web + "/p/" + "a" * 26).status == 404
+
+
+def test_webdav_gets_both_files_and_follows_reimports(
+    cli: Cli, calendar: None, dav: Dav, tmp_path: Path
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    made = published(cli, "--level", "titles", "--webdav", dav.url.rstrip("/"), env=env)
+    assert made["webdav"] == dav.url
+    ics, html = dav.file("awkward.ics"), dav.file("awkward.html")
+    calendar_file = icalendar.Calendar.from_ical(ics.read_bytes())
+    assert {str(e["SUMMARY"]) for e in calendar_file.walk("VEVENT")} >= {"Night shift handover"}
+    page = html.read_text(encoding="utf-8")
+    assert 'href="awkward.ics"' in page and "Stand-up" in page
+    # a re-import writes both again (with If-Match: the server's files are still ours)
+    changed = tmp_path / "changed.ics"
+    changed.write_bytes(AWKWARD.replace(b"Night shift handover", b"Night shift briefing"))
+    imported = cli("calendar", "import", "awkward", str(changed), env=env)
+    assert imported.code == 0, imported.err
+    assert "updated the published copy of 'awkward' on WebDAV" in imported.err
+    assert b"Night shift briefing" in ics.read_bytes()
+    assert "Night shift briefing" in html.read_text(encoding="utf-8")
+    # someone edits the file on the server: the next push is refused, not overwritten
+    ics.write_bytes(ics.read_bytes() + b"\r\n")
+    again = tmp_path / "again.ics"
+    again.write_bytes(AWKWARD)
+    refused = cli("calendar", "import", "awkward", str(again), env=env)
+    assert refused.code == 2
+    assert "was changed on the WebDAV server since calshare last wrote it" in refused.err
+    assert refused.err.startswith("calshare: error: Imported, but the published copy")
+    # unpublish deletes what calshare put there, and leaves what someone else changed
+    gone = cli("unpublish", "awkward", env=env)
+    assert gone.code == 2
+    assert "The links are withdrawn, but on WebDAV awkward.ics remains:" in gone.err
+    assert not html.exists() and ics.exists()
+
+
+def test_webdav_refusals_say_what_to_do(cli: Cli, calendar: None, dav: Dav) -> None:
+    wrong = {**DETAILS_ALLOWED, "CALSHARE_WEBDAV_USERNAME": USER, "CALSHARE_WEBDAV_PASSWORD": "no"}
+    refused = cli("publish", "awkward", "--level", "titles", "--webdav", dav.url, env=wrong)
+    assert refused.code == 2 and "refused the user name or password" in refused.err
+    missing = dav.url + "no-such-folder/"
+    result = cli("publish", "awkward", "--level", "titles", "--webdav", missing,
+                 env={**WEBDAV_ENV, **DETAILS_ALLOWED})  # fmt: skip
+    assert result.code == 2
+    assert "does not exist on the WebDAV server (409 Conflict)" in result.err
+    readonly = dav.url.replace("/calendars/", "/readonly/")
+    forbidden = cli("publish", "awkward", "--level", "titles", "--webdav", readonly,
+                    env={**WEBDAV_ENV, **DETAILS_ALLOWED})  # fmt: skip
+    assert forbidden.code == 2 and "does not allow writing" in forbidden.err, forbidden.err
+    down = cli("publish", "awkward", "--level", "titles", "--webdav", "http://127.0.0.1:9/",
+               env={**WEBDAV_ENV, **DETAILS_ALLOWED})  # fmt: skip
+    assert down.code == 2 and "Cannot reach the WebDAV server at 127.0.0.1:9" in down.err
+    # nothing was published by any of them
+    assert cli("unpublish", "awkward").code == 2
+
+
+def test_the_published_page_renders_in_chromium_without_sideways_scroll(
+    cli: Cli, calendar: None, daemon: Inbox, tmp_path: Path
+) -> None:
+    made = published(cli, "--level", "titles", env=DETAILS_ALLOWED)
+    url = local(daemon.web, made["html"]) + "?month=2027-03"
+    for width in (600, 500):
+        scrolled, window = chromium.scroll_width_url(url, width)
+        assert window == width and scrolled <= width, (width, scrolled)
+    png = chromium.screenshot_url(url, tmp_path / "published.png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
