@@ -342,19 +342,25 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
                 "ics": made.links.ics,
                 "webcal": made.links.webcal,
                 "webdav": made.webdav,
+                "webdav_error": made.webdav_error,
             }
         )
-        return 0
-    if made.capped:
-        print(f"Policy allows publishing at {made.level} at most; published at that", file=ctx.out)
-    print(f"Published {made.calendar!r} at {made.level}. Anyone with these links can see it:",
-          file=ctx.out)  # fmt: skip
-    print(f"  web page:  {made.links.html}", file=ctx.out)
-    print(f"  subscribe: {made.links.webcal}", file=ctx.out)
-    print(f"  ICS file:  {made.links.ics}", file=ctx.out)
-    if made.webdav:
-        print(f"  WebDAV:    {made.webdav}{made.calendar}.ics and .html", file=ctx.out)
-    print("calshare keeps only a hash of these links: note them now.", file=ctx.out)
+    else:
+        if made.capped:
+            print(f"Policy allows publishing at {made.level} at most; published at that",
+                  file=ctx.out)  # fmt: skip
+        print(f"Published {made.calendar!r} at {made.level}. Anyone with these links can see it:",
+              file=ctx.out)  # fmt: skip
+        print(f"  web page:  {made.links.html}", file=ctx.out)
+        print(f"  subscribe: {made.links.webcal}", file=ctx.out)
+        print(f"  ICS file:  {made.links.ics}", file=ctx.out)
+        if made.webdav and not made.webdav_error:
+            print(f"  WebDAV:    {made.webdav} (NAME.ics and NAME.html)", file=ctx.out)
+        print("calshare keeps only a hash of these links: note them now.", file=ctx.out)
+    if made.webdav_error:
+        # the links above stand; the copy did not get written
+        ctx.err.write(f"calshare: error: {_one_line(made.webdav_error)}\n")
+        return EXIT_ERROR
     return 0
 
 
@@ -362,11 +368,11 @@ def cmd_unpublish(ctx: Context, args: argparse.Namespace) -> int:
     """calshare unpublish project"""
     from calshare.publishing import unpublish
 
-    gone = unpublish(ctx.store, ctx.settings, ctx.clock, args.name)
+    name = unpublish(ctx.store, ctx.settings, ctx.clock, args.name)
     if args.json:
-        ctx.print_json({"calendar": gone.calendar, "unpublished": True})
+        ctx.print_json({"calendar": name, "unpublished": True})
     else:
-        print(f"Unpublished {gone.calendar!r}: its links no longer work", file=ctx.out)
+        print(f"Unpublished {name!r}: its links no longer work", file=ctx.out)
     return 0
 
 

@@ -120,6 +120,7 @@ class Daemon:
             self.handlers.append(handler)
             self.ports[name] = server.sockets[0].getsockname()[1]
             log.info("serving %s on %s:%d", name.upper(), listen.host, self.ports[name])
+        self.wake_sender.set()  # what waited while the daemon was down goes out now
         self.sender_task = asyncio.create_task(self._send_forever(), name="outbox-sender")
         if http is not None:
             from calshare.web import WebServer

@@ -23,9 +23,10 @@ from email.utils import format_datetime
 from sqlite_utils import Database
 
 from calshare.calendars import Calendar, get_calendar
-from calshare.config import Settings
+from calshare.config import PolicySettings, Settings
 from calshare.ics_writer import write_calendar
-from calshare.levels import Level
+from calshare.levels import Level, lower_of
+from calshare.policy import highest_level
 from calshare.sharing import ACCEPTED
 from calshare.store import Store
 from calshare.tokens import parse_token, token_hash
@@ -41,6 +42,18 @@ class Grant:
     calendar: str
     level: Level
     updated_at: str
+    invitee: str
+
+    def served_level(self, policy: PolicySettings) -> Level | None:
+        """The grant's level as policy allows it now (None: not at all any more).
+
+        An operator who turns sharing off or lowers external_max_level lowers every
+        existing feed with it, not only new shares.
+        """
+        if not policy.sharing:
+            return None
+        allowed = highest_level(self.invitee, policy)
+        return None if allowed is None else lower_of(self.level, allowed)
 
 
 @dataclass(frozen=True)
@@ -71,15 +84,15 @@ def find_grant(db: Database, secret_text: str) -> Grant | str | None:
         return None
     digest = token_hash(secret)
     row = db.execute(
-        """SELECT s.id, c.name, s.level, s.status, s.updated_at FROM shares s
+        """SELECT s.id, c.name, s.level, s.status, s.updated_at, s.invitee FROM shares s
            JOIN calendars c ON c.id = s.calendar_id WHERE s.feed_hash = ?""",
         [digest],
     ).fetchone()
     if row is not None:
-        share_id, calendar, level, status, updated_at = row
+        share_id, calendar, level, status, updated_at, invitee = row
         if status != ACCEPTED:
             return GONE
-        return Grant(share_id, calendar, Level(level), updated_at)
+        return Grant(share_id, calendar, Level(level), updated_at, invitee)
     if db.execute("SELECT 1 FROM retired_feeds WHERE hash = ?", [digest]).fetchone():
         return GONE
     return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -68,16 +68,56 @@ def fold(line: str) -> str:
     return "\r\n ".join(parts) + "\r\n"
 
 
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _local(moment: datetime, zone: tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%Y%m%dT%H%M%S")
-
-
 def _date(day: date) -> str:
-    return day.strftime("%Y%m%d")
+    # not strftime("%Y"): it does not pad years before 1000 to four digits; and
+    # %-formatting is measured faster here than an f-string (thousands per feed)
+    return "%04d%02d%02d" % (day.year, day.month, day.day)  # noqa: UP031
+
+
+def _clock(moment: datetime) -> str:
+    return "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031 (as _date: speed)
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    )
+
+
+@lru_cache(maxsize=256)
+def _fall_back_days(zone: ZoneInfo, year: int) -> frozenset[date]:
+    """Local days of ``year`` on which clocks go back, so some wall times happen twice.
+
+    Only instants on these days need the (costlier) check in _local.
+    """
+    days: set[date] = set()
+    day = date(year, 1, 1)
+    before = datetime.combine(day, time(12), zone).utcoffset()
+    while day.year == year:
+        after = datetime.combine(day + timedelta(days=1), time(12), zone).utcoffset()
+        if before is not None and after is not None and after < before:
+            days.update((day, day + timedelta(days=1)))
+        before, day = after, day + timedelta(days=1)
+    return frozenset(days)
+
+
+def _utc(moment: datetime) -> str:
+    return _clock(moment.astimezone(UTC)) + "Z"
+
+
+def _local(moment: datetime, zone: tzinfo) -> str | None:
+    """Wall-clock time in ``zone``, or None where that time happens twice (autumn DST).
+
+    RFC 5545 reads a repeated local time as its first occurrence, so an instant in
+    the second pass is written in UTC instead.
+    """
+    local = moment.astimezone(zone)
+    if not isinstance(zone, ZoneInfo) or local.date() in _fall_back_days(zone, local.year):
+        other = local.replace(fold=1 - local.fold)
+        if other.utcoffset() != local.utcoffset():
+            return None
+    return _clock(local)
 
 
 def instance_uid(occurrence: Occurrence) -> str:
@@ -99,17 +139,22 @@ def instance_uid(occurrence: Occurrence) -> str:
 
 
 def _times(occurrence: Occurrence, zone: tzinfo | None, tzid: str | None) -> list[str]:
+    """DTSTART and DTEND; DTEND is always after DTSTART (RFC 5545), or left out."""
     start, end = occurrence.start, occurrence.end
     if occurrence.all_day:
         assert not isinstance(start, datetime) and not isinstance(end, datetime)
+        end = max(end, start + timedelta(days=1))  # a zero-length all-day event is one day
         return [f"DTSTART;VALUE=DATE:{_date(start)}", f"DTEND;VALUE=DATE:{_date(end)}"]
     assert isinstance(start, datetime) and isinstance(end, datetime)
-    if zone is None or tzid is None:
-        return [f"DTSTART:{_utc(start)}", f"DTEND:{_utc(end)}"]
-    return [
-        f"DTSTART;TZID={tzid}:{_local(start, zone)}",
-        f"DTEND;TZID={tzid}:{_local(end, zone)}",
-    ]
+    lines = [_instant("DTSTART", start, zone, tzid)]
+    if end.timestamp() > start.timestamp():  # an instant has no DTEND: it ends as it starts
+        lines.append(_instant("DTEND", end, zone, tzid))
+    return lines
+
+
+def _instant(name: str, moment: datetime, zone: tzinfo | None, tzid: str | None) -> str:
+    local = _local(moment, zone) if zone is not None and tzid is not None else None
+    return f"{name};TZID={tzid}:{local}" if local is not None else f"{name}:{_utc(moment)}"
 
 
 _NAMED = re.compile(r"(.*?)\s*<([^<>\s]+)>")
@@ -209,10 +254,11 @@ def vtimezone(zone: str, first_year: int, last_year: int) -> str:
 
 
 def _years(occurrences: Sequence[Occurrence], fallback: date) -> tuple[int, int]:
-    """The years the VTIMEZONE must cover, with a year's margin either side."""
-    first = min((o.start.year for o in occurrences), default=fallback.year)
-    last = max((o.end.year for o in occurrences), default=fallback.year)
-    return min(first, fallback.year) - 1, max(last, fallback.year) + 1
+    """The years the VTIMEZONE must cover: those of timed events, a year's margin around."""
+    timed = [o for o in occurrences if not o.all_day]
+    first = min((o.start.year for o in timed), default=fallback.year)
+    last = max((o.end.year for o in timed), default=fallback.year)
+    return max(1, min(first, fallback.year) - 1), min(9998, max(last, fallback.year) + 1)
 
 
 def write_calendar(

@@ -6,14 +6,21 @@ by ``policy.publish_max_level``, as anonymous viewers warrant. Publishing again
 retires the old links (410) and makes new ones.
 
 With ``--webdav URL`` the same calendar is also written as NAME.ics and NAME.html
-into a WebDAV folder, and written again whenever the calendar is re-imported.
+into a WebDAV folder, and written again whenever the calendar is re-imported. The
+``webdav_files`` table mirrors what is out there, row by row as each PUT or DELETE
+succeeds, so a failure halfway is finished by the next publish, import or
+unpublish, and a copy is never left behind at a level the owner has moved away from.
+
+Policy is applied when a link is used, too (``served_level``): an operator who
+lowers ``policy.publish_max_level`` lowers every existing publication with it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -47,6 +54,7 @@ class Published:
     capped: bool  # policy lowered the level asked for
     links: Links
     webdav: str | None  # the folder the files went to
+    webdav_error: str | None = None  # the links work; the WebDAV copy failed (why)
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,9 @@ class Publication:
     level: Level
     created_at: str
     webdav_url: str | None
-    ics_etag: str | None
-    html_etag: str | None
+
+
+_COLUMNS = "p.id, c.name, p.level, p.created_at, p.webdav_url"
 
 
 def links(base_url: str, secret: str) -> Links:
@@ -68,13 +77,11 @@ def links(base_url: str, secret: str) -> Links:
 
 def _live(db: Database, calendar_id: int) -> Publication | None:
     row = db.execute(
-        """SELECT p.id, c.name, p.level, p.created_at, p.webdav_url, p.webdav_ics_etag,
-                  p.webdav_html_etag
-           FROM publications p JOIN calendars c ON c.id = p.calendar_id
-           WHERE p.calendar_id = ? AND p.revoked_at IS NULL""",
+        f"""SELECT {_COLUMNS} FROM publications p JOIN calendars c ON c.id = p.calendar_id
+            WHERE p.calendar_id = ? AND p.revoked_at IS NULL""",
         [calendar_id],
     ).fetchone()
-    return None if row is None else Publication(row[0], row[1], Level(row[2]), *row[3:])
+    return None if row is None else Publication(row[0], row[1], Level(row[2]), row[3], row[4])
 
 
 def find_publication(db: Database, secret_text: str) -> Publication | str | None:
@@ -83,17 +90,16 @@ def find_publication(db: Database, secret_text: str) -> Publication | str | None
     if secret is None:
         return None
     row = db.execute(
-        """SELECT p.id, c.name, p.level, p.created_at, p.webdav_url, p.webdav_ics_etag,
-                  p.webdav_html_etag, p.revoked_at
-           FROM publications p JOIN calendars c ON c.id = p.calendar_id
-           WHERE p.secret_hash = ?""",
+        f"""SELECT {_COLUMNS}, p.revoked_at
+            FROM publications p JOIN calendars c ON c.id = p.calendar_id
+            WHERE p.secret_hash = ?""",
         [token_hash(secret)],
     ).fetchone()
     if row is None:
         return None
-    if row[7] is not None:
+    if row[5] is not None:
         return GONE
-    return Publication(row[0], row[1], Level(row[2]), *row[3:7])
+    return Publication(row[0], row[1], Level(row[2]), row[3], row[4])
 
 
 def allowed_level(settings: Settings, wanted: Level) -> tuple[Level, bool]:
@@ -106,6 +112,12 @@ def allowed_level(settings: Settings, wanted: Level) -> tuple[Level, bool]:
     return level, level is not wanted
 
 
+def served_level(settings: Settings, stored: Level) -> Level | None:
+    """The level a publication shows now: policy may have been lowered since (None: off)."""
+    highest = settings.policy.publish_max_level
+    return None if highest is None else lower_of(stored, highest)
+
+
 def publish(
     store: Store,
     settings: Settings,
@@ -116,7 +128,12 @@ def publish(
     webdav: str | None = None,
     random_bytes: RandomBytes | None = None,
 ) -> Published:
-    """New links for the calendar (the old ones answer 410 from now on)."""
+    """New links for the calendar (the old ones answer 410 from now on).
+
+    Copies on WebDAV in any other folder (or all of them, without ``webdav``) are
+    removed first: if that fails nothing changes. If writing the new copy fails, the
+    new links still stand and ``webdav_error`` says what to do.
+    """
     calendar = get_calendar(store.db, calendar_name)
     level, capped = allowed_level(settings, level)
     folder = check_collection(webdav) if webdav else None
@@ -125,59 +142,70 @@ def publish(
             f"{calendar.name!r} has no events yet; import it first: "
             f"calshare calendar import {calendar.name} FILE_OR_URL"
         )
+    failed = _delete_files(store, settings, calendar.id, keep=folder)
+    if failed:
+        raise WebDavError(f"Nothing was published: {_failures(failed)}", failed[0][1].status)
     secret = new_token(random_bytes) if random_bytes else new_token()
     now = clock.now()
-    etags: tuple[str | None, str | None] = (None, None)
-    if folder is not None:
-        # the files first: if the server refuses, nothing is published and nothing changed
-        live = _live(store.db, calendar.id)
-        previous = (live.ics_etag, live.html_etag) if live and live.webdav_url == folder else None
-        etags = _push_files(store, settings, calendar, level, folder, previous or (None, None), now)
     with store.write() as db:
         db.execute(
             "UPDATE publications SET revoked_at = ? WHERE calendar_id = ? AND revoked_at IS NULL",
             [utc_text(now), calendar.id],
         )
         db.execute(
-            """INSERT INTO publications (calendar_id, secret_hash, level, created_at, webdav_url,
-                   webdav_ics_etag, webdav_html_etag)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            [calendar.id, token_hash(secret), level.value, utc_text(now), folder, *etags],
+            """INSERT INTO publications (calendar_id, secret_hash, level, created_at, webdav_url)
+               VALUES (?, ?, ?, ?, ?)""",
+            [calendar.id, token_hash(secret), level.value, utc_text(now), folder],
         )
         db.execute(
             "INSERT INTO audit (at, action, calendar_id, subject, detail) VALUES (?, ?, ?, ?, ?)",
             [utc_text(now), "published", calendar.id, log_id(secret), f"level {level}"],
         )
     log.info("published %s at %s, secret %s", calendar.name, level, log_id(secret))
-    return Published(calendar.name, level, capped, links(settings.http.base_url, secret), folder)
+    problem = None
+    if folder is not None:
+        try:
+            _push_files(store, settings, calendar, level, folder, now)
+        except WebDavError as exc:
+            problem = (
+                f"{exc}. The links work; the WebDAV copy is written again by the next "
+                f"`calshare calendar import {calendar.name}` or `calshare publish`"
+            )
+    return Published(
+        calendar.name, level, capped, links(settings.http.base_url, secret), folder, problem
+    )
 
 
-def unpublish(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> Publication:
-    """Both links answer 410 from now on; files pushed to WebDAV are deleted."""
+def unpublish(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> str:
+    """Both links answer 410 from now on; copies on WebDAV are deleted.
+
+    The links die first, whatever the WebDAV server says. A copy that could not be
+    deleted stays recorded, and running unpublish again tries again.
+    """
     calendar = get_calendar(store.db, calendar_name)
     now = clock.now()
     with store.write() as db:
         live = _live(db, calendar.id)
-        if live is None:
-            raise UsageError(f"{calendar.name!r} is not published")
-        db.execute("UPDATE publications SET revoked_at = ? WHERE id = ?", [utc_text(now), live.id])
-        db.execute(
-            "INSERT INTO audit (at, action, calendar_id, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            [utc_text(now), "unpublished", calendar.id, str(live.id), f"level {live.level}"],
+        if live is not None:
+            db.execute(
+                "UPDATE publications SET revoked_at = ? WHERE id = ?", [utc_text(now), live.id]
+            )
+            db.execute(
+                "INSERT INTO audit (at, action, calendar_id, subject, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [utc_text(now), "unpublished", calendar.id, str(live.id), f"level {live.level}"],
+            )
+    leftovers = bool(_files(store.db, calendar.id))
+    if live is None and not leftovers:
+        raise UsageError(f"{calendar.name!r} is not published")
+    failed = _delete_files(store, settings, calendar.id, keep=None)
+    if failed:
+        first = "The links are withdrawn, but " if live is not None else ""
+        raise WebDavError(
+            f"{first}{_failures(failed)}; run `calshare unpublish {calendar.name}` again to retry",
+            failed[0][1].status,
         )
-    if live.webdav_url:
-        credentials = _credentials(settings)
-        failed: list[tuple[str, WebDavError]] = []
-        for suffix, etag in ((".ics", live.ics_etag), (".html", live.html_etag)):
-            name = calendar.name + suffix
-            try:
-                delete(live.webdav_url + name, credentials, etag)
-            except WebDavError as exc:  # try the other file all the same
-                failed.append((name, exc))
-        if failed:
-            said = "; ".join(f"{name} remains: {exc}" for name, exc in failed)
-            raise WebDavError(f"The links are withdrawn, but on WebDAV {said}", failed[0][1].status)
-    return live
+    return calendar.name
 
 
 def _credentials(settings: Settings) -> Credentials:
@@ -185,16 +213,45 @@ def _credentials(settings: Settings) -> Credentials:
     return Credentials(webdav.username, webdav.password, webdav.timeout_seconds)
 
 
+def _files(db: Database, calendar_id: int) -> dict[str, str | None]:
+    rows = db.execute(
+        "SELECT url, etag FROM webdav_files WHERE calendar_id = ? ORDER BY url", [calendar_id]
+    ).fetchall()
+    return {url: etag for url, etag in rows}
+
+
+def _failures(failed: list[tuple[str, WebDavError]]) -> str:
+    return "; ".join(f"{url} remains on WebDAV: {exc}" for url, exc in failed)
+
+
+def _delete_files(
+    store: Store, settings: Settings, calendar_id: int, *, keep: str | None
+) -> list[tuple[str, WebDavError]]:
+    """Delete our copies outside the folder ``keep``; each success is recorded at once."""
+    credentials = _credentials(settings)
+    failed = []
+    for url, etag in _files(store.db, calendar_id).items():
+        if keep is not None and url.startswith(keep):
+            continue
+        try:
+            delete(url, credentials, etag)
+        except WebDavError as exc:  # try the others all the same
+            failed.append((url, exc))
+            continue
+        with store.write() as db:
+            db.execute("DELETE FROM webdav_files WHERE url = ?", [url])
+    return failed
+
+
 def render_files(
     store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
 ) -> tuple[bytes, str]:
     """The .ics (the feed's window) and the static page (its next 60 days) for WebDAV."""
     maker = FeedMaker(settings)
-    ics = maker.body(
-        store, maker.version(store, calendar.name, level, utc_text(now), now), now
-    ).plain
+    version = maker.version(store, calendar.name, level, utc_text(now), now)
+    ics = maker.body(store, version, now).plain
     today = now.astimezone(calendar.zoneinfo).date()
-    days = DateRange(today, today.fromordinal(today.toordinal() + 59), calendar.zoneinfo)
+    days = DateRange(today, today + timedelta(days=59), calendar.zoneinfo)
     found = visible_occurrences(
         store,
         calendar,
@@ -205,7 +262,7 @@ def render_files(
         now=now,
         limit_years=settings.calendars.index_limit_years,
     )
-    ics_name = f"{calendar.name}.ics"
+    ics_name = quote(f"{calendar.name}.ics")
     html = published_html(
         calendar=calendar.name,
         zone=calendar.zone,
@@ -223,48 +280,43 @@ def render_files(
 
 
 def _push_files(
-    store: Store,
-    settings: Settings,
-    calendar: Calendar,
-    level: Level,
-    folder: str,
-    etags: tuple[str | None, str | None],
-    now: datetime,
-) -> tuple[str | None, str | None]:
-    """PUT NAME.ics and NAME.html; If-Match with the ETags of our last write, if any."""
+    store: Store, settings: Settings, calendar: Calendar, level: Level, folder: str, now: datetime
+) -> None:
+    """PUT NAME.ics and NAME.html, each recorded as soon as the server takes it.
+
+    If-Match carries the ETag of calshare's last write to that URL, so a file someone
+    else changed is refused (412) rather than overwritten.
+    """
     ics, html = render_files(store, settings, calendar, level, now)
     credentials = _credentials(settings)
-    base = folder + calendar.name
-    ics_etag = put(base + ".ics", ics, "text/calendar; charset=utf-8", credentials, etags[0])
-    html_etag = put(
-        base + ".html", html.encode("utf-8"), "text/html; charset=utf-8", credentials, etags[1]
-    )
-    return ics_etag, html_etag
+    known = _files(store.db, calendar.id)
+    for name, body, kind in (
+        (f"{calendar.name}.ics", ics, "text/calendar; charset=utf-8"),
+        (f"{calendar.name}.html", html.encode("utf-8"), "text/html; charset=utf-8"),
+    ):
+        url = folder + quote(name)
+        etag = put(url, body, kind, credentials, known.get(url))
+        with store.write() as db:
+            db.execute(
+                """INSERT INTO webdav_files (url, calendar_id, etag, written_at)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,
+                       written_at = excluded.written_at""",
+                [url, calendar.id, etag, utc_text(now)],
+            )
 
 
 def push(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> bool:
-    """Write the calendar's files again to its WebDAV folder, if it is published there.
+    """Write the calendar's WebDAV copy again, if it is published there (after an import).
 
-    Called after a re-import. If-Match carries the ETags of our last write, so a file
-    changed by someone else is refused (412) rather than overwritten. Returns
-    whether anything was pushed.
+    At the level policy allows now. Returns whether anything was pushed.
     """
     calendar = get_calendar(store.db, calendar_name)
     live = _live(store.db, calendar.id)
     if live is None or not live.webdav_url:
         return False
-    etags = _push_files(
-        store,
-        settings,
-        calendar,
-        live.level,
-        live.webdav_url,
-        (live.ics_etag, live.html_etag),
-        clock.now(),
-    )
-    with store.write() as db:
-        db.execute(
-            "UPDATE publications SET webdav_ics_etag = ?, webdav_html_etag = ? WHERE id = ?",
-            [*etags, live.id],
-        )
+    level = served_level(settings, live.level)
+    if level is None:
+        raise PublishRefused("publishing is turned off on this server; unpublish it")
+    _push_files(store, settings, calendar, level, live.webdav_url, clock.now())
     return True

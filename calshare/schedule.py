@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
@@ -25,8 +25,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Past this many days, free days are not written out one by one: a year of
 # "No events" helps no one.
 DAILY_FREE_DAYS_UP_TO = 62
-# Mail clients clip long messages (Gmail at 102 kB of HTML): past this many entries the
-# HTML stops and points at the attachment, which always holds everything.
+# Mail clients clip long messages (Gmail at 102 kB of HTML): past this many rows (an
+# event on each day it covers counts once per day) the HTML stops and points at the
+# attachment, which always holds everything.
 HTML_ENTRY_LIMIT = 120
 DESCRIPTION_LIMIT = 400
 
@@ -41,16 +42,27 @@ class WorkingWindow:
 
     @classmethod
     def parse(cls, days: Sequence[str], start: str, end: str) -> WorkingWindow:
+        """From the config's words; "24:00" ends the day at midnight."""
         return cls(
             frozenset(WEEKDAYS.index(day) for day in days),
-            time.fromisoformat(start),
-            time.fromisoformat(end),
+            _clock_time(start),
+            _clock_time(end),
         )
 
     def on(self, day: date, zone: ZoneInfo) -> tuple[datetime, datetime] | None:
+        """The day's working hours as UTC instants (so DST never confuses a comparison)."""
         if day.weekday() not in self.days:
             return None
-        return datetime.combine(day, self.start, zone), datetime.combine(day, self.end, zone)
+        start = datetime.combine(day, self.start, zone)
+        if self.end == time.max:
+            end = datetime.combine(day + timedelta(days=1), time(), zone)
+        else:
+            end = datetime.combine(day, self.end, zone)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _clock_time(text: str) -> time:
+    return time.max if text.strip() in ("24:00", "24:00:00") else time.fromisoformat(text)
 
 
 def clip_to_working_hours(
@@ -74,20 +86,26 @@ def clip_to_working_hours(
                 kept.append(occurrence)
             continue
         assert isinstance(start, datetime) and isinstance(end, datetime)
-        local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+        utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
+        first_day = utc_start.astimezone(zone).date()
+        last_day = utc_end.astimezone(zone).date()
         pieces = 0
-        for day in _dates(local_start.date(), local_end.date() + timedelta(days=1)):
+        for day in _dates(max(first_day, days.first), min(last_day, days.last) + timedelta(1)):
             hours = window.on(day, zone)
             if hours is None:
                 continue
-            piece_start, piece_end = max(local_start, hours[0]), min(local_end, hours[1])
+            piece_start, piece_end = max(utc_start, hours[0]), min(utc_end, hours[1])
             if piece_start < piece_end or (
-                local_start == local_end and hours[0] <= local_start < hours[1]
+                utc_start == utc_end and hours[0] <= utc_start < hours[1]
             ):
                 uid = occurrence.uid if pieces == 0 else f"{occurrence.uid}-{pieces}"
-                kept.append(occurrence._replace(uid=uid, start=piece_start, end=piece_end))
+                kept.append(
+                    occurrence._replace(
+                        uid=uid, start=piece_start.astimezone(zone), end=piece_end.astimezone(zone)
+                    )
+                )
                 pieces += 1
-    kept.sort(key=_order)
+    kept.sort(key=lambda occurrence: _order(occurrence, zone))
     return kept
 
 
@@ -95,11 +113,12 @@ def _dates(first: date, stop: date) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((stop - first).days)]
 
 
-def _order(occurrence: Occurrence) -> tuple[float, int]:
+def _order(occurrence: Occurrence, zone: ZoneInfo) -> tuple[int, int, float]:
+    """Day by day in the calendar's zone; all-day events first; then by instant."""
     start = occurrence.start
     if isinstance(start, datetime):
-        return start.timestamp(), 1
-    return datetime.combine(start, time()).timestamp(), 0
+        return start.astimezone(zone).toordinal(), 1, start.timestamp()
+    return start.toordinal(), 0, 0.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,45 @@ class Schedule:
         return self.total - self.shown
 
 
+def _place(
+    occurrence: Occurrence, days: DateRange, words: Words, daily: bool
+) -> list[tuple[date, tuple[int, float], Entry]]:
+    """The rows an occurrence makes: one per day it covers (daily), or one (list)."""
+    start, end = occurrence.start, occurrence.end
+    if occurrence.all_day:
+        assert not isinstance(start, datetime) and not isinstance(end, datetime)
+        covered = _dates(start, max(end, start + timedelta(days=1)))
+        covered = [d for d in covered if days.first <= d <= days.last] or [days.first]
+        label = words.all_day
+        if not daily:
+            covered = covered[:1]
+            if end - start > timedelta(days=1):
+                last = format_date(end - timedelta(days=1), words.short_day, locale=words.locale)
+                label = f"{words.all_day} – {last}"
+        entry = Entry(occurrence, label, occurrence.busy)
+        return [(day, (0, 0.0), entry) for day in covered]
+    assert isinstance(start, datetime) and isinstance(end, datetime)
+    local_start, local_end = start.astimezone(days.zone), end.astimezone(days.zone)
+    last_day = local_end.date()
+    if local_end.time() == time() and end.timestamp() > start.timestamp():
+        last_day -= timedelta(days=1)  # ending at midnight ends the day before
+    covered = [
+        d
+        for d in _dates(local_start.date(), last_day + timedelta(days=1))
+        if days.first <= d <= days.last
+    ] or [max(days.first, min(local_start.date(), days.last))]
+    if not daily:
+        covered = covered[:1]
+    return [
+        (
+            day,
+            (1, start.timestamp() if day == local_start.date() else 0.0),
+            Entry(occurrence, _timed_label(local_start, local_end, day, words), occurrence.busy),
+        )
+        for day in covered
+    ]
+
+
 def _clock(moment: datetime) -> str:
     return moment.strftime("%H:%M")
 
@@ -184,11 +242,13 @@ def _timed_label(start: datetime, end: datetime, day: date, words: Words) -> str
         end.date() == day or (end.date() == day + timedelta(days=1) and end.time() == time()),
     )
     if starts_today and ends_today:
-        return f"{_clock(start)} – {_clock(end)}" if end != start else _clock(start)
+        # instants, not wall clocks: 02:30 before and after the autumn change differ
+        same = end.timestamp() == start.timestamp()
+        return _clock(start) if same else f"{_clock(start)} – {_clock(end)}"
     if starts_today:
-        return (
-            f"{_clock(start)} – {format_date(end.date(), 'EEE', locale=words.locale)} {_clock(end)}"
-        )
+        pattern = "EEE" if (end.date() - day).days < 7 else words.short_day
+        ends = format_date(end.date(), pattern, locale=words.locale)
+        return f"{_clock(start)} – {ends} {_clock(end)}"
     if ends_today:
         return words.until.format(time=_clock(end))
     return words.continues
@@ -214,46 +274,24 @@ def arrange(
     """
     zone = days.zone
     by_day: dict[date, list[tuple[tuple[int, float], Entry]]] = defaultdict(list)
-    shown = 0
+    shown = rows = 0
     for occurrence in occurrences:
-        if shown >= limit:
-            break
-        start, end = occurrence.start, occurrence.end
-        if occurrence.all_day:
-            assert not isinstance(start, datetime) and not isinstance(end, datetime)
-            covered = _dates(start, max(end, start + timedelta(days=1)))
-            covered = [d for d in covered if days.first <= d <= days.last] or [days.first]
-            if not daily:
-                covered = covered[:1]
-            label = words.all_day
-            if not daily and end - start > timedelta(days=1):
-                last = end - timedelta(days=1)
-                label = (
-                    f"{words.all_day}, – {format_date(last, words.short_day, locale=words.locale)}"
-                )
-            for day in covered:
-                by_day[day].append(((0, 0.0), Entry(occurrence, label, occurrence.busy)))
-        else:
-            assert isinstance(start, datetime) and isinstance(end, datetime)
-            local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-            last_day = local_end.date()
-            if local_end.time() == time() and local_end > local_start:
-                last_day -= timedelta(days=1)  # ending at midnight ends the day before
-            covered = [
-                d
-                for d in _dates(local_start.date(), last_day + timedelta(days=1))
-                if days.first <= d <= days.last
-            ] or [max(days.first, min(local_start.date(), days.last))]
-            if not daily:
-                covered = covered[:1]
-            for day in covered:
-                when = _timed_label(local_start, local_end, day, words)
-                key = (1, local_start.timestamp() if day == local_start.date() else 0.0)
-                by_day[day].append((key, Entry(occurrence, when, occurrence.busy)))
+        placed = _place(occurrence, days, words, daily)
+        if rows + len(placed) > limit:
+            if shown == 0:  # one event longer than the limit still shows its first days
+                placed = placed[:limit]
+            else:
+                break
+        for day, key, entry in placed:
+            by_day[day].append((key, entry))
+        rows += len(placed)
         shown += 1
     listed = days.each_day() if free_days and days.days <= DAILY_FREE_DAYS_UP_TO else sorted(by_day)
     if weekdays is not None:
         listed = [day for day in listed if day.weekday() in weekdays or day in by_day]
+    if shown < len(occurrences) and by_day:
+        # cut off: days after the last one written would wrongly read as free
+        listed = [day for day in listed if day <= max(by_day)]
     months: list[Month] = []
     for day in listed:
         label = format_date(day, words.month, locale=words.locale)
@@ -273,6 +311,7 @@ def arrange(
         for occurrence in occurrences:
             start = occurrence.start
             first = start.astimezone(zone).date() if isinstance(start, datetime) else start
+            first = max(first, days.first)  # an event begun before the range counts in it
             key = (first.year, first.month)
             counts[key] = counts.get(key, 0) + 1
     month_counts = [

@@ -37,6 +37,7 @@ MAX_RECIPIENTS = 50
 # `whole` shows series that never end up to this far ahead, as Outlook does with
 # its own "whole calendar" (a never-ending series would otherwise never stop).
 WHOLE_AHEAD = timedelta(days=365)
+WHOLE_FIRST, WHOLE_LAST = date(1900, 1, 1), date(2199, 12, 31)  # the years calshare handles
 _DTSTART = re.compile(r"^DTSTART[^:\r\n]*:(\d{8})", re.MULTILINE)
 
 
@@ -81,21 +82,23 @@ def whole_days(store: Store, calendar: Calendar, now: datetime) -> tuple[date, d
         "SELECT ical FROM events WHERE calendar_id = ? AND recurs = 1 AND recurrence_id IS NULL",
         [calendar.id],
     ).fetchall()
+    today = now.astimezone(zone).date()
     for (ical,) in series:
         match = _DTSTART.search(ical.replace("\r\n ", "").replace("\n ", ""))
         if match:
             try:
-                firsts.append(date.fromisoformat(match[1]) - timedelta(days=1))
+                began = date.fromisoformat(match[1])
             except ValueError:
                 continue
-    if series:
-        lasts.append((now.astimezone(zone) + WHOLE_AHEAD).date())
-    today = now.astimezone(zone).date()
+            firsts.append(began - timedelta(days=1))
+            # up to a year ahead; a series that only starts after that shows its first year
+            horizon = today + WHOLE_AHEAD
+            lasts.append(horizon if began <= horizon else began + WHOLE_AHEAD)
     if not firsts:
         return today, today
-    last = max(lasts, default=today)
-    first = max(min(firsts), last - timedelta(days=MAX_DAYS - 1))
-    return first, last
+    last = min(max(lasts, default=today), WHOLE_LAST)
+    first = max(min(firsts), WHOLE_FIRST, last - timedelta(days=MAX_DAYS - 1))
+    return min(first, last), last
 
 
 def _trimmed(days: DateRange, found: list[Occurrence]) -> DateRange:
@@ -121,6 +124,11 @@ def _trimmed(days: DateRange, found: list[Occurrence]) -> DateRange:
 def _working_window(settings: Settings) -> WorkingWindow:
     hours = settings.working_hours
     window = WorkingWindow.parse(hours.days, hours.start, hours.end)
+    if not window.days:
+        raise UsageError(
+            "working_hours.days is empty, so --working-hours-only would show nothing; "
+            "set the working days in [working_hours]"
+        )
     if window.end <= window.start:
         raise UsageError(
             f"working_hours.end ({hours.end}) must be after working_hours.start ({hours.start})"
@@ -162,7 +170,8 @@ def compose_snapshots(
         level = lower_of(options.detail, allowed)
         checked.append((mailbox, level, level is not options.detail))
     zone = calendar.zoneinfo
-    whole = whole_days(store, calendar, now) if options.range_text.strip() == "whole" else None
+    wants_whole = options.range_text.strip().lower() == "whole"
+    whole = whole_days(store, calendar, now) if wants_whole else None
     days = resolve_range(options.range_text, zone, now, whole)
     window = _working_window(settings) if options.working_hours_only else None
     lang = options.lang or settings.mail.lang

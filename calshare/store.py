@@ -220,6 +220,11 @@ def _schema_4(db: Database) -> None:
            BEGIN
                INSERT OR IGNORE INTO retired_feeds (hash) VALUES (OLD.feed_hash);
            END""",
+        """CREATE TRIGGER shares_feed_deleted AFTER DELETE ON shares
+           WHEN OLD.feed_hash IS NOT NULL
+           BEGIN
+               INSERT OR IGNORE INTO retired_feeds (hash) VALUES (OLD.feed_hash);
+           END""",
     ]
     for statement in statements:
         db.execute(statement)
@@ -230,7 +235,9 @@ def _schema_5(db: Database) -> None:
 
     Publishing again makes a new row and retires the old one; a retired row stays
     so that its links answer 410. At most one live publication per calendar.
-    The WebDAV columns remember where the files went and their ETags (If-Match).
+    ``webdav_files`` mirrors what calshare believes it has on WebDAV servers: a row
+    is written as soon as a PUT succeeds (with the ETag for If-Match) and deleted
+    as soon as a DELETE does, so a failure halfway leaves a record to finish from.
     """
     statements = [
         """CREATE TABLE publications (
@@ -240,12 +247,17 @@ def _schema_5(db: Database) -> None:
             level TEXT NOT NULL,
             created_at TEXT NOT NULL,
             revoked_at TEXT,
-            webdav_url TEXT,
-            webdav_ics_etag TEXT,
-            webdav_html_etag TEXT
+            webdav_url TEXT
         )""",
         """CREATE UNIQUE INDEX publications_live ON publications(calendar_id)
            WHERE revoked_at IS NULL""",
+        "CREATE INDEX publications_calendar ON publications(calendar_id)",
+        """CREATE TABLE webdav_files (
+            url TEXT PRIMARY KEY,
+            calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
+            etag TEXT,
+            written_at TEXT NOT NULL
+        )""",
     ]
     for statement in statements:
         db.execute(statement)

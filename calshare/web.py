@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 from babel.dates import format_date
@@ -32,8 +33,9 @@ from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import StoreError
 from calshare.feeds import GONE, FeedMaker, Grant, Version, find_grant, http_date
+from calshare.levels import Level
 from calshare.pages import Nav, month_range, published_html
-from calshare.publishing import Publication, find_publication, links
+from calshare.publishing import Publication, find_publication, links, served_level
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
 from calshare.views import visible_occurrences
@@ -68,6 +70,7 @@ class WebContext:
     worker: ThreadPoolExecutor
     feeds: FeedMaker
     on_mail_queued: Callable[[], None]
+    csrf_key: bytes  # read once at start: the loop must never touch the worker's connection
 
     async def run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.worker, work)
@@ -120,9 +123,10 @@ async def feed(request: web.Request) -> web.StreamResponse:
     if found == GONE:
         raise web.HTTPGone(text="This calendar is no longer shared with you.\n")
     assert isinstance(found, Grant)
-    version = context.feeds.version(
-        context.reader, found.calendar, found.level, found.updated_at, now
-    )
+    level = found.served_level(context.settings.policy)
+    if level is None:
+        raise web.HTTPGone(text="This calendar is no longer shared with you.\n")
+    version = context.feeds.version(context.reader, found.calendar, level, found.updated_at, now)
     return await _send_feed(request, context, version, "private")
 
 
@@ -130,7 +134,7 @@ async def _send_feed(
     request: web.Request, context: WebContext, version: Version, cache: str
 ) -> web.StreamResponse:
     """304 from the version alone; else the cached body, gzipped when the client takes it."""
-    gzipped = "gzip" in request.headers.get("Accept-Encoding", "").lower()
+    gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     etag = version.etag[:-1] + '-gz"' if gzipped else version.etag
     headers = {
         "ETag": etag,
@@ -144,7 +148,7 @@ async def _send_feed(
     if body is None:
         now = context.clock.now()
         body = await context.run(lambda: context.feeds.body(context.store, version, now))
-    headers["Content-Disposition"] = f'inline; filename="{version.calendar.name}.ics"'
+    headers["Content-Disposition"] = _inline_file(f"{version.calendar.name}.ics")
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     return web.Response(
@@ -162,10 +166,35 @@ async def published_ics(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     now = context.clock.now()
     found = _published(find_publication(context.reader.db, request.match_info["secret"]))
-    version = context.feeds.version(
-        context.reader, found.calendar, found.level, found.created_at, now
-    )
+    level = _publication_level(context, found)
+    version = context.feeds.version(context.reader, found.calendar, level, found.created_at, now)
     return await _send_feed(request, context, version, "public")
+
+
+def _publication_level(context: WebContext, found: Publication) -> Level:
+    level = served_level(context.settings, found.level)
+    if level is None:
+        raise web.HTTPGone(text="Publishing is turned off on this server.\n")
+    return level
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether Accept-Encoding allows gzip (``gzip;q=0`` says it does not)."""
+    for item in header.lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "x-gzip"):
+            quality = params.strip().removeprefix("q=").strip()
+            try:
+                return not params.strip().startswith("q=") or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def _inline_file(name: str) -> str:
+    """Content-Disposition with an ASCII fallback and the real name (RFC 6266)."""
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
 
 
 def _published(found: Any) -> Publication:
@@ -177,15 +206,19 @@ def _published(found: Any) -> Publication:
     return found
 
 
-def _month(text: str | None, today: date) -> date:
+def _month(text: str | None, today: date, first: date, last: date) -> date:
+    """The month asked for; only months of the feed window, so a visitor cannot make the
+    daemon expand (and store) decades of a calendar."""
     if not text:
         return today.replace(day=1)
     try:
         month = date.fromisoformat(f"{text}-01")
     except ValueError:
         raise web.HTTPBadRequest(text="month must look like 2026-12\n") from None
-    if not 1900 <= month.year <= 2199:
-        raise web.HTTPBadRequest(text="month must be between 1900 and 2199\n")
+    if not first.replace(day=1) <= month <= last:
+        raise web.HTTPNotFound(
+            text=f"This page shows the months from {first:%Y-%m} to {last:%Y-%m}.\n"
+        )
     return month
 
 
@@ -201,14 +234,21 @@ async def published_page(request: web.Request) -> web.StreamResponse:
             return found
         calendar = get_calendar(context.store.db, found.calendar)
         zone = calendar.zoneinfo
-        month = _month(request.query.get("month"), now.astimezone(zone).date())
+        level = _publication_level(context, found)
+        start, end = context.feeds.window(now)
+        month = _month(
+            request.query.get("month"),
+            now.astimezone(zone).date(),
+            start.astimezone(zone).date(),
+            (end - timedelta(days=1)).astimezone(zone).date(),
+        )
         days = month_range(month, zone)
         occurrences = visible_occurrences(
             context.store,
             calendar,
             days.start,
             days.end,
-            found.level,
+            level,
             include_private=False,
             now=now,
             limit_years=settings.calendars.index_limit_years,
@@ -222,7 +262,7 @@ async def published_page(request: web.Request) -> web.StreamResponse:
             calendar=calendar.name,
             zone=calendar.zone,
             owner=calendar.owner_name or calendar.owner,
-            level=found.level,
+            level=level,
             days=days,
             occurrences=occurrences,
             lang=lang,
@@ -262,10 +302,10 @@ def _not_modified(request: web.Request, version: Version) -> bool:
 # --- answer pages
 
 
-def csrf_token(store: Store, token: str) -> str:
+def csrf_token(key: bytes, token: str) -> str:
     """The form's anti-forgery field: keyed by the installation, bound to this invitation."""
     message = f"answer:{token_hash(token)}".encode()
-    return hmac.new(store.uid_key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _page(lang: str, status: int = 200, **context: Any) -> web.Response:
@@ -335,7 +375,7 @@ async def answer_page(request: web.Request) -> web.StreamResponse:
             explanation=wording.explanation(invitation.level_enum, lang, owner),
         ),
         form={
-            "csrf": csrf_token(context.store, token),
+            "csrf": csrf_token(context.csrf_key, token),
             "accept": wording.text("invitation.accept", lang),
             "decline": wording.text("invitation.decline", lang),
         },
@@ -356,10 +396,13 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
     token = parse_token(request.match_info["token"])
     if token is None:
         return _page(settings.mail.lang, 404, domain=settings.mail.domain, **_unknown("en"))
-    form = await request.post()
-    given = str(form.get("csrf", ""))
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise web.HTTPBadRequest(text="The form could not be read.\n") from None
+    given = str(form.get("csrf", "")).encode("utf-8", "replace")
     choice = str(form.get("answer", ""))
-    if not hmac.compare_digest(given, csrf_token(context.store, token)):
+    if not hmac.compare_digest(given, csrf_token(context.csrf_key, token).encode()):
         raise web.HTTPForbidden(text="This form has expired; open the link in the mail again.\n")
     if choice not in (ACCEPT, DECLINE):
         raise web.HTTPBadRequest(text="Choose Accept or Decline.\n")
@@ -369,6 +412,9 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
         invitation = answers.find_invitation(context.store.db, token)
         if invitation is None:
             return "unknown", None
+        if answers.why_invalid(invitation, now) is not None:
+            # a second click, a reload: the page says why, and no mail is sent about it
+            return "closed", invitation
         verdict = Verdict(
             kind=choice,
             reason="answered on the web page",
@@ -392,7 +438,8 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
     log.info("web: answer %s for token %s: %s", choice, log_id(token), outcome)
     if invitation is None:
         return _page(settings.mail.lang, 404, domain=settings.mail.domain, **_unknown("en"))
-    context.on_mail_queued()
+    if outcome != "closed":
+        context.on_mail_queued()
     lang = invitation.lang
     owner = invitation.owner_name or invitation.owner
     if outcome in ("accepted", "declined"):
@@ -436,6 +483,7 @@ class WebServer:
             self.worker,
             FeedMaker(settings),
             on_mail_queued,
+            self.worker.submit(lambda: self.store.uid_key).result(),
         )
         self.runner = web.AppRunner(make_app(self.context), access_log=None, shutdown_timeout=5)
         self.port = 0

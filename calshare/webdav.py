@@ -79,6 +79,8 @@ def _request(
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         reason = getattr(error, "reason", error)
         raise WebDavError(f"Cannot reach the WebDAV server at {_host(url)}: {reason}") from None
+    except (UnicodeError, ValueError) as error:  # a header or URL http.client cannot send
+        raise WebDavError(f"Cannot send this request to {_host(url)}: {error}") from None
 
 
 def put(

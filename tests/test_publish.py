@@ -21,7 +21,6 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from calshare.clock import FixedClock
 from calshare.config import load_settings
-from tests import chromium
 from tests.conftest import CliResult
 from tests.test_inbox_server import Inbox, inbox_env, tables_holding
 from tests.test_snapshot import AWKWARD, add
@@ -79,7 +78,8 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
 
 @pytest.fixture
 def daemon(db_path: Path, clock: FixedClock) -> Iterator[Inbox]:
-    settings = load_settings(None, env=inbox_env())
+    # the daemon applies policy to every request too: let it serve what the tests publish
+    settings = load_settings(None, env=inbox_env(**DETAILS_ALLOWED))
     inbox = Inbox(settings, db_path, clock, http=True).start()
     try:
         yield inbox
@@ -173,6 +173,9 @@ def test_published_links_serve_the_calendar_and_die_on_unpublish(
     cached = http(local(daemon.web, made["ics"]), **{"If-None-Match": ics.headers["ETag"]})
     assert cached.status == 304
     assert http(local(daemon.web, made["html"]) + "?month=March").status == 400
+    # only the feed window's months: a visitor cannot make the daemon expand decades
+    far = http(local(daemon.web, made["html"]) + "?month=2199-12")
+    assert far.status == 404 and "This page shows the months from" in far.text
     # unpublish: both links are gone at once
     assert cli("unpublish", "awkward").code == 0
     assert http(local(daemon.web, made["html"])).status == 410
@@ -217,37 +220,64 @@ def test_webdav_gets_both_files_and_follows_reimports(
     # unpublish deletes what calshare put there, and leaves what someone else changed
     gone = cli("unpublish", "awkward", env=env)
     assert gone.code == 2
-    assert "The links are withdrawn, but on WebDAV awkward.ics remains:" in gone.err
+    assert f"The links are withdrawn, but {dav.url}awkward.ics remains on WebDAV:" in gone.err
+    assert "run `calshare unpublish awkward` again to retry" in gone.err
     assert not html.exists() and ics.exists()
+    # once the other editor's copy is gone, a second unpublish finishes the job
+    ics.unlink()
+    assert cli("unpublish", "awkward", env=env).code == 0
+    assert cli("unpublish", "awkward", env=env).code == 2  # now there is nothing left
 
 
 def test_webdav_refusals_say_what_to_do(cli: Cli, calendar: None, dav: Dav) -> None:
+    """The links are made first; a copy the server refuses says why, with exit 2."""
+    both = {**WEBDAV_ENV, **DETAILS_ALLOWED}
     wrong = {**DETAILS_ALLOWED, "CALSHARE_WEBDAV_USERNAME": USER, "CALSHARE_WEBDAV_PASSWORD": "no"}
-    refused = cli("publish", "awkward", "--level", "titles", "--webdav", dav.url, env=wrong)
-    assert refused.code == 2 and "refused the user name or password" in refused.err
-    missing = dav.url + "no-such-folder/"
-    result = cli("publish", "awkward", "--level", "titles", "--webdav", missing,
-                 env={**WEBDAV_ENV, **DETAILS_ALLOWED})  # fmt: skip
-    assert result.code == 2
-    assert "does not exist on the WebDAV server (409 Conflict)" in result.err
-    readonly = dav.url.replace("/calendars/", "/readonly/")
-    forbidden = cli("publish", "awkward", "--level", "titles", "--webdav", readonly,
-                    env={**WEBDAV_ENV, **DETAILS_ALLOWED})  # fmt: skip
-    assert forbidden.code == 2 and "does not allow writing" in forbidden.err, forbidden.err
-    down = cli("publish", "awkward", "--level", "titles", "--webdav", "http://127.0.0.1:9/",
-               env={**WEBDAV_ENV, **DETAILS_ALLOWED})  # fmt: skip
-    assert down.code == 2 and "Cannot reach the WebDAV server at 127.0.0.1:9" in down.err
-    # nothing was published by any of them
-    assert cli("unpublish", "awkward").code == 2
+    cases = [
+        (dav.url, wrong, "refused the user name or password"),
+        (dav.url + "no-such-folder/", both, "does not exist on the WebDAV server (409 Conflict)"),
+        (dav.url.replace("/calendars/", "/readonly/"), both, "does not allow writing"),
+        ("http://127.0.0.1:9/", both, "Cannot reach the WebDAV server at 127.0.0.1:9"),
+    ]
+    for folder, env, message in cases:
+        result = cli("publish", "awkward", "--level", "titles", "--webdav", folder, "--json",
+                     env=env)  # fmt: skip
+        assert result.code == 2, result.err
+        assert message in result.err and "The links work" in result.err, result.err
+        assert result.err.count("\n") == 1 and "Traceback" not in result.err
+        assert result.json()["webdav_error"]  # the links are printed all the same
+    assert not list((dav.root / "calendars").iterdir())
 
 
-def test_the_published_page_renders_in_chromium_without_sideways_scroll(
-    cli: Cli, calendar: None, daemon: Inbox, tmp_path: Path
+def test_moving_or_dropping_the_webdav_copy_removes_the_old_one(
+    cli: Cli, calendar: None, dav: Dav
 ) -> None:
-    made = published(cli, "--level", "titles", env=DETAILS_ALLOWED)
-    url = local(daemon.web, made["html"]) + "?month=2027-03"
-    for width in (600, 500):
-        scrolled, window = chromium.scroll_width_url(url, width)
-        assert window == width and scrolled <= width, (width, scrolled)
-    png = chromium.screenshot_url(url, tmp_path / "published.png")
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    (dav.root / "calendars" / "other").mkdir()
+    published(cli, "--level", "details", "--webdav", dav.url, env=env)
+    assert dav.file("awkward.ics").exists()
+    # published again elsewhere: the details copy in the first folder goes
+    published(cli, "--level", "free-busy", "--webdav", dav.url + "other/", env=env)
+    assert not dav.file("awkward.ics").exists()
+    assert (dav.root / "calendars" / "other" / "awkward.ics").exists()
+    # published again without WebDAV: no copy is left anywhere
+    published(cli, "--level", "free-busy", env=env)
+    assert not (dav.root / "calendars" / "other" / "awkward.ics").exists()
+
+
+def test_policy_lowered_later_lowers_what_links_show(
+    cli: Cli, calendar: None, db_path: Path, clock: FixedClock
+) -> None:
+    made = published(cli, "--level", "details", env=DETAILS_ALLOWED)
+    for env, expect in (({}, "free-busy"), ({"CALSHARE_POLICY_PUBLISH_MAX_LEVEL": "none"}, None)):
+        settings = load_settings(None, env=inbox_env(**env))
+        inbox = Inbox(settings, db_path, clock, http=True).start()
+        try:
+            got = http(local(inbox.web, made["ics"]))
+        finally:
+            inbox.stop()
+        if expect is None:
+            assert got.status == 410
+        else:
+            events = icalendar.Calendar.from_ical(got.body).walk("VEVENT")
+            assert events and all("SUMMARY" not in event for event in events)

@@ -487,15 +487,20 @@ def test_an_empty_range_says_so(cli: Cli, tmp_path: Path) -> None:
 
 
 def _ics_instants(event: Any) -> tuple[str, str]:
-    start, end = event["DTSTART"].dt, event["DTEND"].dt
+    start = event["DTSTART"].dt
+    end = event["DTEND"].dt if "DTEND" in event else start  # an instant has no DTEND
     if isinstance(start, datetime):
+        assert end > start or "DTEND" not in event, "DTEND must be after DTSTART"
         return start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
+    assert end > start, "an all-day DTEND must be after DTSTART"
     return start.isoformat(), end.isoformat()
 
 
 def _json_instants(item: dict[str, Any]) -> tuple[str, str]:
     if item["all_day"]:
-        return item["start"], item["end"]
+        # RFC 5545 wants DTEND after DTSTART: a zero-length all-day event is written as a day
+        start, end = date.fromisoformat(item["start"]), date.fromisoformat(item["end"])
+        return start.isoformat(), max(end, start + timedelta(days=1)).isoformat()
     start, end = datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"])
     return start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
 
@@ -587,3 +592,98 @@ def test_snapshot_html_follows_the_mail_rules(
     )  # fmt: skip
     assert_mail_safe_html(mail.html)
     assert f'lang="{lang}"' in mail.html
+
+
+# --- edges found in review
+
+
+def _ics(*events: str, zone: str = "Europe/Oslo") -> bytes:
+    body = "".join(
+        f"BEGIN:VEVENT\r\nDTSTAMP:20260101T000000Z\r\n{event.strip()}\r\nEND:VEVENT\r\n"
+        for event in events
+    )
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//edges//EN\r\n"
+        f"X-WR-TIMEZONE:{zone}\r\n{body}END:VCALENDAR\r\n"
+    ).encode()
+
+
+CONFERENCE = """UID:conf
+DTSTART;TZID=Europe/Oslo:20260330T090000
+DTEND;TZID=Europe/Oslo:20260401T170000
+SUMMARY:Conference"""
+
+
+def test_working_hours_never_reach_outside_the_range(cli: Cli, tmp_path: Path) -> None:
+    add(cli, "edges", _ics(CONFERENCE), tmp_path)
+    mail, made = snap(
+        cli, tmp_path, "edges", "--range", "2026-03-31..2026-03-31", "--working-hours-only"
+    )
+    assert made["events"] == 1
+    (event,) = mail.calendar().walk("VEVENT")
+    assert event["DTSTART"].dt == datetime(2026, 3, 31, 8, tzinfo=OSLO)
+    assert event["DTEND"].dt == datetime(2026, 3, 31, 17, tzinfo=OSLO)
+    assert _days(mail.text) == {"Tuesday 31 March": ["08:00 – 17:00  Conference (Busy)"]}
+
+
+def test_the_repeated_autumn_hour_keeps_its_instants(cli: Cli, tmp_path: Path) -> None:
+    """02:30 happens twice in Oslo on 2026-10-25; the .ics must say which one."""
+    first_pass = "UID:a\r\nDTSTART:20261025T003000Z\r\nDTEND:20261025T013000Z\r\nSUMMARY:First"
+    second_pass = "UID:b\r\nDTSTART:20261025T013000Z\r\nDTEND:20261025T023000Z\r\nSUMMARY:Second"
+    add(cli, "edges", _ics(first_pass, second_pass), tmp_path, "--tz", "Europe/Oslo")
+    mail, _ = snap(cli, tmp_path, "edges", "--range", "2026-10-25..2026-10-25")
+    events = {str(e["UID"]): e for e in mail.calendar().walk("VEVENT")}
+    for uid, start in (("a", 0), ("b", 1)):
+        got = events[uid]
+        began, ended = got["DTSTART"].dt.astimezone(UTC), got["DTEND"].dt.astimezone(UTC)
+        assert began == datetime(2026, 10, 25, start, 30, tzinfo=UTC)
+        assert ended - began == timedelta(hours=1)
+    assert _days(mail.text)["Sunday 25 October"] == [
+        "02:30 – 02:30  First (Busy)",  # 02:30 summer time to 02:30 winter time
+        "02:30 – 03:30  Second (Busy)",
+    ]
+
+
+def test_a_cut_off_schedule_never_calls_full_days_free(cli: Cli, tmp_path: Path) -> None:
+    busy_days = [
+        f"UID:m{n}\r\nDTSTART;TZID=Europe/Oslo:2026040{1 + n // 8}T{8 + n % 8:02d}0000\r\n"
+        f"DTEND;TZID=Europe/Oslo:2026040{1 + n // 8}T{8 + n % 8:02d}3000\r\nSUMMARY:Slot {n}"
+        for n in range(72)  # 8 a day, 1-9 April
+    ]
+    long_ones = [
+        f"UID:long{n}\r\nDTSTART;VALUE=DATE:20260401\r\nDTEND;VALUE=DATE:20261231\r\n"
+        f"SUMMARY:Season {n}"
+        for n in range(40)
+    ]
+    add(cli, "edges", _ics(*busy_days, *long_ones), tmp_path)
+    mail, made = snap(cli, tmp_path, "edges", "--range", "2026-04-01..2026-04-30")
+    assert made["events"] == 112
+    assert "Not listed here:" in mail.text
+    assert "No events" not in mail.text  # the days after the cut are not listed at all
+    assert len(mail.html.encode()) < 102_000  # rows are counted, not events
+
+
+def test_unusual_settings_and_dates_give_answers_not_tracebacks(cli: Cli, tmp_path: Path) -> None:
+    forever = "UID:f\r\nDTSTART;VALUE=DATE:18000101\r\nDTEND;VALUE=DATE:99991231\r\nSUMMARY:Era"
+    timed = "UID:t\r\nDTSTART:20261127T100000Z\r\nDTEND:20261127T110000Z\r\nSUMMARY:Meet"
+    add(cli, "edges", _ics(forever, timed), tmp_path)
+    mail, made = snap(cli, tmp_path, "edges", "--range", "next-7-days")
+    assert made["events"] == 2
+    assert "DTSTART;VALUE=DATE:18000101" in mail.ics_unfolded
+    late = {"CALSHARE_WORKING_HOURS_END": "24:00"}
+    out = tmp_path / "late.eml"
+    result = cli("snapshot", "edges", "--range", "next-7-days", "--working-hours-only",
+                 "--out", str(out), env=late)  # fmt: skip
+    assert result.code == 0, result.err
+    nobody = {"CALSHARE_WORKING_HOURS_DAYS": ""}
+    refused = cli("snapshot", "edges", "--range", "next-7-days", "--working-hours-only",
+                  "--out", str(out), env=nobody)  # fmt: skip
+    assert refused.code == 2 and "working_hours.days is empty" in refused.err
+
+
+def test_whole_of_a_calendar_that_only_starts_later(cli: Cli, tmp_path: Path) -> None:
+    weekly = "UID:w\r\nDTSTART:20280103T090000Z\r\nDTEND:20280103T100000Z\r\nRRULE:FREQ=WEEKLY"
+    add(cli, "edges", _ics(weekly), tmp_path)
+    _, made = snap(cli, tmp_path, "edges", "--range", "WHOLE")
+    assert made["range"]["from"] == "2028-01-03"
+    assert 52 <= made["events"] <= 53

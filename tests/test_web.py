@@ -352,3 +352,57 @@ def test_feeds_are_gzipped_for_clients_that_take_it(web: Web) -> None:
     # either representation's tag says "you have this version"
     for tag in (packed.headers["ETag"], plain.headers["ETag"]):
         assert http(url, **{"If-None-Match": tag, "Accept-Encoding": "gzip"}).status == 304
+
+
+def test_bad_forms_are_400s_and_a_second_click_mails_no_one(web: Web) -> None:
+    invitation = web.invite("hank@example.org")
+    page = f"{web.base}/i/{invitation.token}"
+    assert http(page, "POST", b"answer=accept&csrf=%C3%A9").status == 403
+    assert http(page, "POST", b"answer=accept&csrf=\xff\xfe").status in (400, 403)
+    odd = http(page, "POST", b"answer=accept", **{"Content-Type": "text/plain; charset=nope"})
+    assert odd.status in (400, 403)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', http(page).text)
+    assert csrf
+    form = f"answer=accept&csrf={csrf[1]}".encode()
+    assert http(page, "POST", form).status == 200
+    again = http(page, "POST", form)  # a double click, a reload
+    assert again.status == 410 and "already accepted" in again.text.lower()
+    kinds = [q.kind for q in queued(web.db_path, "o.share_id = ?", (invitation.share_id,))]
+    assert kinds == ["invitation", "welcome", "owner_accepted"]  # no "invalid token" mail
+
+
+def test_gzip_refused_with_q0_gets_plain(web: Web) -> None:
+    url = web.accept_by_mail("bob@example.org")
+    got = http(url, **{"Accept-Encoding": "gzip;q=0, identity"})
+    assert got.status == 200 and "Content-Encoding" not in got.headers
+    assert got.body.startswith(b"BEGIN:VCALENDAR")
+
+
+def test_policy_lowered_later_applies_to_existing_feeds(
+    web: Web, db_path: Path, clock: FixedClock
+) -> None:
+    url = web.accept_by_mail("eve@elsewhere.net")  # external: titles is allowed today
+    assert b"SUMMARY:" in http(url).body
+    path = url[url.index("/feeds/") :]
+    for env, status in (
+        ({"CALSHARE_POLICY_EXTERNAL_MAX_LEVEL": "free-busy"}, 200),
+        ({"CALSHARE_POLICY_EXTERNAL_MAX_LEVEL": "none"}, 410),
+        ({"CALSHARE_POLICY_SHARING": "false"}, 410),
+    ):
+        settings = load_settings(None, env=inbox_env(**env))
+        other = Inbox(settings, db_path, clock, http=True).start()
+        try:
+            got = http(other.web + path)
+        finally:
+            other.stop()
+        assert got.status == status, env
+        if status == 200:
+            assert b"SUMMARY:" not in got.body and b"BEGIN:VEVENT" in got.body
+
+
+def test_non_ascii_file_names_are_sent_both_ways() -> None:
+    from calshare.web import _inline_file
+
+    assert _inline_file("Møter.ics") == (
+        "inline; filename=\"M_ter.ics\"; filename*=UTF-8''M%C3%B8ter.ics"
+    )
