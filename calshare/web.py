@@ -349,7 +349,6 @@ async def answer_page(request: web.Request) -> web.StreamResponse:
             410,
             domain=domain,
             title=wording.text("page.closed_title", lang),
-            heading=wording.text("page.closed_title", lang),
             body=wording.text(f"invalid_token.{why}", lang)
             + ". "
             + wording.text(f"invalid_token.advice_{why}", lang, owner=owner),
@@ -359,7 +358,6 @@ async def answer_page(request: web.Request) -> web.StreamResponse:
         lang,
         domain=domain,
         title=wording.text("invitation.heading", lang),
-        heading=wording.text("invitation.heading", lang),
         body=wording.text(
             "page.intro",
             lang,
@@ -385,7 +383,6 @@ async def answer_page(request: web.Request) -> web.StreamResponse:
 def _unknown(lang: str) -> dict[str, str]:
     return {
         "title": wording.text("page.unknown_title", lang),
-        "heading": wording.text("page.unknown_title", lang),
         "body": wording.text("page.unknown", lang),
     }
 
@@ -447,7 +444,6 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
             lang,
             domain=settings.mail.domain,
             title=wording.text(f"page.{outcome}_title", lang),
-            heading=wording.text(f"page.{outcome}_title", lang),
             body=wording.text(f"page.{outcome}", lang, owner=owner, calendar=invitation.calendar),
         )
     why = answers.why_invalid(invitation, now) or "revoked"
@@ -456,7 +452,6 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
         410,
         domain=settings.mail.domain,
         title=wording.text("page.closed_title", lang),
-        heading=wording.text("page.closed_title", lang),
         body=wording.text(f"invalid_token.{why}", lang)
         + ". "
         + wording.text(f"invalid_token.advice_{why}", lang, owner=owner),
