@@ -25,10 +25,12 @@ PAGE_ENTRY_LIMIT = 500  # a page is not a mail, but it should still load on a ph
 
 @dataclass(frozen=True)
 class Nav:
+    """Links to the months before and after; None where the page would not serve it."""
+
     previous: str
-    previous_url: str
+    previous_url: str | None
     next: str
-    next_url: str
+    next_url: str | None
 
 
 def month_range(month: date, zone: ZoneInfo) -> DateRange:

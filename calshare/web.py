@@ -236,12 +236,9 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         zone = calendar.zoneinfo
         level = _publication_level(context, found)
         start, end = context.feeds.window(now)
-        month = _month(
-            request.query.get("month"),
-            now.astimezone(zone).date(),
-            start.astimezone(zone).date(),
-            (end - timedelta(days=1)).astimezone(zone).date(),
-        )
+        first = start.astimezone(zone).date().replace(day=1)
+        last = (end - timedelta(days=1)).astimezone(zone).date()
+        month = _month(request.query.get("month"), now.astimezone(zone).date(), first, last)
         days = month_range(month, zone)
         occurrences = visible_occurrences(
             context.store,
@@ -270,9 +267,9 @@ async def published_page(request: web.Request) -> web.StreamResponse:
             webcal_url=shown.webcal,
             nav=Nav(
                 format_date(before, "MMMM y", locale=locale),
-                f"?month={before:%Y-%m}",
+                f"?month={before:%Y-%m}" if before >= first else None,
                 format_date(after, "MMMM y", locale=locale),
-                f"?month={after:%Y-%m}",
+                f"?month={after:%Y-%m}" if after <= last else None,
             ),
             domain=settings.mail.domain,
         )
@@ -362,7 +359,7 @@ async def answer_page(request: web.Request) -> web.StreamResponse:
             "page.intro",
             lang,
             owner=owner,
-            owner_address=invitation.owner,
+            owner_who=wording.who(owner, invitation.owner),
             calendar=invitation.calendar,
             invitee=invitation.invitee,
         ),

@@ -249,6 +249,7 @@ def _fields(sender: Sender, calendar: str) -> dict[str, str]:
     return {
         "owner": sender.owner_name,
         "owner_address": sender.owner.address,
+        "owner_who": wording.who(sender.owner_name, sender.owner.address),
         "calendar": clean(calendar),
     }
 

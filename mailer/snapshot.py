@@ -137,6 +137,7 @@ def snapshot(
     fields = {
         "owner": sender.owner_name,
         "owner_address": sender.owner.address,
+        "owner_who": wording.who(sender.owner_name, sender.owner.address),
         "calendar": clean(request.calendar),
         "range": range_words(request.days, lang),
     }

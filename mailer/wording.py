@@ -42,7 +42,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "en": {
         "invitation.subject": "{owner} shared the calendar “{calendar}” with you",
         "invitation.heading": "Calendar sharing invitation",
-        "invitation.intro": "{owner} ({owner_address}) would like to share the calendar “{calendar}” with you.",
+        "invitation.intro": "{owner_who} would like to share the calendar “{calendar}” with you.",
         "invitation.level": "Permission: {level} — {explanation}.",
         "invitation.message_from": "{owner} wrote:",
         "invitation.accept": "Accept",
@@ -54,10 +54,10 @@ _TEXT: dict[str, dict[str, str]] = {
         "invitation.valid_until": "This invitation is valid until {date}.",
         "level_changed.subject": "{owner} changed your access to the calendar “{calendar}”",
         "level_changed.heading": "Your access has changed",
-        "level_changed.body": "{owner} ({owner_address}) changed what you see of the calendar “{calendar}” to “{level}”: {explanation}. Your subscription keeps working; it shows the new level from its next update.",
+        "level_changed.body": "{owner_who} changed what you see of the calendar “{calendar}” to “{level}”: {explanation}. Your subscription keeps working; it shows the new level from its next update.",
         "unshared.subject": "{owner} stopped sharing the calendar “{calendar}” with you",
         "unshared.heading": "Calendar no longer shared",
-        "unshared.body": "{owner} ({owner_address}) no longer shares the calendar “{calendar}” with you. Any subscription to it has stopped working; you can remove it from your calendar app.",
+        "unshared.body": "{owner_who} no longer shares the calendar “{calendar}” with you. Any subscription to it has stopped working; you can remove it from your calendar app.",
         "welcome.subject": "You can now see the calendar “{calendar}” from {owner}",
         "welcome.heading": "The calendar is shared with you",
         "welcome.body": "You accepted {owner}'s invitation: {explanation}. Add the calendar “{calendar}” to your calendar app with the private link below (Outlook: Add calendar › From internet; Google Calendar: Other calendars › From URL; Apple Calendar: File › New Calendar Subscription). Keep the link to yourself: anyone who has it sees what you see.",
@@ -89,7 +89,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "footer": "Sent by the calendar sharing service at {domain}. This is an automatic message.",
         "snapshot.subject": "Calendar “{calendar}” from {owner}: {range}",
         "snapshot.heading": "{calendar}",
-        "snapshot.intro": "{owner} ({owner_address}) sent you a copy of the calendar “{calendar}” for {range}.",
+        "snapshot.intro": "{owner_who} sent you a copy of the calendar “{calendar}” for {range}.",
         "snapshot.zone": "Times are in {zone}.",
         "snapshot.detail": "This copy shows {detail}.",
         "snapshot.detail.free-busy": "only when {owner} is busy, not what the events are",
@@ -113,7 +113,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "busy.oof": "Out of office",
         "busy.elsewhere": "Working elsewhere",
         "busy.free": "Free",
-        "page.intro": "{owner} ({owner_address}) would like to share the calendar “{calendar}” with {invitee}.",
+        "page.intro": "{owner_who} would like to share the calendar “{calendar}” with {invitee}.",
         "page.accepted_title": "Accepted",
         "page.accepted": "You accepted {owner}'s calendar “{calendar}”. A mail with your private subscription link is on its way.",
         "page.declined_title": "Declined",
@@ -135,7 +135,7 @@ _TEXT: dict[str, dict[str, str]] = {
     "nb": {
         "invitation.subject": "{owner} har delt kalenderen «{calendar}» med deg",
         "invitation.heading": "Invitasjon til delt kalender",
-        "invitation.intro": "{owner} ({owner_address}) vil dele kalenderen «{calendar}» med deg.",
+        "invitation.intro": "{owner_who} vil dele kalenderen «{calendar}» med deg.",
         "invitation.level": "Tilgang: {level} — {explanation}.",
         "invitation.message_from": "{owner} skrev:",
         "invitation.accept": "Godta",
@@ -147,10 +147,10 @@ _TEXT: dict[str, dict[str, str]] = {
         "invitation.valid_until": "Invitasjonen gjelder til {date}.",
         "level_changed.subject": "{owner} har endret tilgangen din til kalenderen «{calendar}»",
         "level_changed.heading": "Tilgangen din er endret",
-        "level_changed.body": "{owner} ({owner_address}) har endret hva du ser av kalenderen «{calendar}» til «{level}»: {explanation}. Abonnementet ditt virker fortsatt og viser det nye nivået fra neste oppdatering.",
+        "level_changed.body": "{owner_who} har endret hva du ser av kalenderen «{calendar}» til «{level}»: {explanation}. Abonnementet ditt virker fortsatt og viser det nye nivået fra neste oppdatering.",
         "unshared.subject": "{owner} deler ikke lenger kalenderen «{calendar}» med deg",
         "unshared.heading": "Kalenderen deles ikke lenger",
-        "unshared.body": "{owner} ({owner_address}) deler ikke lenger kalenderen «{calendar}» med deg. Abonnementet på den virker ikke lenger; du kan fjerne det fra kalenderprogrammet ditt.",
+        "unshared.body": "{owner_who} deler ikke lenger kalenderen «{calendar}» med deg. Abonnementet på den virker ikke lenger; du kan fjerne det fra kalenderprogrammet ditt.",
         "welcome.subject": "Nå kan du se kalenderen «{calendar}» fra {owner}",
         "welcome.heading": "Kalenderen er delt med deg",
         "welcome.body": "Du har godtatt invitasjonen fra {owner}: {explanation}. Legg kalenderen «{calendar}» til i kalenderprogrammet ditt med den private lenken under (Outlook: Legg til kalender › Fra Internett; Google Kalender: Andre kalendere › Fra nettadresse; Apple Kalender: Arkiv › Nytt kalenderabonnement). Hold lenken for deg selv: alle som har den, ser det du ser.",
@@ -182,7 +182,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "footer": "Sendt av kalenderdelingstjenesten på {domain}. Dette er en automatisk melding.",
         "snapshot.subject": "Kalenderen «{calendar}» fra {owner}: {range}",
         "snapshot.heading": "{calendar}",
-        "snapshot.intro": "{owner} ({owner_address}) har sendt deg en kopi av kalenderen «{calendar}» for {range}.",
+        "snapshot.intro": "{owner_who} har sendt deg en kopi av kalenderen «{calendar}» for {range}.",
         "snapshot.zone": "Tidene er i {zone}.",
         "snapshot.detail": "Denne kopien viser {detail}.",
         "snapshot.detail.free-busy": "bare når {owner} er opptatt, ikke hva avtalene gjelder",
@@ -206,7 +206,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "busy.oof": "Ikke til stede",
         "busy.elsewhere": "Arbeider et annet sted",
         "busy.free": "Ledig",
-        "page.intro": "{owner} ({owner_address}) vil dele kalenderen «{calendar}» med {invitee}.",
+        "page.intro": "{owner_who} vil dele kalenderen «{calendar}» med {invitee}.",
         "page.accepted_title": "Godtatt",
         "page.accepted": "Du godtok kalenderen «{calendar}» fra {owner}. En e-post med din private abonnementslenke er på vei.",
         "page.declined_title": "Avslått",
@@ -234,6 +234,12 @@ _LOCALES = {"en": "en_GB", "nb": "nb_NO"}
 
 def babel_locale(lang: str) -> str:
     return _LOCALES[lang]
+
+
+def who(name: str, address: str) -> str:
+    """'Ann Demo (ann@example.org)', or just the address when there is no other name."""
+    name = name.strip()
+    return f"{name} ({address})" if name and name != address else address
 
 
 def level_words(level: Level, lang: str) -> str:

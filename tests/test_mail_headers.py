@@ -603,7 +603,11 @@ def test_every_level_has_words_in_every_language(lang: str) -> None:
 
 def _context(lang: str) -> dict[str, Any]:
     """Everything any of our templates may ask for, in one language."""
-    fields = {"owner": "Ann", "owner_address": OWNER_ADDRESS, "calendar": "project"}
+    fields = {
+        "owner": "Ann",
+        "owner_who": wording.who("Ann", OWNER_ADDRESS),
+        "calendar": "project",
+    }
     level = {
         "level": wording.level_words(Level.TITLES, lang),
         "explanation": wording.explanation(Level.TITLES, lang, "Ann"),
@@ -758,3 +762,22 @@ def assert_mail_safe_html(html: str) -> None:
                 if tag == "table":
                     widest = max(widest, width)
     assert widest == MAX_WIDTH, "the card should be a 600 px table"
+
+
+def test_an_owner_without_a_name_is_named_once() -> None:
+    assert wording.who("", "ann@example.org") == "ann@example.org"
+    assert wording.who("ann@example.org", "ann@example.org") == "ann@example.org"
+    assert wording.who("Ann Demo", "ann@example.org") == "Ann Demo (ann@example.org)"
+    sender = compose.Sender(
+        "share.example.org", Mailbox("calendar@share.example.org", "Calendar"),
+        Mailbox("ann@example.org", ""),
+    )  # fmt: skip
+    mail = compose.invitation(
+        sender, Mailbox("bob@example.org", "Bob"), calendar="project", level=Level.TITLES,
+        token=TOKEN, base_url="https://c.example.org", expires=date(2026, 12, 10), lang="en",
+        message=None, now=NOW,
+    )  # fmt: skip
+    text = message_from_bytes(mail.raw, policy=email_policy.default)
+    body = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "ann@example.org would like to share" in body
+    assert "(ann@example.org)" not in body
