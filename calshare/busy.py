@@ -24,6 +24,8 @@ _MICROSOFT = {
     "OOF": Busy.OOF,
     "WORKINGELSEWHERE": Busy.ELSEWHERE,
 }
+# and back, for what we write (Outlook and Exchange-fed apps read it)
+MICROSOFT_NAMES = {busy: name for name, busy in _MICROSOFT.items()}
 
 
 def busy_status(

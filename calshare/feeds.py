@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from calshare.calendars import Calendar, get_calendar
 from calshare.config import PolicySettings, Settings
+from calshare.errors import UnknownCalendar
 from calshare.ics_writer import write_calendar
 from calshare.levels import Level, lower_of
 from calshare.policy import highest_level
@@ -63,7 +64,7 @@ class Version:
     key: tuple[object, ...]  # (calendar id, calendar version, level, first day): the body
     etag: str  # quoted, as it goes in the header
     last_modified: datetime
-    calendar: Calendar
+    calendar_name: str
     level: Level
 
 
@@ -108,29 +109,29 @@ class FeedMaker:
         self._lock = threading.Lock()
 
     def window(self, now: datetime) -> tuple[datetime, datetime]:
-        today = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
-        http = self.settings.http
-        return today - timedelta(days=http.feed_days_back), today + timedelta(
-            days=http.feed_days_ahead + 1
-        )
+        return feed_window(self.settings, now)
 
     def version(
         self, store: Store, calendar_name: str, level: Level, changed_at: str, now: datetime
     ) -> Version:
-        """The feed's ETag and date, from two indexed reads; no rendering.
+        """The feed's ETag and date from one narrow indexed read; no rendering.
 
         ``changed_at`` is when the grant (or publication) last changed.
         """
-        calendar = get_calendar(store.db, calendar_name)
+        row = store.db.execute(
+            "SELECT id, version, imported_at FROM calendars WHERE name = ?", [calendar_name]
+        ).fetchone()
+        if row is None:
+            raise UnknownCalendar(calendar_name)
+        calendar_id, calendar_version, imported_at = row
         start, _ = self.window(now)
-        key = (calendar.id, calendar.version, level, start.date())
+        key = (calendar_id, calendar_version, level, start.date())
         tag = hashlib.sha256(repr((key, changed_at)).encode()).hexdigest()[:32]
-        changed = [_instant(changed_at), start]
-        if calendar.imported_at:
-            changed.append(_instant(calendar.imported_at))
         # the window moves every day, so the feed is "modified" at least every midnight
-        changed.append(datetime.combine(now.astimezone(UTC).date(), time(), UTC))
-        return Version(key, f'"{tag}"', max(changed).replace(microsecond=0), calendar, level)
+        changed = [_instant(changed_at), datetime.combine(now.astimezone(UTC).date(), time(), UTC)]
+        if imported_at:
+            changed.append(_instant(imported_at))
+        return Version(key, f'"{tag}"', max(changed).replace(microsecond=0), calendar_name, level)
 
     def cached(self, version: Version) -> Body | None:
         with self._lock:
@@ -144,8 +145,8 @@ class FeedMaker:
         body = self.cached(version)
         if body is not None:
             return body
-        start, end = self.window(now)
-        plain = self._render(store, version.calendar, version.level, start, end, now)
+        calendar = get_calendar(store.db, version.calendar_name)
+        plain = feed_ics(store, self.settings, calendar, version.level, now)
         body = Body(plain, gzip.compress(plain, compresslevel=6, mtime=0))
         with self._lock:
             self._bodies[version.key] = body
@@ -155,32 +156,39 @@ class FeedMaker:
                 self._size -= len(old.plain) + len(old.gzipped)
         return body
 
-    def _render(
-        self,
-        store: Store,
-        calendar: Calendar,
-        level: Level,
-        start: datetime,
-        end: datetime,
-        now: datetime,
-    ) -> bytes:
-        found = visible_occurrences(
-            store,
-            calendar,
-            start,
-            end,
-            level,
-            include_private=False,
-            now=now,
-            limit_years=self.settings.calendars.index_limit_years,
-        )
-        return write_calendar(
-            found,
-            name=calendar.name,
-            zone=calendar.zone,
-            now=now,
-            refresh=timedelta(minutes=self.settings.http.feed_refresh_minutes),
-        )
+
+def feed_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
+    """The days a feed holds: ``http.feed_days_back`` before today to ``feed_days_ahead`` after."""
+    today = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    http = settings.http
+    return (
+        today - timedelta(days=http.feed_days_back),
+        today + timedelta(days=http.feed_days_ahead + 1),
+    )
+
+
+def feed_ics(
+    store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
+) -> bytes:
+    """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it."""
+    start, end = feed_window(settings, now)
+    found = visible_occurrences(
+        store,
+        calendar,
+        start,
+        end,
+        level,
+        include_private=False,
+        now=now,
+        limit_years=settings.calendars.index_limit_years,
+    )
+    return write_calendar(
+        found,
+        name=calendar.name,
+        zone=calendar.zone,
+        now=now,
+        refresh=timedelta(minutes=settings.http.feed_refresh_minutes),
+    )
 
 
 def _instant(text: str) -> datetime:

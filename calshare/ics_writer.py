@@ -16,26 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import icalendar
 
-from calshare.busy import Busy
+from calshare.busy import MICROSOFT_NAMES, Busy
 from calshare.occurrence import Occurrence
 
 PRODID = "-//calshare//calshare 0.1//EN"
 
-# Outlook's own busy vocabulary, which Outlook, and Exchange-fed apps, read back.
-_MICROSOFT = {
-    Busy.BUSY: "BUSY",
-    Busy.TENTATIVE: "TENTATIVE",
-    Busy.OOF: "OOF",
-    Busy.ELSEWHERE: "WORKINGELSEWHERE",
-    Busy.FREE: "FREE",
-}
 _STATUSES = frozenset({"TENTATIVE", "CONFIRMED", "CANCELLED"})
 
 
@@ -216,7 +208,7 @@ def _described(
     if status:
         lines.append(f"STATUS:{status}")
     lines.append("TRANSP:TRANSPARENT" if busy is Busy.FREE else "TRANSP:OPAQUE")
-    lines.append(f"X-MICROSOFT-CDO-BUSYSTATUS:{_MICROSOFT[busy]}")
+    lines.append(f"X-MICROSOFT-CDO-BUSYSTATUS:{MICROSOFT_NAMES[busy]}")
     if summary:
         lines.append(f"SUMMARY:{escape_text(summary)}")
     if location:
@@ -299,19 +291,3 @@ def write_calendar(
     parts.extend(vevent(occurrence, stamp, zone_info, tzid) for occurrence in occurrences)
     parts.append("END:VCALENDAR\r\n")
     return "".join(parts).encode("utf-8")
-
-
-def tzids(text: str) -> set[str]:
-    """The TZIDs a calendar's text refers to (for tests and checks of our own output)."""
-    found: set[str] = set()
-    for line in _unfold(text):
-        head, _, _ = line.partition(":")
-        for param in head.split(";")[1:]:
-            key, _, value = param.partition("=")
-            if key.upper() == "TZID":
-                found.add(value.strip('"'))
-    return found
-
-
-def _unfold(text: str) -> Iterable[str]:
-    return text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n")

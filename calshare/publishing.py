@@ -28,10 +28,11 @@ from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import PublishRefused, UsageError, WebDavError
-from calshare.feeds import GONE, FeedMaker
+from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
 from calshare.pages import published_html
 from calshare.ranges import DateRange
+from calshare.sharing import audit
 from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, parse_token, token_hash
 from calshare.views import visible_occurrences
@@ -157,10 +158,7 @@ def publish(
                VALUES (?, ?, ?, ?, ?)""",
             [calendar.id, token_hash(secret), level.value, utc_text(now), folder],
         )
-        db.execute(
-            "INSERT INTO audit (at, action, calendar_id, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            [utc_text(now), "published", calendar.id, log_id(secret), f"level {level}"],
-        )
+        audit(db, now, "published", calendar.id, log_id(secret), f"level {level}")
     log.info("published %s at %s, secret %s", calendar.name, level, log_id(secret))
     problem = None
     if folder is not None:
@@ -190,11 +188,7 @@ def unpublish(store: Store, settings: Settings, clock: Clock, calendar_name: str
             db.execute(
                 "UPDATE publications SET revoked_at = ? WHERE id = ?", [utc_text(now), live.id]
             )
-            db.execute(
-                "INSERT INTO audit (at, action, calendar_id, subject, detail) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [utc_text(now), "unpublished", calendar.id, str(live.id), f"level {live.level}"],
-            )
+            audit(db, now, "unpublished", calendar.id, str(live.id), f"level {live.level}")
     leftovers = bool(_files(store.db, calendar.id))
     if live is None and not leftovers:
         raise UsageError(f"{calendar.name!r} is not published")
@@ -247,9 +241,7 @@ def render_files(
     store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
 ) -> tuple[bytes, str]:
     """The .ics (the feed's window) and the static page (its next 60 days) for WebDAV."""
-    maker = FeedMaker(settings)
-    version = maker.version(store, calendar.name, level, utc_text(now), now)
-    ics = maker.body(store, version, now).plain
+    ics = feed_ics(store, settings, calendar, level, now)
     today = now.astimezone(calendar.zoneinfo).date()
     days = DateRange(today, today + timedelta(days=59), calendar.zoneinfo)
     found = visible_occurrences(

@@ -16,6 +16,7 @@ from calshare.errors import UsageError
 
 NAMED = ("today", "tomorrow", "next-7-days", "next-30-days", "whole")
 MAX_DAYS = 100 * 366
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)  # the years calshare handles
 _EXPLICIT = re.compile(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
 
 
@@ -48,7 +49,7 @@ def _checked(first: date, last: date, zone: ZoneInfo, text: str) -> DateRange:
         raise UsageError(f"--range {text!r} ends before it starts")
     if (last - first).days >= MAX_DAYS:
         raise UsageError(f"--range {text!r} is longer than 100 years; ask for a shorter one")
-    if first.year < 1900 or last.year > 2199:
+    if first < FIRST_DAY or last > LAST_DAY:
         raise UsageError(f"--range {text!r} is outside the years calshare handles (1900–2199)")
     return DateRange(first, last, zone)
 

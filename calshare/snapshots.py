@@ -21,14 +21,14 @@ from calshare.errors import UsageError
 from calshare.levels import Level, lower_of
 from calshare.occurrence import Occurrence
 from calshare.policy import check_recipient
-from calshare.ranges import MAX_DAYS, DateRange, resolve_range
+from calshare.ranges import FIRST_DAY, LAST_DAY, MAX_DAYS, DateRange, resolve_range
 from calshare.schedule import WorkingWindow, clip_to_working_hours
 from calshare.sharing import audit, check_deliverable, mail_sender
 from calshare.store import Store
 from calshare.views import visible_occurrences
 from mailer import outbox
 from mailer.compose import OutgoingMail
-from mailer.snapshot import LAYOUTS, SnapshotRequest, snapshot
+from mailer.snapshot import LAYOUTS, Rendered, SnapshotRequest, addressed, render_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ MAX_RECIPIENTS = 50
 # `whole` shows series that never end up to this far ahead, as Outlook does with
 # its own "whole calendar" (a never-ending series would otherwise never stop).
 WHOLE_AHEAD = timedelta(days=365)
-WHOLE_FIRST, WHOLE_LAST = date(1900, 1, 1), date(2199, 12, 31)  # the years calshare handles
 _DTSTART = re.compile(r"^DTSTART[^:\r\n]*:(\d{8})", re.MULTILINE)
 
 
@@ -96,8 +95,8 @@ def whole_days(store: Store, calendar: Calendar, now: datetime) -> tuple[date, d
             lasts.append(horizon if began <= horizon else began + WHOLE_AHEAD)
     if not firsts:
         return today, today
-    last = min(max(lasts, default=today), WHOLE_LAST)
-    first = max(min(firsts), WHOLE_FIRST, last - timedelta(days=MAX_DAYS - 1))
+    last = min(max(lasts, default=today), LAST_DAY)
+    first = max(min(firsts), FIRST_DAY, last - timedelta(days=MAX_DAYS - 1))
     return min(first, last), last
 
 
@@ -176,7 +175,7 @@ def compose_snapshots(
     window = _working_window(settings) if options.working_hours_only else None
     lang = options.lang or settings.mail.lang
     sender = mail_sender(settings, calendar)
-    made: dict[Level, tuple[list[Occurrence], SnapshotRequest]] = {}
+    made: dict[Level, tuple[int, Rendered, DateRange]] = {}
     sent: list[Sent] = []
     for mailbox, level, capped in checked:
         if level not in made:
@@ -203,10 +202,10 @@ def compose_snapshots(
                 include_private=options.include_private,
                 working_hours=window,
             )
-            made[level] = (found, request)
-        found, request = made[level]
-        mail = snapshot(sender, mailbox, found, request, now=now)
-        sent.append(Sent(mailbox, level, capped, mail, len(found), request.days))
+            made[level] = (len(found), render_snapshot(sender, found, request, now=now), shown_days)
+        count, rendered, shown_days = made[level]
+        mail = addressed(sender, mailbox, rendered, now=now)
+        sent.append(Sent(mailbox, level, capped, mail, count, shown_days))
     return sent
 
 

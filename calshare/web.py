@@ -148,7 +148,7 @@ async def _send_feed(
     if body is None:
         now = context.clock.now()
         body = await context.run(lambda: context.feeds.body(context.store, version, now))
-    headers["Content-Disposition"] = _inline_file(f"{version.calendar.name}.ics")
+    headers["Content-Disposition"] = _inline_file(f"{version.calendar_name}.ics")
     if gzipped:
         headers["Content-Encoding"] = "gzip"
     return web.Response(
@@ -251,9 +251,9 @@ async def published_page(request: web.Request) -> web.StreamResponse:
             limit_years=settings.calendars.index_limit_years,
         )
         lang = settings.mail.lang
-        locale = wording.babel_locale(lang)
+        locale, pattern = wording.babel_locale(lang), wording.text("pattern.month", lang)
         before = (month - timedelta(days=1)).replace(day=1)
-        after = (month + timedelta(days=32)).replace(day=1)
+        after = days.last + timedelta(days=1)
         shown = links(settings.http.base_url, secret.lower())
         return published_html(
             calendar=calendar.name,
@@ -266,9 +266,9 @@ async def published_page(request: web.Request) -> web.StreamResponse:
             ics_url=shown.ics,
             webcal_url=shown.webcal,
             nav=Nav(
-                format_date(before, "MMMM y", locale=locale),
+                format_date(before, pattern, locale=locale),
                 f"?month={before:%Y-%m}" if before >= first else None,
-                format_date(after, "MMMM y", locale=locale),
+                format_date(after, pattern, locale=locale),
                 f"?month={after:%Y-%m}" if after <= last else None,
             ),
             domain=settings.mail.domain,

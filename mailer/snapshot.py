@@ -120,23 +120,23 @@ def schedule_for(occurrences: Sequence[Occurrence], request: SnapshotRequest) ->
     )
 
 
-def snapshot(
-    sender: Sender,
-    to: Mailbox,
-    occurrences: Sequence[Occurrence],
-    request: SnapshotRequest,
-    *,
-    now: datetime,
-    key: str | None = None,
-) -> OutgoingMail:
-    """The snapshot mail: text and HTML alternatives, and the .ics as an attachment.
+@dataclass(frozen=True)
+class Rendered:
+    """A snapshot's words and files, the same for every recipient at one level."""
 
-    Replies go to the owner (Reply-To), not to us: a snapshot has nothing to answer.
-    """
+    subject: str
+    text: str
+    html: str
+    attachment: Attachment
+
+
+def render_snapshot(
+    sender: Sender, occurrences: Sequence[Occurrence], request: SnapshotRequest, *, now: datetime
+) -> Rendered:
+    """The schedule, both bodies and the .ics: made once, addressed to each recipient after."""
     lang = request.lang
     fields = {
         "owner": sender.owner_name,
-        "owner_address": sender.owner.address,
         "owner_who": wording.who(sender.owner_name, sender.owner.address),
         "calendar": clean(request.calendar),
         "range": range_words(request.days, lang),
@@ -183,20 +183,47 @@ def snapshot(
         "footer": wording.text("footer", lang, domain=sender.domain),
     }
     ics = write_calendar(occurrences, name=request.calendar, zone=request.zone, now=now)
-    owner_local, _, owner_domain = sender.owner.address.rpartition("@")
-    return build(
-        sender,
-        to,
+    return Rendered(
         subject,
         render("snapshot.txt", **context),
         render("snapshot.html", **context),
-        now,
-        key or new_message_key(),
-        reply_to=Address(sender.owner_name, owner_local, normalize_domain(owner_domain)),
-        attachment=Attachment(
+        Attachment(
             ics,
             "text/calendar",
             ics_filename(request.calendar),
             (("method", "PUBLISH"), ("charset", "utf-8")),
         ),
     )
+
+
+def addressed(
+    sender: Sender, to: Mailbox, rendered: Rendered, *, now: datetime, key: str | None = None
+) -> OutgoingMail:
+    """One recipient's message. Replies go to the owner (Reply-To): a snapshot has
+    nothing for us to answer."""
+    owner_local, _, owner_domain = sender.owner.address.rpartition("@")
+    return build(
+        sender,
+        to,
+        rendered.subject,
+        rendered.text,
+        rendered.html,
+        now,
+        key or new_message_key(),
+        reply_to=Address(sender.owner_name, owner_local, normalize_domain(owner_domain)),
+        attachment=rendered.attachment,
+    )
+
+
+def snapshot(
+    sender: Sender,
+    to: Mailbox,
+    occurrences: Sequence[Occurrence],
+    request: SnapshotRequest,
+    *,
+    now: datetime,
+    key: str | None = None,
+) -> OutgoingMail:
+    """The snapshot mail for one recipient: text and HTML alternatives and the .ics."""
+    rendered = render_snapshot(sender, occurrences, request, now=now)
+    return addressed(sender, to, rendered, now=now, key=key)

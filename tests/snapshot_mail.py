@@ -31,6 +31,18 @@ class SnapshotMail:
         return icalendar.Calendar.from_ical(self.ics)
 
 
+def tzids(text: str) -> set[str]:
+    """The TZIDs an iCalendar text refers to, from its unfolded property parameters."""
+    found: set[str] = set()
+    for line in text.replace("\r\n ", "").replace("\r\n\t", "").split("\r\n"):
+        head, _, _ = line.partition(":")
+        for param in head.split(";")[1:]:
+            key, _, value = param.partition("=")
+            if key.upper() == "TZID":
+                found.add(value.strip('"'))
+    return found
+
+
 def read(raw: bytes) -> SnapshotMail:
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(message, EmailMessage)

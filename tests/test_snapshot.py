@@ -27,12 +27,13 @@ from hypothesis import strategies as st
 
 from calshare.busy import Busy
 from calshare.errors import UsageError
-from calshare.ics_writer import escape_text, fold, instance_uid, tzids, write_calendar
+from calshare.ics_writer import escape_text, fold, instance_uid, write_calendar
 from calshare.occurrence import Occurrence
 from calshare.ranges import DateRange, resolve_range
 from calshare.schedule import WorkingWindow, clip_to_working_hours
 from tests import snapshot_mail
 from tests.conftest import CORPUS, FIXTURES, NOW, CliResult
+from tests.snapshot_mail import tzids
 from tests.test_corpus import REFUSED
 from tests.test_mail_headers import assert_mail_safe_html
 
