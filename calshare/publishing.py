@@ -30,7 +30,7 @@ from calshare.config import Settings
 from calshare.errors import PublishRefused, UsageError, WebDavError
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
-from calshare.pages import published_html
+from calshare.pages import Nav, published_html
 from calshare.ranges import DateRange
 from calshare.sharing import audit
 from calshare.store import Store
@@ -244,6 +244,23 @@ def render_files(
     ics = feed_ics(store, settings, calendar, level, now)
     today = now.astimezone(calendar.zoneinfo).date()
     days = DateRange(today, today + timedelta(days=59), calendar.zoneinfo)
+    ics_name = quote(f"{calendar.name}.ics")  # beside the page in the same folder
+    html = page_html(store, settings, calendar, level, days, now, ics_name, ics_name, None)
+    return ics, html
+
+
+def page_html(
+    store: Store,
+    settings: Settings,
+    calendar: Calendar,
+    level: Level,
+    days: DateRange,
+    now: datetime,
+    ics_url: str,
+    webcal_url: str,
+    nav: Nav | None,
+) -> str:
+    """The published page for ``days``: the served month view and the WebDAV copy alike."""
     found = visible_occurrences(
         store,
         calendar,
@@ -254,8 +271,7 @@ def render_files(
         now=now,
         limit_years=settings.calendars.index_limit_years,
     )
-    ics_name = quote(f"{calendar.name}.ics")
-    html = published_html(
+    return published_html(
         calendar=calendar.name,
         zone=calendar.zone,
         owner=calendar.owner_name or calendar.owner,
@@ -263,12 +279,11 @@ def render_files(
         days=days,
         occurrences=found,
         lang=settings.mail.lang,
-        ics_url=ics_name,  # beside the page in the same folder
-        webcal_url=ics_name,
-        nav=None,
+        ics_url=ics_url,
+        webcal_url=webcal_url,
+        nav=nav,
         domain=settings.mail.domain,
     )
-    return ics, html
 
 
 def _push_files(

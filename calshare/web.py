@@ -34,11 +34,10 @@ from calshare.config import Settings
 from calshare.errors import StoreError
 from calshare.feeds import GONE, FeedMaker, Grant, Version, find_grant, http_date
 from calshare.levels import Level
-from calshare.pages import Nav, month_range, published_html
-from calshare.publishing import Publication, find_publication, links, served_level
+from calshare.pages import Nav, month_range
+from calshare.publishing import Publication, find_publication, links, page_html, served_level
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
-from calshare.views import visible_occurrences
 from inbox.classify import ACCEPT, DECLINE, Verdict
 from mailer import wording
 from mailer.templates import render
@@ -240,38 +239,19 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         last = (end - timedelta(days=1)).astimezone(zone).date()
         month = _month(request.query.get("month"), now.astimezone(zone).date(), first, last)
         days = month_range(month, zone)
-        occurrences = visible_occurrences(
-            context.store,
-            calendar,
-            days.start,
-            days.end,
-            level,
-            include_private=False,
-            now=now,
-            limit_years=settings.calendars.index_limit_years,
-        )
         lang = settings.mail.lang
         locale, pattern = wording.babel_locale(lang), wording.text("pattern.month", lang)
         before = (month - timedelta(days=1)).replace(day=1)
         after = days.last + timedelta(days=1)
         shown = links(settings.http.base_url, secret.lower())
-        return published_html(
-            calendar=calendar.name,
-            zone=calendar.zone,
-            owner=calendar.owner_name or calendar.owner,
-            level=level,
-            days=days,
-            occurrences=occurrences,
-            lang=lang,
-            ics_url=shown.ics,
-            webcal_url=shown.webcal,
-            nav=Nav(
-                format_date(before, pattern, locale=locale),
-                f"?month={before:%Y-%m}" if before >= first else None,
-                format_date(after, pattern, locale=locale),
-                f"?month={after:%Y-%m}" if after <= last else None,
-            ),
-            domain=settings.mail.domain,
+        nav = Nav(
+            format_date(before, pattern, locale=locale),
+            f"?month={before:%Y-%m}" if before >= first else None,
+            format_date(after, pattern, locale=locale),
+            f"?month={after:%Y-%m}" if after <= last else None,
+        )
+        return page_html(
+            context.store, settings, calendar, level, days, now, shown.ics, shown.webcal, nav
         )
 
     page = await context.run(make)
