@@ -326,8 +326,12 @@ class InboxSettings:
     )
     max_recipients: int = _option(20, _integer(1, 1000), "recipients per message")
     command_timeout_seconds: int = _option(
-        300, _integer(5, 3600), "an idle client is disconnected after this long"
+        60, _integer(5, 3600), "a client silent this long (between commands or within DATA) is cut"
     )
+    read_timeout_seconds: float = _option(
+        10.0, _seconds, "a message not parsed and classified in this time is stored unread"
+    )
+    readers: int = _option(2, _integer(1, 64), "worker processes reading inbound messages")
     commit_timeout_seconds: float = _option(
         10.0, _seconds, "if the database cannot store a message this fast, answer 451"
     )

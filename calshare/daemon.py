@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -28,6 +27,7 @@ from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import UsageError
 from calshare.store import Store
+from inbox.readers import Readers
 from inbox.server import GroupCommitter, InboxHandler, Sessions, protocol_class, purge_raw
 from mailer.sender import default_transport, flush
 
@@ -72,7 +72,8 @@ class Daemon:
         self.servers: list[asyncio.AbstractServer] = []
         self.handlers: list[InboxHandler] = []
         self.sessions = Sessions()
-        self.parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="inbox-parse")
+        inbox = settings.inbox
+        self.readers = Readers(settings, inbox.readers, inbox.read_timeout_seconds)
         self.ports: dict[str, int] = {}
         self.web: WebServer | None = None
 
@@ -89,6 +90,7 @@ class Daemon:
 
         self.committer = GroupCommitter(self.db_path, self.settings, self.clock, on_commit=wake)
         self.committer.start()
+        await self.readers.start()
         with Store.open(self.db_path, same_thread=False) as store:
             keep = self.settings.inbox.keep_raw_days
             purged = await asyncio.to_thread(purge_raw, store, keep, self.clock.now())
@@ -101,9 +103,7 @@ class Daemon:
         for name, listen, kind in (("smtp", smtp, SMTP), ("lmtp", lmtp, LMTP)):
             if listen is None:
                 continue
-            handler = InboxHandler(
-                self.settings, self.committer, lmtp=kind is LMTP, executor=self.parsers
-            )
+            handler = InboxHandler(self.settings, self.committer, self.readers, lmtp=kind is LMTP)
             protocol = protocol_class(kind, self.settings.inbox.max_line_length, self.sessions)
             factory = partial(
                 protocol,
@@ -186,7 +186,7 @@ class Daemon:
             await self.sender_task
         finally:
             await asyncio.get_running_loop().run_in_executor(None, self.committer.stop)
-            self.parsers.shutdown(wait=True)
+            await self.readers.close()
         log.info("stopped")
 
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import html
 import re
+import weakref
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.errors import MessageError
@@ -20,7 +21,6 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-from html.parser import HTMLParser
 
 from calshare.addresses import normalize_address
 from calshare.errors import AddressError
@@ -151,21 +151,48 @@ def parse_mail(raw: bytes) -> ParsedMail:
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
+# What has been read of each message, so that the second recipient of a message (of up
+# to max_recipients) costs nothing more: first header values by name, header values
+# as text, the body text. A message is not changed once parsed; the entry goes with it.
+_READ: weakref.WeakKeyDictionary[Message, dict[str, str]] = weakref.WeakKeyDictionary()
+_FIRST: weakref.WeakKeyDictionary[Message, dict[str, str]] = weakref.WeakKeyDictionary()
+# The longest header value read: no header the classifier reads is longer in real mail,
+# and decoding encoded-words and address lists is not linear in the length.
+HEADER_READ_CHARS = 16 * 1024
+_BODY = "\0body"
+# How much of the body text is read: the first lines decide, and an invitation quoted
+# back (for its token) comes early. Every recipient's reading is bounded by it.
+BODY_READ_CHARS = 64 * 1024
+_SENDER = "\0sender"  # the body text's key among a message's header values (no header is named so)
+
+
 def _header(message: Message, name: str) -> str:
     """A header as text: RFC 2047 encoded-words decoded, raw 8-bit read as UTF-8, one line.
 
     The raw value is read (compat32's get() turns 8-bit bytes into U+FFFD, which
     would lose an IDN From or a Norwegian subject), and the result is plain text:
-    no surrogates, whatever codec an encoded-word names.
+    no surrogates, whatever codec an encoded-word names. Read once per message.
     """
-    try:
-        wanted = name.lower()
-        value = next((v for k, v in message.raw_items() if k.lower() == wanted), None)
-    except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
-        return ""  # a malformed header: as absent
-    if value is None:
+    read = _READ.setdefault(message, {})
+    wanted = name.lower()
+    if wanted not in read:
+        read[wanted] = _read_header(message, wanted)
+    return read[wanted]
+
+
+def _read_header(message: Message, wanted: str) -> str:
+    first = _FIRST.get(message)
+    if first is None:
+        first = {}
+        try:
+            for key, value in message.raw_items():
+                first.setdefault(key.lower(), value)
+        except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
+            pass  # a malformed header: it and those after it as absent
+        _FIRST[message] = first
+    if wanted not in first:
         return ""
-    text = str(value)
+    text = str(first[wanted])[:HEADER_READ_CHARS]
     if _SURROGATE.search(text):  # 8-bit bytes in a header (SMTPUTF8 or a sloppy client)
         text = text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
     if "=?" in text:
@@ -182,6 +209,13 @@ def addresses(message: Message, name: str) -> list[str]:
 
 
 def _sender(message: Message) -> str | None:
+    read = _READ.setdefault(message, {})
+    if _SENDER not in read:
+        read[_SENDER] = _read_sender(message) or ""
+    return read[_SENDER] or None
+
+
+def _read_sender(message: Message) -> str | None:
     for address in addresses(message, "From"):
         try:
             return normalize_address(address)
@@ -293,56 +327,99 @@ def _strip_prefixes(subject: str) -> str:
     return _REPLY_PREFIX.sub("", subject).strip()
 
 
-class _Text(HTMLParser):
-    """HTML to text, leaving out what replies quote (blockquote, Gmail's gmail_quote)."""
-
-    _BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "table", "blockquote"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self._quoted = 0
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        classes = " ".join(value or "" for name, value in attrs if name == "class")
-        if (
-            self._quoted
-            or tag == "blockquote"
-            or "quote" in classes
-            or "divRplyFwdMsg" in str(attrs)
-        ):
-            self._quoted += 1
-        if tag in ("style", "script", "head", "title"):
-            self._skip += 1
-        if tag in self._BLOCKS:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._quoted:
-            self._quoted -= 1
-        if tag in ("style", "script", "head", "title") and self._skip:
-            self._skip -= 1
-        if tag in self._BLOCKS:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._quoted and not self._skip:
-            self.out.append(data)
+# A tag: its name, then attributes with quoted values read whole (a ">" inside quotes
+# does not end it). Possessive quantifiers: a tag that never ends fails in one pass,
+# never by backtracking through every way of splitting it.
+_TAG = re.compile(
+    r"""<(/?)([a-zA-Z][^\s/>]*+)((?:[^>"'=]++|=\s*+"[^"]*+"|=\s*+'[^']*+'|[="'])*+)>"""
+)
+_CLASS = re.compile(r"""(?:^|\s)class\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+))""", re.I)
+_RAW_TEXT_END = {
+    name: re.compile(rf"</{name}(?=[\s/>])", re.IGNORECASE) for name in ("style", "script")
+}
+_HIDDEN = frozenset({"style", "script", "head", "title"})
+_BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "table", "blockquote"})
+# How much of an HTML part is read: the first lines decide (a reply's words come before
+# what it quotes), and even Outlook's long <head> of styles is a small part of this.
+HTML_READ_CHARS = 128 * 1024
 
 
 def html_to_text(markup: str) -> str:
-    parser = _Text()
-    try:
-        parser.feed(markup)
-        parser.close()
-    except (ValueError, AssertionError):
-        return html.unescape(re.sub(r"<[^>]*>", " ", markup))
-    return "".join(parser.out)
+    """HTML as text, leaving out what replies quote (blockquote, Gmail's gmail_quote,
+    Outlook's divRplyFwdMsg) and what is not shown (head, title, style, script).
+
+    One pass over at most ``HTML_READ_CHARS``, linear whatever the markup: html.parser
+    takes quadratic time on unclosed tags and attributes, and one small hostile mail
+    held the whole inbox for seconds. A tag, comment or declaration that never ends
+    takes the rest of the document with it, as in a browser.
+    """
+    markup = markup[:HTML_READ_CHARS]
+    out: list[str] = []
+    quoted = hidden = 0  # depth inside a quote, inside what is not shown
+    position, end = 0, len(markup)
+    while position < end:
+        opening = markup.find("<", position)
+        if opening != position:  # text up to the next tag
+            opening = end if opening < 0 else opening
+            if not quoted and not hidden:
+                out.append(html.unescape(markup[position:opening]))
+            position = opening
+            continue
+        tag = _TAG.match(markup, position)
+        if tag is None:
+            if markup.startswith("<!--", position):
+                close = markup.find("-->", position + 4)
+                position = end if close < 0 else close + 3
+            elif markup.startswith(("<!", "<?", "</"), position):
+                close = markup.find(">", position + 2)
+                position = end if close < 0 else close + 1
+            elif markup[position + 1 : position + 2].isalpha():
+                break  # a start tag that never ends
+            else:  # "a < b": a character, not markup
+                if not quoted and not hidden:
+                    out.append("<")
+                position += 1
+            continue
+        position = tag.end()
+        closing, name, attributes = tag[1], tag[2].lower(), tag[3]
+        if not closing:
+            found = _CLASS.search(attributes)
+            classes = "".join(value or "" for value in found.groups()) if found else ""
+            quoting = name == "blockquote" or "quote" in classes or "divRplyFwdMsg" in attributes
+            if quoted or quoting:
+                quoted += 1
+            if name in _HIDDEN:
+                hidden += 1
+            if name in _BLOCKS:
+                out.append("\n")
+            if name in _RAW_TEXT_END and not attributes.endswith("/"):
+                # style and script hold no markup: on to their end tag (unseen: to the end)
+                close_tag = _RAW_TEXT_END[name].search(markup, position)
+                position = end if close_tag is None else close_tag.start()
+            if not attributes.endswith("/"):
+                continue
+        # an end tag, or a start tag that closes itself (<br/>)
+        if quoted:
+            quoted -= 1
+        if name in _HIDDEN and hidden:
+            hidden -= 1
+        if name in _BLOCKS:
+            out.append("\n")
+    return "".join(out)
 
 
 def body_text(message: Message) -> str:
-    """The person's words: the text/plain part, else the HTML part as text."""
+    """The person's words: the text/plain part, else the HTML part as text.
+
+    Read once per message, however many recipients it has (see ``_READ``).
+    """
+    read = _READ.setdefault(message, {})
+    if _BODY not in read:
+        read[_BODY] = _body_text(message)[:BODY_READ_CHARS]
+    return read[_BODY]
+
+
+def _body_text(message: Message) -> str:
     plain = html_part = None
     for part in _parts(message):
         if part.is_multipart() or part.get_content_disposition() == "attachment":

@@ -1,7 +1,8 @@
 """The SMTP/LMTP side of the inbox: take a message, store what it means, then answer.
 
 ``InboxHandler`` is an aiosmtpd handler. RCPT refuses addresses we do not serve;
-DATA parses and classifies off the event loop, hands the result to the
+DATA has the message read (parsed and classified) by a worker process under a
+deadline (``inbox.readers``), hands the result to the
 ``GroupCommitter`` and answers 250 only once the committer says it is stored
 (451 if it cannot be, or not soon enough: the sending server will try again, and
 a second delivery of the same message changes nothing). The committer is one
@@ -18,7 +19,6 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -35,15 +35,14 @@ from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from calshare.tokens import redact
-from inbox.authresults import passes
-from inbox.classify import Verdict, classify, parse_mail, recipient_form, unreadable
+from inbox.classify import Verdict, recipient_form, unreadable
+from inbox.readers import Readers
 
 log = logging.getLogger(__name__)
 
 TEMPORARY = "451 4.3.0 Temporary failure, please try again later"
 NOT_HERE = "550 5.1.1 No such address here"
 MAX_GROUP = 500
-INLINE_PARSE_BYTES = 64 * 1024
 
 
 @dataclass
@@ -216,12 +215,42 @@ class Sessions:
 
 def protocol_class(kind: type[SMTP], line_length: int, sessions: Sessions) -> type[SMTP]:
     """aiosmtpd's SMTP or LMTP, with the configured line length, session tracking for a
-    graceful stop, and, for LMTP, refusals after DATA repeated once per recipient."""
+    graceful stop, the command timeout as a silence timeout, and, for LMTP, refusals
+    after DATA repeated once per recipient."""
 
     class Protocol(kind):  # type: ignore[valid-type,misc]
         line_length_limit = line_length
-        calshare_receiving = False
+        calshare_receiving = False  # from DATA until its answer is sent
+        calshare_storing = False  # the message is in: being read and stored
+        calshare_heard = 0.0  # loop time of the last bytes received
         _copies = 1
+
+        def data_received(self, data: bytes) -> None:
+            self.calshare_heard = self.loop.time()
+            super().data_received(data)
+
+        def _timeout_cb(self) -> None:
+            # aiosmtpd times each command from its arrival, DATA included: a large
+            # message on a slow link, or one we are still reading, would be cut however
+            # lively. Within DATA the timeout runs from the last bytes received, and not
+            # while the message is read and stored (their own deadlines bound that).
+            if self.calshare_receiving:
+                silent = self.loop.time() - self.calshare_heard
+                if self.calshare_storing or silent < self._timeout_duration:
+                    left = self._timeout_duration - (0 if self.calshare_storing else silent)
+                    self._reset_timeout(max(left, 0.1))
+                    return
+            super()._timeout_cb()
+
+        async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+            if command != "DATA":
+                return await super()._call_handler_hook(command, *args)
+            self.calshare_storing = True
+            try:
+                return await super()._call_handler_hook(command, *args)
+            finally:
+                self.calshare_storing = False
+                self.calshare_heard = self.loop.time()
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
@@ -258,10 +287,8 @@ class InboxHandler:
 
     settings: Settings
     committer: GroupCommitter
+    readers: Readers
     lmtp: bool = False
-    # Where parsing runs: a small pool, since parsing is CPU work under the GIL and
-    # more threads only contend; None is the loop's default pool.
-    executor: Executor | None = None
 
     def serves(self, address: str) -> bool:
         address = address.strip().strip("<>").lower()
@@ -285,16 +312,9 @@ class InboxHandler:
         raw: bytes = envelope.original_content or b""
         recipients = list(envelope.rcpt_tos)
         mail_from = envelope.mail_from or ""
-        if len(raw) <= INLINE_PARSE_BYTES:
-            # A typical answer parses in a fraction of a millisecond: cheaper here than
-            # the hand-off to a thread and back.
-            items = self._read(raw, mail_from, recipients)
-        else:
-            # A large message takes time: not on the loop that serves every session.
-            loop = asyncio.get_running_loop()
-            items = await loop.run_in_executor(
-                self.executor, self._read, raw, mail_from, recipients
-            )
+        # Read in a worker process, under a deadline: never on the loop that serves
+        # every session and every HTTP request (inbox.readers).
+        items = await self.readers.read(raw, mail_from, recipients)
         try:
             outcomes = await asyncio.wait_for(
                 self.committer.store(items), self.settings.inbox.commit_timeout_seconds
@@ -317,37 +337,6 @@ class InboxHandler:
     def _each(self, reply: str, count: int) -> str:
         """LMTP answers DATA once per recipient (RFC 2033); SMTP once."""
         return "\r\n".join([reply] * count) if self.lmtp else reply
-
-    def _read(self, raw: bytes, mail_from: str, recipients: list[str]) -> list[Inbound]:
-        """Classify for each recipient. A message we cannot read at all is still stored
-        (as unknown, with its bytes for an operator): answering 451 would only make the
-        sender repeat it forever."""
-        inbox = self.settings.inbox
-        items = []
-        try:
-            mail = parse_mail(raw)
-        except Exception as exc:  # noqa: BLE001 - the email package on hostile input: record, do not loop
-            log.warning("inbox: unreadable message (%s); stored as unknown", type(exc).__name__)
-            mail = None
-        for recipient in recipients:
-            if mail is None:
-                items.append(Inbound(raw, mail_from, recipient, unreadable(raw), False))
-                continue
-            try:
-                verdict = classify(
-                    mail, mail_from=mail_from, recipient=recipient, domain=self.settings.mail.domain
-                )
-                authenticated = passes(
-                    mail.message,
-                    require=inbox.require_auth,
-                    authserv_id=inbox.authserv_id,
-                    author=verdict.sender,
-                )
-            except Exception as exc:  # noqa: BLE001 - as above: an unreadable message, not a server error
-                log.warning("inbox: could not classify (%s); stored as unknown", type(exc).__name__)
-                verdict, authenticated = unreadable(raw, mail.message_id), False
-            items.append(Inbound(mail.raw, mail_from, recipient, verdict, authenticated))
-        return items
 
     async def handle_exception(self, error: Exception) -> str:
         """Never aiosmtpd's "500 (the exception)": a permanent bounce that leaks internals."""
