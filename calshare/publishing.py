@@ -8,8 +8,14 @@ retires the old links (410) and makes new ones.
 With ``--webdav URL`` the same calendar is also written as NAME.ics and NAME.html
 into a WebDAV folder, and written again whenever the calendar is re-imported. The
 ``webdav_files`` table mirrors what is out there, row by row as each PUT or DELETE
-succeeds, so a failure halfway is finished by the next publish, import or
-unpublish, and a copy is never left behind at a level the owner has moved away from.
+succeeds, with the validator calshare.webdav keeps in its ``etag`` column (the
+server's ETag, or ``sha256:…`` of what was written where the server gives none).
+
+The links never wait for a WebDAV server: they are made (or withdrawn) first, and
+what the server then refuses is said with exactly what stays there and what to do.
+``sync`` (``calshare push``) is the retry of every WebDAV step and changes no link;
+with ``force`` it replaces or deletes files someone else changed. A file calshare
+did not write, or one changed since, is never replaced or deleted without ``force``.
 
 Policy is applied when a link is used, too (``served_level``): an operator who
 lowers ``policy.publish_max_level`` lowers every existing publication with it.

@@ -443,13 +443,13 @@ def test_retrying_a_failed_copy_keeps_the_links(
     result = cli("publish", "awkward", "--level", "titles", "--webdav", folder, "--json", env=env)
     assert result.code == 2
     assert "does not exist on the WebDAV server (409 Conflict)" in result.err
-    assert "The links work and stay as printed" in result.err
     made = result.json()
     (dav.root / "calendars" / "later").mkdir()  # the owner fixes the server
     retry = cli(*command_named(result.err), env=env)  # and runs what the message said
     assert retry.code == 0, retry.err
     assert "its links are unchanged" in retry.out and f"{folder}awkward.ics" in retry.out
     assert (dav.root / "calendars" / "later" / "awkward.html").exists()
+    assert "The links work and stay as printed" in result.err
     for link in (made["html"], made["ics"]):
         assert http(local(daemon.web, link)).status == 200
     # and again: nothing changes, the links still work
