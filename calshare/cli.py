@@ -393,15 +393,20 @@ def cmd_push(ctx: Context, args: argparse.Namespace) -> int:
                 "webdav": copy.folder,
                 "webdav_files": list(copy.written),
                 "webdav_etags": copy.etags,
+                "removed": list(copy.removed),
                 "forgotten": [{"url": url, "why": why} for url, why in copy.forgotten],
                 "webdav_error": " ".join(copy.problems) or None,
             }
         )
-    elif copy.written:
-        print(f"Wrote the WebDAV copy of {args.name!r}; its links are unchanged:", file=ctx.out)
-        _print_webdav_files(ctx, copy.written)
-    elif not copy.problems:
-        print(f"No WebDAV copy of {args.name!r} is left to write or remove", file=ctx.out)
+    else:
+        if copy.written:
+            print(f"Wrote the WebDAV copy of {args.name!r}; its links are unchanged:",
+                  file=ctx.out)  # fmt: skip
+            _print_webdav_files(ctx, copy.written)
+        for url in copy.removed:
+            print(f"Removed the old copy {url}", file=ctx.out)
+        if not (copy.written or copy.removed or copy.problems or copy.forgotten):
+            print(f"No WebDAV copy of {args.name!r} is left to write or remove", file=ctx.out)
     _warn_forgotten(ctx, copy.forgotten)
     _warn_no_etags(ctx, copy.folder, copy.etags)
     if copy.problems:

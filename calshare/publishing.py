@@ -235,7 +235,7 @@ def unpublish(
     leftovers = bool(_files(store.db, calendar.id))
     if live is None and not leftovers:
         raise UsageError(f"{calendar.name!r} is not published")
-    failed, forgotten = _delete_files(store, settings, calendar.id, keep=None, force=force)
+    failed, _, forgotten = _delete_files(store, settings, calendar.id, keep=None, force=force)
     if failed:
         first = "The links are withdrawn (they answer 410), but " if live is not None else ""
         raise WebDavError(
@@ -256,6 +256,7 @@ class Copy:
     folder: str | None
     written: tuple[str, ...]  # URLs written, in order
     etags: bool | None  # whether the server gave ETags (None: nothing written)
+    removed: tuple[str, ...]  # old copies deleted
     forgotten: tuple[tuple[str, str], ...]  # (url, why): left on WebDAV, no longer tracked
     problems: tuple[str, ...]  # sentences: what failed and what to do
 
@@ -296,7 +297,9 @@ def _sync(
     force: bool,
 ) -> Copy:
     name = calendar.name
-    failed, forgotten = _delete_files(store, settings, calendar.id, keep=folder, force=force)
+    failed, removed, forgotten = _delete_files(
+        store, settings, calendar.id, keep=folder, force=force
+    )
     problems = []
     if failed:
         problems.append(
@@ -315,6 +318,7 @@ def _sync(
         folder,
         written,
         etags,
+        tuple(removed),
         tuple((url, str(exc)) for url, exc in forgotten),
         tuple(problems),
     )
@@ -365,14 +369,14 @@ def _remains(failed: list[tuple[str, WebDavError]]) -> str:
 
 def _delete_files(
     store: Store, settings: Settings, calendar_id: int, *, keep: str | None, force: bool
-) -> tuple[list[tuple[str, WebDavError]], list[tuple[str, WebDavError]]]:
+) -> tuple[list[tuple[str, WebDavError]], list[str], list[tuple[str, WebDavError]]]:
     """Delete our copies outside the folder ``keep``; each success is recorded at once.
 
-    Returns (failed, forgotten): with ``force`` a copy that cannot be deleted is
-    forgotten (its row dropped) rather than failed.
+    Returns (failed, removed, forgotten): with ``force`` a copy that cannot be
+    deleted is forgotten (its row dropped) rather than failed.
     """
     credentials = _credentials(settings)
-    failed, forgotten = [], []
+    failed, removed, forgotten = [], [], []
     for url, validator in _files(store.db, calendar_id).items():
         if keep is not None and url.startswith(keep):
             continue
@@ -384,9 +388,11 @@ def _delete_files(
                 continue
             forgotten.append((url, exc))
             log.warning("webdav: forgetting %s, which stays on the server: %s", url, exc)
+        else:
+            removed.append(url)
         with store.write() as db:
             db.execute("DELETE FROM webdav_files WHERE url = ?", [url])
-    return failed, forgotten
+    return failed, removed, forgotten
 
 
 def render_files(

@@ -6,7 +6,7 @@ the one calshare wrote:
 
 - the server's ETag from the PUT's answer: later requests carry ``If-Match`` and
   the server itself refuses (412) if someone changed the file;
-- ``sha256:<hex>`` of the bytes written, when the server gave no ETag (nginx's dav
+- ``sha256:<hex>`` of the bytes written, when the server gave no strong ETag (nginx's dav
   module gives none and ignores ``If-Match``): calshare reads the file back and
   compares before it writes or deletes. A change made between that read and the
   write can still be lost; the caller tells the owner so.
@@ -192,7 +192,8 @@ def put(
         raise
     log.info("webdav: PUT %s: %d", url, response.status)
     etag = response.headers.get("ETag")
-    return etag if etag else fingerprint(body)
+    # a weak ETag never matches If-Match (RFC 9110 13.1.1: strong comparison)
+    return etag if etag and not etag.startswith("W/") else fingerprint(body)
 
 
 def delete(

@@ -455,3 +455,24 @@ def test_retrying_a_failed_copy_keeps_the_links(
     # and again: nothing changes, the links still work
     assert cli("push", "awkward", env=env).code == 0
     assert http(local(daemon.web, made["ics"])).status == 200
+
+
+def test_push_force_removes_an_old_changed_copy_and_keeps_the_links(
+    cli: Cli, calendar: None, dav: Dav, daemon: Inbox
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    published(cli, "--level", "details", "--webdav", dav.url, env=env)
+    ics = dav.file("awkward.ics")
+    ics.write_bytes(ics.read_bytes().replace(b"Night shift", b"Day shift"))
+    moved = cli("publish", "awkward", "--level", "free-busy", "--json", env=env)
+    assert moved.code == 2
+    made = moved.json()
+    retried = cli(*command_named(moved.err), env=env)  # `calshare push awkward`
+    assert retried.code == 2 and "so it stays there" in retried.err and ics.exists()
+    forced = cli("push", "awkward", "--force", env=env)
+    assert forced.code == 0, forced.err
+    assert f"Removed the old copy {dav.url}awkward.ics" in forced.out
+    assert not ics.exists()
+    assert http(local(daemon.web, made["ics"])).status == 200
+    done = cli("push", "awkward", env=env)
+    assert done.code == 0 and "No WebDAV copy of 'awkward' is left" in done.out
