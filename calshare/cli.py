@@ -126,10 +126,10 @@ def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
 def _republish(ctx: Context, name: str) -> None:
     """A calendar published to WebDAV is written there again after each import."""
     from calshare.errors import WebDavError
-    from calshare.publishing import push
+    from calshare.publishing import rewrite_after_import
 
     try:
-        pushed = push(ctx.store, ctx.settings, ctx.clock, name)
+        pushed = rewrite_after_import(ctx.store, ctx.settings, ctx.clock, name)
     except WebDavError as exc:
         raise WebDavError(
             f"Imported, but the published copy on WebDAV was not updated: {exc}", exc.status

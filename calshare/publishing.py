@@ -33,7 +33,7 @@ from sqlite_utils import Database
 from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import PublishRefused, UsageError, WebDavError
+from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavError
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
 from calshare.pages import Nav, published_html
@@ -43,7 +43,6 @@ from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, parse_token, token_hash
 from calshare.views import visible_occurrences
 from calshare.webdav import (
-    CHANGED,
     Credentials,
     check_collection,
     collection_kind,
@@ -325,9 +324,9 @@ def _sync(
 
 
 def _write_advice(name: str, exc: WebDavError) -> str:
-    if exc.status != CHANGED:
+    if not isinstance(exc, WebDavConflict):
         return f"Once that is fixed, `calshare push {name}` writes it."
-    if "did not write it" in str(exc):
+    if exc.foreign:
         return (
             f"Remove or rename that file, publish into another folder, or replace it: "
             f"`calshare push {name} --force`."
@@ -338,7 +337,7 @@ def _write_advice(name: str, exc: WebDavError) -> str:
 
 
 def _any_changed(failed: list[tuple[str, WebDavError]]) -> bool:
-    return any(exc.status == CHANGED for _, exc in failed)
+    return any(isinstance(exc, WebDavConflict) for _, exc in failed)
 
 
 def _credentials(settings: Settings) -> Credentials:
@@ -482,7 +481,9 @@ def _push_files(
     return tuple(written), etags
 
 
-def push(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> bool:
+def rewrite_after_import(
+    store: Store, settings: Settings, clock: Clock, calendar_name: str
+) -> bool:
     """Write the calendar's WebDAV copy again, if it is published there (after an import).
 
     At the level policy allows now. Returns whether anything was pushed. A failure

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import urlsplit, urlunsplit
 
-from calshare.errors import UsageError, WebDavError
+from calshare.errors import UsageError, WebDavConflict, WebDavError
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +93,19 @@ def _explain(status: int, url: str, reason: str) -> str:
         404: f"{url} was not found on the WebDAV server",
         409: f"The folder for {url} does not exist on the WebDAV server (409 Conflict); "
         "create it first",
-        412: _changed(url),
+        412: f"{url} was changed on the WebDAV server since calshare last wrote it",
         507: f"The WebDAV server at {where} is out of space (507 Insufficient Storage)",
     }.get(status, f"The WebDAV server at {where} answered {status} {reason} for {url}")
 
 
-def _changed(url: str) -> str:
-    return f"{url} was changed on the WebDAV server since calshare last wrote it"
+def _changed(url: str) -> WebDavConflict:
+    return WebDavConflict(_explain(CHANGED, url, ""), foreign=False)
 
 
-def _foreign(url: str) -> str:
-    return f"{url} already exists on the WebDAV server and calshare did not write it"
+def _foreign(url: str) -> WebDavConflict:
+    return WebDavConflict(
+        f"{url} already exists on the WebDAV server and calshare did not write it", foreign=True
+    )
 
 
 def _host(url: str) -> str:
@@ -151,15 +153,15 @@ def _still_ours(url: str, credentials: Credentials, validator: str | None) -> bo
             return False
         raise
     if validator is None:
-        raise WebDavError(_foreign(url), CHANGED)
+        raise _foreign(url)
     if validator == "":  # written before calshare kept validators for such servers
-        raise WebDavError(
+        raise WebDavConflict(
             f"calshare cannot tell whether {url} was changed on the WebDAV server since it "
             "wrote it (the server gives no ETag)",
-            CHANGED,
+            foreign=False,
         )
     if len(got.body) > MAX_READ or fingerprint(got.body) != validator:
-        raise WebDavError(_changed(url), CHANGED)
+        raise _changed(url)
     return True
 
 
@@ -187,9 +189,9 @@ def put(
     try:
         response = _request("PUT", url, credentials, body, headers)
     except WebDavError as exc:
-        if exc.status == CHANGED and "If-None-Match" in headers:
-            raise WebDavError(_foreign(url), CHANGED) from None
-        raise
+        if exc.status != CHANGED:
+            raise
+        raise (_foreign(url) if "If-None-Match" in headers else _changed(url)) from None
     log.info("webdav: PUT %s: %d", url, response.status)
     etag = response.headers.get("ETag")
     # a weak ETag never matches If-Match (RFC 9110 13.1.1: strong comparison)
@@ -214,6 +216,8 @@ def delete(
     except WebDavError as exc:
         if exc.status in (404, 410):
             return
+        if exc.status == CHANGED and not isinstance(exc, WebDavConflict):
+            raise _changed(url) from None
         raise
     log.info("webdav: DELETE %s: %d", url, response.status)
 
