@@ -37,6 +37,7 @@ class Dav:
     root: Path
     url: str  # the collection calshare publishes into
     seen: list[tuple[str, str, dict[str, str]]]  # (method, path, conditional headers) received
+    after: dict[tuple[str, str], Callable[[], None]]  # run once the server answered (method, path)
 
     def file(self, name: str) -> Path:
         return self.root / "calendars" / name
@@ -45,8 +46,16 @@ class Dav:
         return [headers for got, path, headers in self.seen if (got, path) == (method, name)]
 
 
-def recording(app: Any, seen: list[tuple[str, str, dict[str, str]]]) -> Any:
-    """The WSGI app as is, noting each request's method, path and If-* headers."""
+def recording(
+    app: Any,
+    seen: list[tuple[str, str, dict[str, str]]],
+    after: dict[tuple[str, str], Callable[[], None]],
+) -> Any:
+    """The WSGI app as is, noting each request's method, path and If-* headers.
+
+    ``after`` lets a test act between two of calshare's requests, as another client
+    writing at the same moment would.
+    """
 
     def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
         conditions = {
@@ -54,8 +63,12 @@ def recording(app: Any, seen: list[tuple[str, str, dict[str, str]]]) -> Any:
             for key, value in environ.items()
             if key in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")
         }
-        seen.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], conditions))
-        return app(environ, start_response)
+        request = (environ["REQUEST_METHOD"], environ["PATH_INFO"])
+        seen.append((*request, conditions))
+        answer = list(app(environ, start_response))  # the request is handled by now
+        if request in after:
+            after.pop(request)()
+        return answer
 
     return wrapped
 
@@ -85,12 +98,13 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
         }
     )
     seen: list[tuple[str, str, dict[str, str]]] = []
-    server = wsgi.Server(("127.0.0.1", 0), recording(app, seen))
+    after: dict[tuple[str, str], Callable[[], None]] = {}
+    server = wsgi.Server(("127.0.0.1", 0), recording(app, seen, after))
     server.prepare()
     thread = threading.Thread(target=server.serve, name="test-webdav", daemon=True)
     thread.start()
     try:
-        yield Dav(root, f"http://127.0.0.1:{server.bind_addr[1]}/calendars/", seen)
+        yield Dav(root, f"http://127.0.0.1:{server.bind_addr[1]}/calendars/", seen, after)
     finally:
         server.stop()
         thread.join(10)
@@ -476,3 +490,22 @@ def test_push_force_removes_an_old_changed_copy_and_keeps_the_links(
     assert http(local(daemon.web, made["ics"])).status == 200
     done = cli("push", "awkward", env=env)
     assert done.code == 0 and "No WebDAV copy of 'awkward' is left" in done.out
+
+
+def test_a_file_created_just_before_the_first_write_is_refused_by_the_server(
+    cli: Cli, calendar: None, dav: Dav
+) -> None:
+    """calshare looks first; someone creating the file right after that look is stopped by
+    the server itself: the first PUT carries If-None-Match: * and WsgiDAV answers 412."""
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    theirs = "<html>created a moment ago by someone else</html>"
+    html = dav.file("awkward.html")
+    dav.after[("GET", "/calendars/awkward.html")] = lambda: html.write_text(theirs)
+    result = cli("publish", "awkward", "--level", "titles", "--webdav", dav.url, env=env)
+    assert result.code == 2
+    assert dav.conditions("PUT", "/calendars/awkward.html") == [{"If-None-Match": "*"}]
+    assert (
+        f"{dav.url}awkward.html already exists on the WebDAV server and calshare did not "
+        "write it" in result.err
+    )
+    assert html.read_text() == theirs
