@@ -47,6 +47,15 @@ class Inbound:
     in_reply_to: str | None = None
 
 
+_BOUNCE_ADDRESS = re.compile(r"^(bounces\+)[^@]*", re.IGNORECASE)
+
+
+def _shown(recipient: str) -> str:
+    """An address as logged and stored: no token, and no bounce key (with one, anyone could
+    write a bounce that counts)."""
+    return _BOUNCE_ADDRESS.sub(r"\1…", redact(recipient))
+
+
 def dedup_key(message_id: str, recipient: str) -> str:
     return hashlib.sha256(f"{message_id}\0{recipient.strip().lower()}".encode()).hexdigest()
 
@@ -118,7 +127,7 @@ def record(
         log.info(
             "inbox: %s to %s: duplicate, nothing changed, token %s",
             verdict.message_id,
-            redact(item.recipient),
+            _shown(item.recipient),
             log_id(verdict.token) if verdict.token else "-",
         )
         return "duplicate"
@@ -147,7 +156,7 @@ def record(
             dedup,
             verdict.message_id,
             item.mail_from,
-            redact(item.recipient.lower()),
+            _shown(item.recipient.lower()),
             verdict.sender,
             token_hash(verdict.token) if verdict.token else None,
             verdict.kind,
@@ -164,7 +173,7 @@ def record(
     log.info(
         "inbox: %s to %s: %s (%s) -> %s, token %s",
         verdict.message_id,
-        redact(item.recipient),
+        _shown(item.recipient),
         verdict.kind,
         verdict.reason,
         outcome,

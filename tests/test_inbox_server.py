@@ -1605,6 +1605,10 @@ def test_a_bounce_counts_only_from_the_null_sender_and_naming_the_invitee(world:
     assert deliver(world.inbox.smtp, dsn(invitation, to=address), address, "").code == 250
     assert world.status(invitation) == "undeliverable"
     assert world.outcomes(invitation)[-1] == "undeliverable"
+    # the key is a capability now: the inbound log keeps the address without it
+    assert {row[0] for row in world.rows("SELECT recipient FROM inbound")} == {
+        f"bounces+…@{DOMAIN}"
+    }
 
 
 def test_a_report_to_a_token_address_needs_what_an_answer_needs(
