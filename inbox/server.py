@@ -35,7 +35,7 @@ from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from calshare.tokens import redact
-from inbox.authresults import passes, peer_trusted
+from inbox.authresults import passes, peer_trusted, prepare
 from inbox.classify import Verdict, classify, parse_mail, recipient_form, unreadable
 
 log = logging.getLogger(__name__)
@@ -262,6 +262,9 @@ class InboxHandler:
     # Where parsing runs: a small pool, since parsing is CPU work under the GIL and
     # more threads only contend; None is the loop's default pool.
     executor: Executor | None = None
+
+    def __post_init__(self) -> None:
+        prepare(self.settings.inbox.require_auth)
 
     def serves(self, address: str) -> bool:
         address = address.strip().strip("<>").lower()
