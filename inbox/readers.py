@@ -27,7 +27,7 @@ from typing import Any
 
 from calshare.answers import Inbound
 from calshare.config import Settings
-from inbox.authresults import passes
+from inbox.authresults import passes, prepare
 from inbox.classify import classify, parse_mail, unreadable
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def _serve(conn: Connection, settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [notes]
     root.setLevel(logging.INFO)
+    prepare(settings.inbox.require_auth)  # what reading needs, loaded before the first message
     while True:
         try:
             job = conn.recv()

@@ -35,6 +35,7 @@ from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from calshare.tokens import redact
+from inbox.authresults import peer_trusted
 from inbox.classify import Verdict, recipient_form, unreadable
 from inbox.readers import Readers
 
@@ -315,6 +316,8 @@ class InboxHandler:
         # Read in a worker process, under a deadline: never on the loop that serves
         # every session and every HTTP request (inbox.readers).
         items = await self.readers.read(raw, mail_from, recipients)
+        if not peer_trusted(session.peer, self.settings.inbox.trusted_peers):
+            items = [self._unvouched(item) for item in items]
         try:
             outcomes = await asyncio.wait_for(
                 self.committer.store(items), self.settings.inbox.commit_timeout_seconds
@@ -333,6 +336,12 @@ class InboxHandler:
             if len(replies) == 1
             else "250 2.0.0 OK"
         )
+
+    def _unvouched(self, item: Inbound) -> Inbound:
+        """A message from a peer that is not the mail server in front: its
+        Authentication-Results were written by the client itself (RFC 8601 §5), so
+        they count for nothing; without [inbox] require_auth there is nothing to vouch."""
+        return replace(item, authenticated=self.settings.inbox.require_auth == "none")
 
     def _each(self, reply: str, count: int) -> str:
         """LMTP answers DATA once per recipient (RFC 2033); SMTP once."""
