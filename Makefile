@@ -61,6 +61,7 @@ bench: install system-packages
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/mail.py
 	$(BIN)/python bench/inbox.py
+	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/feeds.py
 
