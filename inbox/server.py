@@ -18,7 +18,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 TEMPORARY = "451 4.3.0 Temporary failure, please try again later"
 NOT_HERE = "550 5.1.1 No such address here"
 MAX_GROUP = 500
+YIELD_EVERY = 64  # lines of DATA read before other sessions get a turn of the loop
 
 
 @dataclass
@@ -214,6 +215,27 @@ class Sessions:
                 transport.close()
 
 
+def _yielding(
+    readuntil: Callable[[bytes], Awaitable[bytes]],
+) -> Callable[[bytes], Awaitable[bytes]]:
+    """A line reader that lets the loop serve others every ``YIELD_EVERY`` lines.
+
+    aiosmtpd reads DATA line by line, and a line already buffered is returned without
+    a turn of the loop: a megabyte of empty lines held every other session and every
+    HTTP request for as long as it took (about a second). Now it takes turns.
+    """
+    lines = 0
+
+    async def read(separator: bytes = b"\n") -> bytes:
+        nonlocal lines
+        lines += 1
+        if lines % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        return await readuntil(separator)
+
+    return read
+
+
 def protocol_class(kind: type[SMTP], line_length: int, sessions: Sessions) -> type[SMTP]:
     """aiosmtpd's SMTP or LMTP, with the configured line length, session tracking for a
     graceful stop, the command timeout as a silence timeout, and, for LMTP, refusals
@@ -229,6 +251,12 @@ def protocol_class(kind: type[SMTP], line_length: int, sessions: Sessions) -> ty
         def data_received(self, data: bytes) -> None:
             self.calshare_heard = self.loop.time()
             super().data_received(data)
+
+        def _cb_client_connected(
+            self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            super()._cb_client_connected(reader, writer)
+            reader.readuntil = _yielding(reader.readuntil)  # type: ignore[method-assign,assignment]
 
         def _timeout_cb(self) -> None:
             # aiosmtpd times each command from its arrival, DATA included: a large

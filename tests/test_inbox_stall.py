@@ -259,6 +259,25 @@ def test_two_hostile_megabytes_at_once_delay_no_later_message(
     assert db_rows(daemon.db_path, "SELECT COUNT(*) FROM inbound WHERE kind = 'unknown'") == [(40,)]
 
 
+def test_megabytes_of_empty_lines_arriving_stall_no_one(
+    make_daemon: Callable[..., Daemon],
+) -> None:
+    # aiosmtpd reads DATA a line at a time, and buffered lines without a turn of the loop.
+    daemon = make_daemon()
+    raw = (
+        f"From: {STRANGER}\r\nTo: share+x@{DOMAIN}\r\nSubject: lines\r\n"
+        f"Message-ID: {new_message_id()}\r\n\r\n" + "\r\n" * (1 << 20)
+    ).encode()
+    senders = [
+        Hostile(daemon.inbox.smtp, raw, [f"share+{x}@{DOMAIN}"], timeout=120) for x in "abcd"
+    ]
+    assert daemon.timed_page() < PROMPT
+    assert daemon.timed_answer() < PROMPT
+    for sender in senders:
+        (replied,) = sender.answered(120)
+        assert replied.code == 250, replied
+
+
 def test_slow_large_mail_uses_one_reader_and_answers_still_pass(
     make_daemon: Callable[..., Daemon],
 ) -> None:
