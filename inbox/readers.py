@@ -211,7 +211,14 @@ class Readers:
         if self._closed:  # shutting down: no replacement
             return not_read(raw, mail_from, recipients, why), worker
         self.replaced += 1
-        return not_read(raw, mail_from, recipients, why), self._new_worker()
+        try:
+            replacement = self._new_worker()
+        except (OSError, RuntimeError, ValueError) as exc:
+            # Cannot start a process (out of memory, no forkserver): keep the slot; the
+            # next message on it fails fast, is stored unread, and tries again.
+            log.error("inbox: could not start a reader process: %s", exc)
+            return not_read(raw, mail_from, recipients, why), worker
+        return not_read(raw, mail_from, recipients, why), replacement
 
     async def close(self) -> None:
         """Stop the workers (those still reading are killed after ``STOP_SECONDS``)."""
