@@ -24,9 +24,14 @@ typecheck: install
 test: install system-packages lint typecheck
 	$(BIN)/pytest -q
 
+# `make run SMTP=127.0.0.1:2525`: the demo's answer instructions name the same port.
+SMTP ?= 127.0.0.1:8025
+LMTP ?= 127.0.0.1:8024
+HTTP ?= 127.0.0.1:8080
+
 run: install
-	$(BIN)/calshare demo
-	$(BIN)/calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024 --http 127.0.0.1:8080
+	$(BIN)/calshare demo --smtp $(SMTP)
+	$(BIN)/calshare serve --smtp $(SMTP) --lmtp $(LMTP) --http $(HTTP)
 
 # Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
 # a private instance and injects with its sendmail; bench/mail.py delivers to its

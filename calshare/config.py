@@ -187,6 +187,17 @@ def _hostname(value: Any) -> str:
     return text
 
 
+_HELO = r"\[(?:IPv6:)?[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+
+
+def _helo_name(value: Any) -> str:
+    """A host name or an address literal like [192.0.2.1]; empty for the default."""
+    text = _text(value).strip()
+    if text and not re.fullmatch(_HELO, text):
+        raise ValueError(f"{value!r} is not a host name like mail.example.org")
+    return text
+
+
 def _file_or_empty(value: Any) -> str:
     text = _text(value).strip()
     if text and not Path(text).is_file():
@@ -230,6 +241,12 @@ class RelaySettings:
         "",
         _file_or_empty,
         "PEM file of CAs to trust for the relay's certificate (empty: the system's)",
+    )
+    helo_name: str = _option(
+        "",
+        _helo_name,
+        "fully-qualified name calshare greets the relay with in EHLO "
+        "(empty: inbox.hostname if set, else mail.domain)",
     )
 
 
