@@ -30,7 +30,6 @@ from calshare.errors import ConfigError
 from calshare.levels import Level
 from mailer import compose
 from mailer.headers import MAX_LINE
-from mailer.sender import helo_name
 from tests.conftest import ROOT, CliResult
 
 Cli = Callable[..., CliResult]
@@ -358,6 +357,8 @@ def test_make_run_gives_demo_and_serve_the_same_smtp_address() -> None:
 
 
 def test_helo_name_comes_from_the_settings() -> None:
+    from mailer.sender import helo_name
+
     relay = {"CALSHARE_RELAY_HOST": "127.0.0.1"}
     assert helo_name(load_settings(None, env=relay)) == DOMAIN  # mail.domain
     mail_domain = relay | {"CALSHARE_MAIL_DOMAIN": "cal.example.com"}
