@@ -12,7 +12,7 @@ import mailbox
 import re
 import ssl
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -183,16 +183,37 @@ class SmtpRelay:
     async def _forget(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None and smtp.is_connected:
+            socket = _socket_of(smtp)
             smtp.close()
+            await _closed(socket)
 
     async def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None and smtp.is_connected:
+            socket = _socket_of(smtp)
             try:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError) as exc:
                 log.info("relay connection ended uncleanly: %s", exc)
                 smtp.close()
+            await _closed(socket)
+
+
+def _socket_of(smtp: aiosmtplib.SMTP) -> Any:
+    transport = smtp.transport
+    return None if transport is None else transport.get_extra_info("socket")
+
+
+async def _closed(socket: Any, within: float = 2.0) -> None:
+    """Wait (briefly) until a closed connection's socket is really closed.
+
+    asyncio closes it in later turns of the loop (after the TLS shutdown, with TLS);
+    the flush's loop may end right after, which would leave the socket open.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while socket is not None and socket.fileno() != -1 and loop.time() < deadline:
+        await asyncio.sleep(0.005)
 
 
 class MaildirTransport:
