@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from calshare.calendars import add_calendar
 from calshare.clock import FixedClock, SystemClock
@@ -632,6 +632,28 @@ def test_a_relay_refusing_calshare_itself_keeps_the_mail_queued_and_the_share_in
     )
     assert sorted(relay.sink.message_ids()) == sorted(queued)
     assert {share["status"] for share in shares_json(cli, env)} == {"invited"}
+
+
+def test_a_refused_login_keeps_the_mail_queued_and_names_the_user_not_the_password(
+    cli: Cli, calendar: str
+) -> None:
+    def refuse(*_: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
+
+    with running_relay(Sink(), authenticator=refuse, auth_require_tls=False) as relay:
+        env = relay.env(CALSHARE_RELAY_USERNAME="calshare", CALSHARE_RELAY_PASSWORD="s3cret-pw")
+        invite(cli, env)
+
+        flushed = cli("outbox", "flush", env=env)
+
+        assert flushed.code == 1, flushed.err
+        assert "AUTH as calshare" in flushed.err and "535" in flushed.err, flushed.err
+        assert "s3cret-pw" not in flushed.err + flushed.out
+        (waiting,) = outbox_json(cli, env)
+        assert (waiting["status"], waiting["attempts"]) == ("queued", 1)
+        assert "refused calshare itself" in waiting["last_error"]
+        assert shares_json(cli, env)[0]["status"] == "invited"
+        assert relay.sink.deliveries == []
 
 
 def test_a_relay_problem_past_give_up_fails_the_mail_but_not_the_share(
