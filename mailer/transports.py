@@ -57,6 +57,11 @@ _ABOUT_US = re.compile(
 )
 
 
+def _fully_qualified(name: str) -> bool:
+    """'mail.example.org' or an address literal, not 'localhost' or a bare host name."""
+    return name.startswith("[") or "." in name.strip(".")
+
+
 def about_us(reply: str) -> bool:
     """Whether a refusal names our greeting, host, sender or login rather than the recipient."""
     return _ABOUT_US.search(reply) is not None
@@ -84,6 +89,12 @@ class SmtpRelay:
         # None lets aiosmtplib ask socket.getfqdn(), often "localhost": relays that want
         # a fully-qualified name refuse it, so callers pass one (see sender.helo_name).
         self._helo_name = helo_name or relay.helo_name or None
+        if self._helo_name and not _fully_qualified(self._helo_name):
+            log.warning(
+                "greeting the relay as %r, which is not a fully-qualified name: relays that "
+                "check (Postfix's reject_non_fqdn_helo_hostname) refuse it; set [relay] helo_name",
+                self._helo_name,
+            )
         self._timeout = timeout
         self._smtp: aiosmtplib.SMTP | None = None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import mailbox
 import re
 import shutil
@@ -372,3 +373,19 @@ def test_helo_name_comes_from_the_settings() -> None:
     for wrong in ("two words", "bad/name", "-dash.example.org"):
         with pytest.raises(ConfigError, match="CALSHARE_RELAY_HELO_NAME"):
             load_settings(None, env=relay | {"CALSHARE_RELAY_HELO_NAME": wrong})
+
+
+def test_a_name_that_is_not_fully_qualified_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from mailer.transports import SmtpRelay
+
+    relay = load_settings(None, env={"CALSHARE_RELAY_HOST": "127.0.0.1"}).relay
+    assert relay is not None
+    with caplog.at_level(logging.WARNING, logger="mailer.transports"):
+        SmtpRelay(relay, helo_name="mail.example.org")
+        SmtpRelay(relay, helo_name="[192.0.2.7]")
+        assert caplog.records == []
+        SmtpRelay(relay, helo_name="localhost")
+    (record,) = caplog.records
+    assert "'localhost'" in record.getMessage() and "helo_name" in record.getMessage()
