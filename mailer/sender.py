@@ -165,6 +165,8 @@ async def flush(
         finally:
             marks.close()
             await transport.close()
+    if result.relay_problem is not None:  # the operator's to fix: said once a flush, loudly
+        log.warning("outbox: mail waits for the relay: %s", result.relay_problem)
     return result
 
 
@@ -300,10 +302,7 @@ def _record(
             continue
         delay = retry_delay(mail.attempts + 1, settings)
         outbox.mark_deferred(db, mail.id, outcome.error, now_ts + delay)
-        if outcome.relay:  # the operator's to fix: say so where they look
-            log.warning("outbox: %s deferred %d s: %s", mail.message_id, delay, outcome.error)
-        else:
-            log.info("outbox: %s deferred %d s: %s", mail.message_id, delay, outcome.error)
+        log.info("outbox: %s deferred %d s: %s", mail.message_id, delay, outcome.error)
         result.deferred += 1
         result.problems.append(
             f"{', '.join(mail.recipients)}: {outcome.error} (retry in {delay} s)"
