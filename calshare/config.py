@@ -262,6 +262,9 @@ class HttpSettings:
     feed_refresh_minutes: int = _option(
         60, _integer(5, 10080), "REFRESH-INTERVAL asked of subscribing calendar apps"
     )
+    header_timeout_seconds: float = _option(
+        15.0, _seconds, "time a client has to send its request headers; also the idle keep-alive"
+    )
 
 
 @dataclass(frozen=True)

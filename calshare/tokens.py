@@ -39,13 +39,41 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.lower().encode("ascii")).hexdigest()
 
 
-_ANYWHERE = re.compile(r"(?<![A-Za-z2-7])[A-Za-z2-7]{26}(?![A-Za-z2-7])")
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz234567"
+_HEX = "|".join(sorted({f"{ord(char):02x}" for char in _BASE32}))
+_DECIMAL = "|".join(str(ord(char)) for char in _BASE32)
+# One character of a token as a mail or a URL may write it: itself (any case), an
+# escape (=XX quoted-printable, %XX URL, both twice, &#NN; HTML) — or nothing at
+# all: a quoted-printable soft line break joins the two halves of a split token.
+_UNIT = rf"""
+    [A-Za-z2-7]
+  | =[ \t]*\r?\n
+  | (?:=|%|%25|=25)(?:{_HEX})
+  | &\#0*(?:{_DECIMAL});
+  | &\#x0*(?:{_HEX});
+"""
+_UNITS = re.compile(_UNIT, re.IGNORECASE | re.VERBOSE)
+_RUN = re.compile(rf"(?:{_UNIT})+", re.IGNORECASE | re.VERBOSE)
+_SOFT_BREAK = re.compile(r"=[ \t]*\r?\n")
+
+
+def _hide(run: re.Match[str]) -> str:
+    text = run[0]
+    if len(text) < TOKEN_LENGTH:  # most runs are words: done without counting
+        return text
+    characters = len(_UNITS.findall(text)) - len(_SOFT_BREAK.findall(text))
+    return "…" if characters >= TOKEN_LENGTH else text
 
 
 def redact(text: str) -> str:
     """Text with anything shaped like a token replaced by "…": for logs, stored reasons,
-    and addresses kept in the inbound log (``share+…@domain``)."""
-    return _ANYWHERE.sub("…", text)
+    and addresses kept in the inbound log (``share+…@domain``).
+
+    Any run of 26 or more base32 characters counts, however it is written: a token
+    with a letter glued to it, in upper case, split by a quoted-printable soft line
+    break, or spelled with =XX, %XX or &#NN; escapes. No English word is that long.
+    """
+    return _RUN.sub(_hide, text)
 
 
 def log_id(token: str) -> str:
