@@ -26,7 +26,7 @@ import re
 from email import policy
 from functools import lru_cache
 
-from calshare.tokens import TOKEN_LENGTH, redact
+from calshare.tokens import TOKEN_LENGTH, holds_token, redact
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,26 @@ _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 _NOT_KEPT = "[base64 text holding a token-shaped string: not kept]\n"
 
 
-def redact_text(text: str) -> str:
+_MAX_NESTING = 3  # base64 inside base64 inside…: the work is bounded whatever a mail holds
+
+
+def redact_text(text: str, depth: int = 0) -> str:
     """``tokens.redact``, after dropping base64 blocks that decode to a token."""
-    return redact(_BASE64_BLOCK.sub(_base64_block, text))
+    if depth < _MAX_NESTING:
+        text = _BASE64_BLOCK.sub(lambda found: _base64_block(found, depth + 1), text)
+    return redact(text)
 
 
-def _base64_block(found: re.Match[str]) -> str:
+def _hides_token(text: str, depth: int) -> bool:
+    if holds_token(text):
+        return True
+    if depth >= _MAX_NESTING:
+        return False
+    blocks = _BASE64_BLOCK.finditer(text)
+    return any(_base64_block(found, depth + 1) == _NOT_KEPT for found in blocks)
+
+
+def _base64_block(found: re.Match[str], depth: int) -> str:
     block = found[0]
     letters = re.sub(r"[^A-Za-z0-9+/]", "", re.sub(r"(?m)^[ \t>]+", "", block))
     if len(letters) < _MIN_BASE64:
@@ -58,9 +72,22 @@ def _base64_block(found: re.Match[str]) -> str:
             decoded = base64.b64decode(usable).decode("latin-1")
         except (binascii.Error, ValueError):
             continue
-        if redact_text(decoded) != decoded:
+        if _hides_token(decoded, depth):
             return _NOT_KEPT
     return block
+
+
+PART_CHARACTERS = 256 * 1024  # of each text part; an answer or a bounce is far shorter
+COPY_CHARACTERS = 1024 * 1024  # of the whole copy: the scan's work is bounded by these
+_RUN_TAIL = re.compile(r"[A-Za-z0-9=%&#;\r\n]*\Z")
+
+
+def _kept(text: str, limit: int) -> str:
+    """At most ``limit`` characters of ``text``, redacted; a cut never leaves part of a token."""
+    if len(text) <= limit:
+        return redact_text(text)
+    head = _RUN_TAIL.sub("", redact_text(text[:limit]))  # the run the cut went through
+    return f"{head}\n[{len(text) - len(head)} more characters not kept]"
 
 
 def _header_text(value: str) -> str:
@@ -91,18 +118,23 @@ NOTE = "X-Calshare-Copy: decoded; token-shaped strings replaced by …; non-text
 
 def _copy(message: email.message.Message) -> str:
     lines: list[str] = [NOTE]
+    budget = COPY_CHARACTERS
     for number, part in enumerate(message.walk()):
         if number:
             lines.append(f"\n--- part {number}: {part.get_content_type()}")
         for name, value in part.items():
-            lines.append(f"{name}: {redact_text(_header_text(str(value)))}")
+            lines.append(f"{name}: {_kept(_header_text(str(value)), 4096)}")
         if part.is_multipart():
             continue
         payload = part.get_payload(decode=True)
         size = len(payload) if isinstance(payload, bytes) else 0
-        if part.get_content_maintype() in ("text", "message", "multipart"):
+        if budget <= 0:
+            lines.append("\n[not kept: the copy is full]")
+        elif part.get_content_maintype() in ("text", "message", "multipart"):
+            text = _kept(_body_text(part), min(budget, PART_CHARACTERS))
+            budget -= len(text)
             lines.append("")
-            lines.append(redact_text(_body_text(part)))
+            lines.append(text)
         else:
             lines.append(f"\n[{part.get_content_type()}, {size} bytes: not kept]")
     return "\n".join(lines) + "\n"

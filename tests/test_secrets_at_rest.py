@@ -387,3 +387,18 @@ def test_the_stored_copy_is_readable(world: World) -> None:
     text = bytes(copy).decode("utf-8")
     assert "Subject: Ré: vielleicht" in text and "Kanskje? Jeg må sjekke." in text
     assert "[image/png, 204 bytes: not kept]" in text and "PNG" not in text
+
+
+def test_a_long_part_is_cut_without_leaving_part_of_a_token() -> None:
+    """The copy keeps a bounded prefix of each part; a token through the cut goes entirely."""
+    from calshare.redaction import PART_CHARACTERS
+
+    token = new_token()
+    for offset in range(1, 26, 4):
+        body = "w " * ((PART_CHARACTERS - offset) // 2) + "x" * ((PART_CHARACTERS - offset) % 2)
+        raw = b"Subject: long\r\n\r\n" + f"{body}{token} tail\r\n".encode()
+        copy = redact_mail(raw)
+        assert b"more characters not kept" in copy
+        head = copy.rsplit(b"\n[", 1)[0]
+        assert head.endswith((b"w ", "…".encode())), head[-40:]  # cut, or glued and hidden
+        assert token[:2].encode() not in head[-30:], head[-40:]
