@@ -77,16 +77,27 @@ def _base64_block(found: re.Match[str], depth: int) -> str:
     return block
 
 
+READ_BYTES = 2 * 1024 * 1024  # of the message: parsing is per line, so bounded too
 PART_CHARACTERS = 256 * 1024  # of each text part; an answer or a bounce is far shorter
 COPY_CHARACTERS = 1024 * 1024  # of the whole copy: the scan's work is bounded by these
+# What a cut may have gone through: a token's run, at most 26 escapes long (with soft breaks)
 _RUN_TAIL = re.compile(r"[A-Za-z0-9=%&#;\r\n]*\Z")
+_RUN_TAIL_BYTES = re.compile(rb"[A-Za-z0-9=%&#;\r\n]*\Z")
+_TAIL = 512
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text[:limit]`` less the run the cut went through, so no part of a token stays."""
+    head = text[:limit]
+    run = _RUN_TAIL.search(head[-_TAIL:])
+    return head[: len(head) - len(run[0])] if run else head
 
 
 def _kept(text: str, limit: int) -> str:
     """At most ``limit`` characters of ``text``, redacted; a cut never leaves part of a token."""
     if len(text) <= limit:
         return redact_text(text)
-    head = _RUN_TAIL.sub("", redact_text(text[:limit]))  # the run the cut went through
+    head = redact_text(_cut(text, limit))
     return f"{head}\n[{len(text) - len(head)} more characters not kept]"
 
 
@@ -147,9 +158,16 @@ def redact_mail(raw: bytes) -> bytes:
     Never raises: a message Python's parser cannot walk is kept as a one-line note,
     so storing the inbound log never fails because of what a mail contains.
     """
+    note = ""
+    if len(raw) > READ_BYTES:  # the cut goes back past the run it went through
+        head = raw[:READ_BYTES]
+        run = _RUN_TAIL_BYTES.search(head[-_TAIL:])
+        head = head[: len(head) - len(run[0])] if run else head
+        note = f"\n[{len(raw) - len(head)} more bytes of the message not read]\n"
+        raw = head
     try:
         message = email.message_from_bytes(raw, policy=policy.compat32)
-        return _copy(message).encode("utf-8", "replace")
+        return (_copy(message) + note).encode("utf-8", "replace")
     except Exception as exc:  # noqa: BLE001 - hostile input: the record must still be written
         log.warning("inbox: a mail could not be read for its stored copy (%s)", type(exc).__name__)
         return f"[{len(raw)} bytes that could not be read: not kept]\n".encode()

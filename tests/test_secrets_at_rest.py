@@ -402,3 +402,15 @@ def test_a_long_part_is_cut_without_leaving_part_of_a_token() -> None:
         head = copy.rsplit(b"\n[", 1)[0]
         assert head.endswith((b"w ", "…".encode())), head[-40:]  # cut, or glued and hidden
         assert token[:2].encode() not in head[-30:], head[-40:]
+
+
+def test_a_huge_mail_is_read_in_part_without_leaving_part_of_a_token() -> None:
+    from calshare.redaction import READ_BYTES
+
+    token = new_token()
+    for offset in range(0, 40, 5):
+        filler = b"a b\r\n" * ((READ_BYTES - offset) // 5)
+        raw = b"Subject: huge\r\n\r\n" + filler + token.upper().encode() + b"\r\nend\r\n"
+        copy = redact_mail(raw)
+        assert b"bytes of the message not read" in copy
+        assert not holds(copy, token) and token[:3].upper().encode() not in copy
