@@ -31,10 +31,9 @@ from calshare.tokens import TOKEN_LENGTH, holds_token, redact
 log = logging.getLogger(__name__)
 
 # Lines of base64 alphabet, as a quoted raw message (a bounce that pastes the original)
-# carries its base64 body; 36 characters are the least that can hold a whole token.
-_BASE64_BLOCK = re.compile(
-    r"(?m)^(?:[ \t>]*[A-Za-z0-9+/]{16,}={0,2}[ \t]*(?:\r?\n|\Z))+",
-)
+# carries its base64 body, its short last line too; 36 characters are the least that
+# can hold a whole token.
+_BASE64_BLOCK = re.compile(r"(?m)^(?:[ \t>]*[A-Za-z0-9+/]+={0,2}[ \t]*(?:\r?\n|\Z))+")
 _MIN_BASE64 = (TOKEN_LENGTH * 4 + 2) // 3
 _ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?=")
 _NOT_KEPT = "[base64 text holding a token-shaped string: not kept]\n"
@@ -67,7 +66,9 @@ def _base64_block(found: re.Match[str], depth: int) -> str:
     # the block may start mid-stream (a quote cut it): try each alignment
     for skip in range(4):
         usable = letters[skip:]
-        usable = usable[: len(usable) - len(usable) % 4]
+        if len(usable) % 4 == 1:  # a lone character decodes to nothing
+            usable = usable[:-1]
+        usable += "=" * (-len(usable) % 4)  # its padding went with the other symbols
         try:
             decoded = base64.b64decode(usable).decode("latin-1")
         except (binascii.Error, ValueError):
@@ -134,7 +135,7 @@ def _copy(message: email.message.Message) -> str:
         if number:
             lines.append(f"\n--- part {number}: {part.get_content_type()}")
         for name, value in part.items():
-            lines.append(f"{name}: {_kept(_header_text(str(value)), 4096)}")
+            lines.append(f"{redact(name)}: {_kept(_header_text(str(value)), 4096)}")
         if part.is_multipart():
             continue
         payload = part.get_payload(decode=True)

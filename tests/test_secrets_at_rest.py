@@ -414,3 +414,14 @@ def test_a_huge_mail_is_read_in_part_without_leaving_part_of_a_token() -> None:
         copy = redact_mail(raw)
         assert b"bytes of the message not read" in copy
         assert not holds(copy, token) and token[:3].upper().encode() not in copy
+
+
+@given(pad=st.integers(0, 80), quote=st.sampled_from(["", "> ", ">> "]))
+def test_a_pasted_base64_body_holding_a_token_is_not_kept(pad: int, quote: str) -> None:
+    """A bounce that pastes our mail raw: its base64 lines, quoted, the short last one too."""
+    token = new_token()
+    encoded = base64.encodebytes(f"{'x' * pad} {BASE_URL}/i/{token}".encode()).decode()
+    body = "".join(f"{quote}{line}\r\n" for line in encoded.splitlines())
+    copy = redact_mail(f"Subject: bounce\r\n\r\nThe copy:\r\n\r\n{body}bye now\r\n".encode())
+    assert b"holding a token-shaped string: not kept" in copy and b"bye now" in copy
+    assert not holds(copy, token)
