@@ -40,13 +40,16 @@ _NOT_KEPT = "[base64 text holding a token-shaped string: not kept]\n"
 
 
 _MAX_NESTING = 3  # base64 inside base64 inside…: the work is bounded whatever a mail holds
+# The key of a bounce address is a secret too (it lets a report count), and hex, not
+# base32: a report quotes it in To, Return-Path, Received and Final-Recipient.
+_BOUNCE_KEY = re.compile(r"(bounces(?:\+|=2B|%2B))[^@\s<>\"';,]+", re.IGNORECASE)
 
 
 def redact_text(text: str, depth: int = 0) -> str:
-    """``tokens.redact``, after dropping base64 blocks that decode to a token."""
+    """``tokens.redact``, after dropping base64 blocks that decode to a token; bounce keys too."""
     if depth < _MAX_NESTING:
         text = _BASE64_BLOCK.sub(lambda found: _base64_block(found, depth + 1), text)
-    return redact(text)
+    return redact(_BOUNCE_KEY.sub(r"\1…", text))
 
 
 def _hides_token(text: str, depth: int) -> bool:

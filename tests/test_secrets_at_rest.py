@@ -334,11 +334,17 @@ def test_live_tokens_and_feed_secrets_from_real_mails_are_not_stored(
         bytes(row[0]) for row in world.rows("SELECT raw FROM inbound_raw ORDER BY inbound_id")
     ]
     assert b"maybe? what is this" in copies[0] and b"Your message is delayed" in copies[3]
-    for secret in (invitation.token, feed_secret[1]):
+    secrets = (invitation.token, feed_secret[1])
+    for secret in secrets:
         assert tables_reading(world.db_path, secret) == [], secret
+    # the bounce key is a secret too; the outbox keeps it (its envelope sender), the inbound
+    # log must not
+    bounce_key = welcome.mail_from.split("+", 1)[1].split("@", 1)[0]
+    assert holds(report, bounce_key)
+    assert tables_reading(world.db_path, bounce_key, skip=("outbox",)) == []
     # (the WAL still has the frames of our own mails as they waited: scanned once gone)
     world.inbox.stop()
-    for secret in (invitation.token, feed_secret[1]):
+    for secret in secrets:
         assert not holds(checkpointed(world.db_path), secret), secret
 
 
