@@ -268,7 +268,8 @@ def test_no_secret_in_a_mail_is_left_at_rest(
     assert deliver(world.inbox.smtp, message, recipient, sender).code == 250
     assert world.count("SELECT count(*) FROM inbound_raw") == before + 1
     assert tables_reading(world.db_path, secret) == []
-    assert not holds(file_bytes(world.db_path), secret)
+    assert not holds(file_bytes(world.db_path), secret)  # the WAL as written
+    assert not holds(checkpointed(world.db_path), secret)  # and the file once it is folded in
 
 
 def test_live_tokens_and_feed_secrets_from_real_mails_are_not_stored(
