@@ -173,3 +173,28 @@ def test_a_client_sending_headers_a_byte_at_a_time_is_cut_off(slow_web: str) -> 
     assert closed, "the server kept a client that never finished its headers"
     # the timeout is per connection, not a stall: a normal client is served
     assert http(slow_web).status == 200
+
+
+def test_a_form_sent_a_byte_at_a_time_is_refused_408(slow_web: str) -> None:
+    port = int(slow_web.split(":")[2].split("/")[0])
+    head = (
+        f"POST /i/{'a' * 26} HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\n"
+    ).encode()
+    received = b""
+    start = time.monotonic()
+    with socket.create_connection((HOST, port), timeout=WAIT) as conn:
+        conn.sendall(head)
+        conn.settimeout(0.25)
+        for byte in b"answer=accept&csrf=" + b"0" * 381:
+            if time.monotonic() - start > WAIT or received:
+                break
+            try:
+                conn.sendall(bytes([byte]))
+                received += conn.recv(65536)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+    status, headers, _ = head_of(received)
+    assert status == 408 and headers["Server"] == "calshare", received
