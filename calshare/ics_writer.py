@@ -21,10 +21,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import icalendar
-
 from calshare.busy import MICROSOFT_NAMES, Busy
 from calshare.occurrence import Occurrence
+from calshare.vtimezone import vtimezone as vtimezone_text
 
 PRODID = "-//calshare//calshare 0.1//EN"
 
@@ -233,16 +232,10 @@ def _described(
 def vtimezone(zone: str, first_year: int, last_year: int) -> str:
     """The zone's VTIMEZONE covering the years used, from the tz database.
 
-    icalendar computes the transitions from zoneinfo; it is slow, hence the cache.
+    Written as clients read it (RRULEs for the zone's rule, a sub-component per
+    earlier change; see calshare.vtimezone), cached: a feed asks for it per render.
     """
-    component = icalendar.Timezone.from_tzinfo(
-        ZoneInfo(zone),
-        tzid=zone,
-        first_date=date(first_year, 1, 1),
-        last_date=date(last_year, 12, 31),
-    )
-    text: str = component.to_ical().decode("utf-8")
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return vtimezone_text(zone, first_year, last_year)
 
 
 def _years(occurrences: Sequence[Occurrence], fallback: date) -> tuple[int, int]:
