@@ -92,7 +92,16 @@ def libical(paths: Sequence[Path]) -> dict[Path, list[Row]]:
 
 
 def vobject_rows(data: bytes) -> list[Row]:
-    """What vobject (and dateutil's tzical under it) reads."""
+    """What vobject (and dateutil's tzical under it) reads, as a fresh process would.
+
+    vobject keeps the first VTIMEZONE it sees per TZID for the rest of the process
+    (``registerTzinfo``), so each file is read with that cache emptied: otherwise an
+    earlier file's Europe/Oslo, written for other years, would stand in for this one's.
+    """
+    registry = vars(vobject.icalendar)["__tzidMap"]
+    utc = registry.get("UTC")
+    registry.clear()
+    registry["UTC"] = utc
     rows: list[Row] = []
     for calendar in vobject.readComponents(data.decode("utf-8")):
         for event in calendar.contents.get("vevent", []):
