@@ -24,8 +24,8 @@ from dateutil import tz as dateutil_tz
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calshare.busy import Busy
 from calshare import ics_writer
+from calshare.busy import Busy
 from calshare.ics_writer import write_calendar
 from calshare.occurrence import Occurrence
 from calshare.vtimezone import parse_posix, vtimezone, yearly_rule, zone_data
