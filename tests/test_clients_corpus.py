@@ -11,6 +11,7 @@ demo calendars, imported in a rotating set of zones (southern DST, rules with ch
   to ``calshare snapshot --out``), each 91 days around the calendar's latest event
   in May..August (November..February; else its latest event), against ``events`` for the same days;
 
+every event with a SUMMARY (at free-busy: the busy status in words), and
 compared as multisets of (start, end): UTC instants for timed events, dates for all-day
 ones. Every file is read by one node process (ical.js) and one /usr/bin/python3 process
 (libical) for the whole corpus; vobject reads in this process.
@@ -29,11 +30,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from calshare.busy import Busy
 from calshare.calendars import get_calendar
 from calshare.cli import main
 from calshare.clock import FixedClock
 from calshare.config import load_settings
 from calshare.feeds import feed_ics, feed_window
+from calshare.ics_writer import stand_in_summary
 from calshare.levels import Level
 from calshare.store import Store
 from tests import clients, snapshot_mail
@@ -67,6 +70,7 @@ class Written:
 
     what: str
     path: Path
+    level: Level
     expected: list[Pair]
 
 
@@ -147,7 +151,7 @@ def _build(source: Path, number: int, directory: Path) -> Case:
                 start, end = _instant(item["start"], tz), _instant(item["end"], tz)
                 if start < high and (end > low or start >= low):
                     expected.append(_pair(item))
-            case.files.append(Written(f"feed at {level}", path, expected))
+            case.files.append(Written(f"feed at {level}", path, level, expected))
     finally:
         store.close()
     everything = run.events(date(1950, 1, 1), date(2049, 12, 1))
@@ -167,7 +171,8 @@ def _build(source: Path, number: int, directory: Path) -> Case:
         path = directory / f"{season}.ics"
         path.write_bytes(snapshot_mail.read(eml.read_bytes()).ics)
         expected = [_pair(item) for item in run.events(first, last, level)]
-        case.files.append(Written(f"{season} snapshot {first}..{last} at {level}", path, expected))
+        what = f"{season} snapshot {first}..{last} at {level}"
+        case.files.append(Written(what, path, level, expected))
     return case
 
 
@@ -194,7 +199,16 @@ def test_the_corpus_is_large() -> None:
     assert len(DEMO) >= 2
 
 
+BUSY_WORDS = frozenset(stand_in_summary(busy, "en") for busy in Busy)
+
+
 def _problems(who: str, written: Written, rows: list[clients.Row]) -> list[str]:
+    # Every event has a SUMMARY (defect 10); at free-busy it is the busy status in words.
+    blank = [row for row in rows if not row[3]]
+    if blank:
+        return [f"{who}, {written.what}: {len(blank)} events without SUMMARY, e.g. {blank[0]}"]
+    if written.level is Level.FREE_BUSY and {row[3] for row in rows} - BUSY_WORDS:
+        return [f"{who}, {written.what}: {sorted({row[3] for row in rows} - BUSY_WORDS)[:3]}"]
     got = Counter((start, end) for _, start, end, _ in rows)
     want = Counter(written.expected)
     if got == want:
