@@ -28,10 +28,17 @@ from calshare import ics_writer
 from calshare.busy import Busy
 from calshare.ics_writer import write_calendar
 from calshare.occurrence import Occurrence
-from calshare.vtimezone import parse_posix, vtimezone, yearly_rule, zone_data
+from calshare.vtimezone import (
+    parse_posix,
+    transitions_between,
+    vtimezone,
+    yearly_rule,
+    zone_data,
+)
 from tests import clients
 
-ZONES = sorted(zoneinfo.available_timezones() - {"Factory"})
+# "localtime" is this machine's zone under another name, "Factory" a placeholder
+ZONES = sorted(zoneinfo.available_timezones() - {"Factory", "localtime"})
 # Zones whose rules are awkward: southern DST, negative DST, 30-minute DST, changes at
 # 24:00+ or before midnight, rules changed recently, no DST at all, offsets in seconds.
 AWKWARD = [
@@ -243,3 +250,51 @@ def test_zone_data_is_zoneinfos_own() -> None:
         before = (at - timedelta(seconds=1)).astimezone(zone).utcoffset()
         assert before == timedelta(seconds=item.before)
     assert data.rule is not None and data.rule.std_offset == -5 * 3600
+
+
+def test_every_zone_reads_right_in_icaljs_vobject_and_libical(tmp_path: Path) -> None:
+    """For a quarter of the tz database's zones, events around their changes of 2000..2035.
+
+    Written by the writer in that zone (instants whose wall time happens twice go out
+    in UTC), read by the three clients: each must give back the instants written.
+    """
+    now = datetime(2026, 11, 26, 9, tzinfo=UTC)
+    low = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
+    high = int(datetime(2035, 12, 31, tzinfo=UTC).timestamp())
+    expected: dict[Path, list[tuple[str, str, str]]] = {}
+    for number, key in enumerate(sorted({*ZONES[::4], *AWKWARD})):  # 150 zones: ~15 s
+        data = zone_data(key)
+        changes = [item.at for item in transitions_between(data, low, high)]
+        moments = {low + (high - low) * step // 12 for step in range(13)}
+        for at in changes[:: max(1, len(changes) // 12)]:
+            moments.update({at - 3600, at - 1, at, at + 1800})
+        found = [
+            Occurrence(
+                f"e{at}",
+                datetime.fromtimestamp(at, UTC),
+                datetime.fromtimestamp(at + 5400, UTC),
+                False,
+                Busy.BUSY,
+            )
+            for at in sorted(moments)
+        ]
+        path = tmp_path / f"{number:03d}.ics"
+        path.write_bytes(write_calendar(found, name=key, zone=key, now=now))
+        expected[path] = [
+            (item.uid, f"{item.start:%Y-%m-%dT%H:%M:%SZ}", f"{item.end:%Y-%m-%dT%H:%M:%SZ}")
+            for item in found
+        ]
+    paths = list(expected)
+    read = {
+        "ical.js": clients.icaljs(paths),
+        "libical": clients.libical(paths),
+        "vobject": clients.vobject_files(paths),
+    }
+    problems = []
+    for path, want in expected.items():
+        for client, rows in read.items():
+            got = [(uid, start, end) for uid, start, end, _ in rows[path]]
+            if got != want:
+                wrong = [(w, g) for w, g in zip(want, got, strict=False) if w != g]
+                problems.append(f"{client} {path.read_text().split('TZID:')[1][:30]}: {wrong[:2]}")
+    assert not problems, f"{len(problems)} zone/client pairs wrong:\n" + "\n".join(problems[:20])
