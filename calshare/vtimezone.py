@@ -351,6 +351,14 @@ def _ruled(rule: Rule | None, item: Transition) -> bool:
     return any(item in rule.transitions(candidate) for candidate in (year - 1, year, year + 1))
 
 
+def _complete(rule: Rule, changes: list[Transition], high: int) -> bool:
+    """Whether ``changes`` are exactly the rule's changes from the first of them to ``high``."""
+    first = changes[0].at
+    years = range(_wall(first).year - 1, _wall(high).year + 2)
+    ruled = [item for year in years for item in rule.transitions(year) if first <= item.at <= high]
+    return ruled == changes
+
+
 def vtimezone(key: str, first_year: int, last_year: int) -> str:
     """The VTIMEZONE of ``key`` for any instant from ``first_year`` through ``last_year``.
 
@@ -360,7 +368,11 @@ def vtimezone(key: str, first_year: int, last_year: int) -> str:
     change in force when the span begins comes first, so no instant of the span is
     before every onset. Lines end in CRLF; none is longer than 75 octets.
     """
-    data = zone_data(key)
+    return render(zone_data(key), key, first_year, last_year)
+
+
+def render(data: ZoneData, key: str, first_year: int, last_year: int) -> str:
+    """The VTIMEZONE of ``data`` (see ``vtimezone``), for any zone data, under TZID ``key``."""
     low = _seconds(datetime(first_year, 1, 1)) - 2 * _DAY
     high = _seconds(datetime(last_year, 12, 31)) + 3 * _DAY
     initial = _state_at(data, low)
@@ -371,11 +383,14 @@ def vtimezone(key: str, first_year: int, last_year: int) -> str:
         start_rule, end_rule = yearly_rule(rule.start), yearly_rule(rule.end)
         if start_rule is not None and end_rule is not None:
             rules = (start_rule, end_rule)
-    # The rule governs from the first change from which all later ones are the rule's.
+    # The rule governs from the first change from which all later ones are the rule's,
+    # and none of the rule's is missing (a year without DST would be one).
     split = len(changes)
-    if rules is not None:
+    if rule is not None and rules is not None:
         while split > 0 and _ruled(rule, changes[split - 1]):
             split -= 1
+        while split < len(changes) and not _complete(rule, changes[split:], high):
+            split += 1
         if len(changes) - split < 2:
             split = len(changes)  # fewer than both sides: list them
     lines = ["BEGIN:VTIMEZONE", f"TZID:{key}"]

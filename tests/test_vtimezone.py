@@ -29,7 +29,10 @@ from calshare.busy import Busy
 from calshare.ics_writer import write_calendar
 from calshare.occurrence import Occurrence
 from calshare.vtimezone import (
+    Transition,
+    ZoneData,
     parse_posix,
+    render,
     transitions_between,
     vtimezone,
     yearly_rule,
@@ -132,6 +135,25 @@ def test_irregular_years_then_the_rule() -> None:
     assert text.count("RRULE") == 2
     assert "DTSTART:19950924T030000" in text  # the last September change, on its own
     assert "DTSTART:19960331T020000\r\nRRULE:" in text
+
+
+def test_a_year_without_the_rules_changes_is_no_rrule_year() -> None:
+    """A zone that kept its rule but skipped DST one year: the RRULE starts after the gap."""
+    rule = parse_posix("CET-1CEST,M3.5.0,M10.5.0/3")
+    listed = [*rule.transitions(2019), *rule.transitions(2020), *rule.transitions(2022)]
+    data = ZoneData((3600, False, "CET"), tuple(listed), rule)
+    text = render(data, "Test/Skip", 2019, 2024)
+    assert "DTSTART:20220327T020000\r\nRRULE:" in text
+    zone = dateutil_tz.tzical(io.StringIO(text)).get("Test/Skip")
+    for wall, hours in (
+        (datetime(2020, 7, 1, 12), 2),
+        (datetime(2021, 7, 1, 12), 1),  # no DST in 2021
+        (datetime(2022, 7, 1, 12), 2),
+        (datetime(2024, 7, 1, 12), 2),
+        (datetime(2024, 12, 1, 12), 1),
+    ):
+        assert wall.replace(tzinfo=zone).utcoffset() == timedelta(hours=hours), wall
+    assert Transition(listed[0].at, 3600, 7200, True, "CEST") == listed[0]
 
 
 @pytest.mark.parametrize(
