@@ -29,7 +29,6 @@ from calshare.busy import Busy
 from calshare.ics_writer import write_calendar
 from calshare.occurrence import Occurrence
 from calshare.vtimezone import (
-    Transition,
     ZoneData,
     parse_posix,
     render,
@@ -153,7 +152,6 @@ def test_a_year_without_the_rules_changes_is_no_rrule_year() -> None:
         (datetime(2024, 12, 1, 12), 1),
     ):
         assert wall.replace(tzinfo=zone).utcoffset() == timedelta(hours=hours), wall
-    assert Transition(listed[0].at, 3600, 7200, True, "CEST") == listed[0]
 
 
 @pytest.mark.parametrize(
