@@ -33,7 +33,8 @@ run: install
 js-packages: tests/js/node_modules/.package-lock.json
 
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
-	npm ci --prefix tests/js --no-audit --no-fund
+	@if command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund; \
+	else echo "npm is missing (install node 20 and npm): the ical.js tests will fail"; fi
 
 # Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
 # a private instance and injects with its sendmail; bench/mail.py delivers to its
