@@ -197,7 +197,7 @@ def stand_in_summary(busy: Busy, lang: str) -> str:
     """The SUMMARY of an event without one: its busy status in the viewer's words.
 
     Where the level hid the title (free-busy, private items) the event would be a
-    blank row in khal and fail libical's RFC 5546 check for METHOD:PUBLISH; Outlook
+    blank row in khal, and RFC 5546 wants a SUMMARY in METHOD:PUBLISH; Outlook
     writes "Busy", "Tentative", "Out of office" there. Made from the busy status
     alone, which every level shows, so it cannot carry anything the filter hid.
     """
