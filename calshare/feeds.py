@@ -170,7 +170,11 @@ def feed_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
 def feed_ics(
     store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
 ) -> bytes:
-    """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it."""
+    """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it.
+
+    Named as the imported source names itself (its X-WR-CALNAME or NAME), else by its
+    name here; stand-in summaries are in the installation's language (``mail.lang``).
+    """
     start, end = feed_window(settings, now)
     found = visible_occurrences(
         store,
@@ -184,10 +188,11 @@ def feed_ics(
     )
     return write_calendar(
         found,
-        name=calendar.name,
+        name=calendar.source_name or calendar.name,  # the title the owner's app gave it
         zone=calendar.zone,
         now=now,
         refresh=timedelta(minutes=settings.http.feed_refresh_minutes),
+        lang=settings.mail.lang,
     )
 
 

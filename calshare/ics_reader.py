@@ -279,7 +279,8 @@ def _read_part(label: str, part: _Part, lines: list[str], result: ParsedCalendar
     except PARSE_ERRORS as exc:
         result.warnings.append(f"{label}: could not apply X-WR-TIMEZONE ({reason(exc)})")
         standard = calendar
-    result.name = result.name or _string(calendar, "X-WR-CALNAME")
+    # Google and Outlook write X-WR-CALNAME; RFC 7986 calls it NAME
+    result.name = result.name or _string(calendar, "X-WR-CALNAME") or _string(calendar, "NAME")
     result.tz = result.tz or _string(calendar, "X-WR-TIMEZONE")
     components = [c for c in standard.subcomponents if c.name == "VEVENT"]
     if len(components) != len(event_spans):
