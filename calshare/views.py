@@ -11,7 +11,7 @@ from datetime import datetime
 from calshare.calendars import Calendar
 from calshare.expansion import Caps
 from calshare.index import occurrences_between
-from calshare.levels import Level, filter_occurrence
+from calshare.levels import Level, filter_occurrence, stand_in_key
 from calshare.occurrence import Occurrence
 from calshare.store import Store
 
@@ -46,7 +46,7 @@ def visible_occurrences(
     )
     if level is None:  # the owner sees everything
         return found
-    zone, key = calendar.zoneinfo, store.uid_key
+    zone, key = calendar.zoneinfo, stand_in_key(store.uid_key, calendar.id)
     return [
         filter_occurrence(
             occurrence, level, include_private=include_private, zone=zone, uid_key=key
