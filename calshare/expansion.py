@@ -174,10 +174,10 @@ class _LazyRules(Series.RecurrenceRules):  # type: ignore[misc]
             stop = normalize_pytz(stop + timedelta(hours=1))
         for rule in self.rrules:
             for moment in rule:
-                if self.meter is not None:
-                    self.meter.tick()
                 if moment > stop:
                     break
+                if self.meter is not None:
+                    self.meter.tick()
                 if moment < start:
                     continue
                 if is_pytz_dt(moment):
@@ -326,8 +326,8 @@ def expand_series(
         except _SeriesCap:
             assert meter is not None
             why = (
-                f"it recurs more than {meter.caps.per_series:,} times"
-                " ([calendars] max_occurrences_per_series)"
+                f"it recurs more than {meter.caps.per_series:,} times from its start to the end"
+                " of the span expanded ([calendars] max_occurrences_per_series)"
             )
             if not cut:
                 result.failed.add(uid)
