@@ -143,7 +143,7 @@ def _import(
     if parsed.vevent_count and not keep:
         first = skipped[0] if skipped else "no event could be read"
         raise ImportFailed(
-            f"None of the {parsed.vevent_count} events in {source.label} could be read; "
+            f"None of the {parsed.vevent_count} events in {source.label} can be used; "
             f"nothing was imported. First problem: {first}"
         )
     events: list[SourceEvent] = [parsed.events[index] for index in keep]
