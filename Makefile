@@ -31,7 +31,8 @@ run: install
 # Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
 # a private instance and injects with its sendmail; bench/mail.py delivers to its
 # smtp-sink; bench/inbox.py sends with its smtp-source), openssl (the outbox TLS tests)
-# and chromium (tests/test_snapshot_render.py lays snapshot mails out headless).
+# chromium (tests/test_snapshot_render.py lays snapshot mails out headless) and nginx-light
+# (tests/test_publish_servers.py publishes to a private nginx with its dav module).
 # Whatever is missing is installed when apt-get exists (as root, or with sudo), postfix
 # preseeded to "No configuration": no main.cf is written, so the system's postfix service
 # does not start. If that fails the tests that need them fail saying what is missing, and
@@ -43,6 +44,7 @@ system-packages:
 	for tool in $(POSTFIX_TOOLS); do [ -x $$tool ] || missing=" postfix"; done; \
 	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		as_root=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		echo "installing$$missing (postfix unconfigured: its service does not start)"; \

@@ -8,6 +8,7 @@ The settings object is built once at start and passed in; nothing reads it globa
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -187,6 +188,15 @@ def _hostname(value: Any) -> str:
     return text
 
 
+def _network(value: Any) -> str:
+    """An IP address or network (127.0.0.1, ::1, 10.0.0.0/8), in canonical form."""
+    text = _text(value).strip()
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network like 10.0.0.0/8") from None
+
+
 def _file_or_empty(value: Any) -> str:
     text = _text(value).strip()
     if text and not Path(text).is_file():
@@ -261,6 +271,9 @@ class HttpSettings:
     )
     feed_refresh_minutes: int = _option(
         60, _integer(5, 10080), "REFRESH-INTERVAL asked of subscribing calendar apps"
+    )
+    header_timeout_seconds: float = _option(
+        15.0, _seconds, "time a client has to send its request headers; also the idle keep-alive"
     )
 
 
@@ -361,6 +374,11 @@ class InboxSettings:
     )
     authserv_id: str = _option(
         "", _text, "the authserv-id of your own mail server's Authentication-Results"
+    )
+    trusted_peers: tuple[str, ...] = _option(
+        (),
+        _list(_network),
+        "addresses/networks of the mail server in front; only its Authentication-Results count",
     )
 
 
@@ -506,6 +524,12 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError(
             f"{settings.source}: [inbox] require_auth needs authserv_id, the name your mail "
             "server writes in Authentication-Results"
+        )
+    if inbox.require_auth != "none" and not inbox.trusted_peers:
+        raise ConfigError(
+            f"{settings.source}: [inbox] require_auth needs trusted_peers, the addresses of "
+            'the mail server in front of calshare (e.g. ["127.0.0.1"]): a client that '
+            "talks to calshare directly can write any Authentication-Results it likes"
         )
     hours = settings.working_hours
     if hours.start >= hours.end:
