@@ -23,6 +23,7 @@ from calshare.calendars import Calendar, add_calendar, get_calendar, list_calend
 from calshare.clock import Clock, SystemClock
 from calshare.config import Settings, load_settings
 from calshare.errors import CalshareError, LevelError, UsageError
+from calshare.expansion import Caps
 from calshare.importer import import_calendar
 from calshare.levels import Level
 from calshare.occurrence import Occurrence, occurrence_to_json
@@ -185,7 +186,8 @@ def _events(
         raise UsageError(f"--to {end_text} is not after --from {start_text}")
     if end - start > timedelta(days=MAX_WINDOW_DAYS):
         raise UsageError("That window is longer than 100 years; ask for a shorter one")
-    return visible_occurrences(
+    cut: list[str] = []
+    found = visible_occurrences(
         ctx.store,
         calendar,
         start,
@@ -194,7 +196,12 @@ def _events(
         include_private=include_private,
         now=ctx.clock.now(),
         limit_years=ctx.settings.calendars.index_limit_years,
+        caps=Caps.of(ctx.settings.calendars),
+        warnings=cut,
     )
+    for warning in cut:
+        ctx.warn(warning)
+    return found
 
 
 def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence]) -> None:

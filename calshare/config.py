@@ -300,6 +300,28 @@ class CalendarSettings:
     index_limit_years: int = _option(
         10, _integer(1, 200), "series are indexed at most this far from now; beyond, queried live"
     )
+    max_occurrences_per_series: int = _option(
+        50_000,
+        _integer(100, 10_000_000),
+        "occurrences one series may have from its start to the end of a span being indexed;"
+        " a series with more is skipped at import and cut short in queries",
+    )
+    max_occurrences_per_import: int = _option(
+        250_000,
+        _integer(1000, 100_000_000),
+        "occurrences one import (or one query's expansion) may produce in all;"
+        " an import over it fails and changes nothing",
+    )
+    max_import_seconds: float = _option(
+        60.0,
+        _seconds,
+        "an import whose reading and expansion take longer fails and changes nothing",
+    )
+    max_timezone_transitions: int = _option(
+        500,
+        _integer(10, 1_000_000),
+        "a VTIMEZONE with more STANDARD/DAYLIGHT parts and RDATEs than this is refused at import",
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from calshare.calendars import Calendar, get_calendar
 from calshare.config import PolicySettings, Settings
 from calshare.errors import UnknownCalendar
+from calshare.expansion import Caps
 from calshare.ics_writer import write_calendar
 from calshare.levels import Level, lower_of
 from calshare.policy import highest_level
@@ -185,6 +186,7 @@ def feed_ics(
         include_private=False,
         now=now,
         limit_years=settings.calendars.index_limit_years,
+        caps=Caps.of(settings.calendars),
     )
     return write_calendar(
         found,

@@ -14,7 +14,6 @@ magnitude faster. Tests re-parse every file with icalendar and vobject.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -116,17 +115,10 @@ def instance_uid(occurrence: Occurrence) -> str:
     """A UID per instance, stable between sends, that says no more than the level allows.
 
     A series instance is its UID plus its RECURRENCE-ID. Where the level hid the
-    UID (a keyed ``busy-`` stand-in shared by a whole series) the instance adds
-    its start, hashed, so nothing new is told.
+    UID, the stand-in is one per instance already (levels.opaque_uid).
     """
     if occurrence.recurrence_id:
         return f"{occurrence.uid}-{occurrence.recurrence_id}"
-    if occurrence.uid.startswith("busy-"):
-        start = occurrence.start.isoformat()
-        if isinstance(occurrence.start, datetime):
-            start = _utc(occurrence.start)
-        suffix = hashlib.sha256(f"{occurrence.uid}/{start}".encode()).hexdigest()[:12]
-        return f"{occurrence.uid}-{suffix}"
     return occurrence.uid
 
 

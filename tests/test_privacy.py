@@ -48,7 +48,9 @@ from tests import snapshot_mail
 # --- what each level may show, written out here rather than read from calshare.levels
 
 # Fields of Occurrence that are not the owner's text: times, busy status, identity.
-STRUCTURAL = frozenset({"uid", "start", "end", "all_day", "busy", "recurrence_id", "private"})
+STRUCTURAL = frozenset(
+    {"uid", "start", "end", "all_day", "busy", "recurrence_id", "private", "stand_in"}
+)
 # Everything else is text a level can hide; free-busy hides all of it.
 TEXT = (
     "status",

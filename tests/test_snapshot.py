@@ -34,6 +34,7 @@ from calshare.ics_writer import (
     stand_in_summary,
     write_calendar,
 )
+from calshare.levels import Level, filter_occurrence
 from calshare.occurrence import Occurrence
 from calshare.ranges import DateRange, resolve_range
 from calshare.schedule import WorkingWindow, clip_to_working_hours
@@ -115,12 +116,13 @@ def test_each_instance_gets_its_own_stable_uid() -> None:
         _occurrence(recurrence_id="20260328T090000Z"),
         _occurrence(recurrence_id="20260329T090000Z"),
     ]
-    hidden = [o._replace(uid="busy-" + "a" * 32, recurrence_id=None) for o in series]
-    hidden[1] = hidden[1]._replace(start=hidden[1].start + timedelta(days=1))
+    hidden = [filter_occurrence(o, Level.FREE_BUSY, uid_key=b"k") for o in series]
     uids = [instance_uid(o) for o in series + hidden]
     assert len(set(uids)) == 4
     assert uids == [instance_uid(o) for o in series + hidden]  # stable
     assert all(uid.startswith("busy-") for uid in uids[2:])
+    # A stand-in is one per instance already: written as it is, not given a suffix.
+    assert uids[2:] == [o.uid for o in hidden]
 
 
 def test_people_are_written_as_mailto_with_their_names() -> None:
