@@ -10,7 +10,9 @@ effects are stored or none are, so answering 250 after the commit is truthful.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -22,6 +24,7 @@ from calshare.addresses import Mailbox, parse_mailbox
 from calshare.calendars import utc_text
 from calshare.config import Settings
 from calshare.levels import Level
+from calshare.redaction import redact_mail
 from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
 from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, WEAK_BOUNCE, Verdict
@@ -43,6 +46,15 @@ class Inbound:
     verdict: Verdict
     authenticated: bool  # Authentication-Results met [inbox] require_auth (or none required)
     in_reply_to: str | None = None
+
+
+_BOUNCE_ADDRESS = re.compile(r"^(bounces\+)[^@]*", re.IGNORECASE)
+
+
+def _shown(recipient: str) -> str:
+    """An address as logged and stored: no token, and no bounce key (with one, anyone could
+    write a bounce that counts)."""
+    return _BOUNCE_ADDRESS.sub(r"\1…", redact(recipient))
 
 
 def dedup_key(message_id: str, recipient: str) -> str:
@@ -116,7 +128,7 @@ def record(
         log.info(
             "inbox: %s to %s: duplicate, nothing changed, token %s",
             verdict.message_id,
-            redact(item.recipient),
+            _shown(item.recipient),
             log_id(verdict.token) if verdict.token else "-",
         )
         return "duplicate"
@@ -128,8 +140,7 @@ def record(
         outcome = "bounce recorded (by its subject alone, from a real sender: no change)"
         share_id = invitation.share_id if invitation else None
     elif verdict.kind == BOUNCE:
-        share_id = _bounced(db, settings, now, verdict, invitation)
-        outcome = "undeliverable" if share_id else "bounce recorded"
+        share_id, outcome = _bounced(db, settings, now, item, invitation)
     elif verdict.kind == AUTO_REPLY or verdict.token is None:
         outcome = "ignored"  # recorded, never answered: no mail loops
     elif invitation is None:
@@ -146,7 +157,7 @@ def record(
             dedup,
             verdict.message_id,
             item.mail_from,
-            redact(item.recipient.lower()),
+            _shown(item.recipient.lower()),
             verdict.sender,
             token_hash(verdict.token) if verdict.token else None,
             verdict.kind,
@@ -158,12 +169,13 @@ def record(
     )
     if settings.inbox.keep_raw_days:
         db.execute(
-            "INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)", [cursor.lastrowid, item.raw]
+            "INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
+            [cursor.lastrowid, redact_mail(item.raw)],  # never a live token at rest
         )
     log.info(
         "inbox: %s to %s: %s (%s) -> %s, token %s",
         verdict.message_id,
-        redact(item.recipient),
+        _shown(item.recipient),
         verdict.kind,
         verdict.reason,
         outcome,
@@ -176,23 +188,64 @@ def _bounced(
     db: Database,
     settings: Settings,
     now: datetime,
-    verdict: Verdict,
+    item: Inbound,
     invitation: _Invitation | None,
-) -> int | None:
-    """A bounce of one of our mails: if it was an invitation, the share is undeliverable."""
-    share_id: int | None = None
-    if verdict.bounce_key:
-        row = db.execute(
-            "SELECT kind, share_id FROM outbox WHERE message_id = ?",
-            [f"<{verdict.bounce_key}@{settings.mail.domain}>"],
-        ).fetchone()
-        if row is not None and row[0] == outbox.INVITATION:
-            share_id = row[1]
-    elif invitation is not None:
+) -> tuple[int | None, str]:
+    """A report that one of our mails failed: (the share it names, the outcome).
+
+    Only a report we can trust kills an invitation (the share becomes undeliverable
+    and its token is revoked). To a bounces+<key> address: from the null sender, as
+    every delivery report is (RFC 5321 §4.5.5), with a key that names a mail we sent
+    (the key is never shown to the recipient's correspondents: the Message-ID holds
+    only its hash), and naming that mail's recipient if it names any. To a token
+    address, which anyone who saw a reply can write to: what an answer needs, from
+    the invitee and authenticated. Everything else is recorded and changes nothing.
+    """
+    verdict = item.verdict
+    null_sender = not item.mail_from.strip("<> ")
+    if verdict.form == "bounces":
+        row = _bounced_mail(db, settings, verdict.bounce_key or "")
+        if row is None:
+            return None, "bounce recorded (not a bounce address of ours: no change)"
+        kind, share_id, recipients = row
+        if kind != outbox.INVITATION or share_id is None:
+            return share_id, "bounce recorded"
+        if not null_sender:
+            return share_id, "bounce recorded (not from the null sender: no change)"
+        if verdict.reported and not set(verdict.reported) & recipients:
+            return share_id, "bounce recorded (it reports another recipient: no change)"
+    elif invitation is None:
+        return None, "bounce recorded"
+    else:
         share_id = invitation.share_id
-    if share_id is not None:
-        mark_undeliverable(db, share_id, now, f"bounced: {verdict.reason}")
-    return share_id
+        if not item.authenticated:
+            return share_id, "bounce recorded (Authentication-Results did not pass: no change)"
+        if verdict.sender != invitation.invitee:
+            return share_id, "bounce recorded (not from the invitee: no change)"
+        if verdict.reported and invitation.invitee.lower() not in verdict.reported:
+            return share_id, "bounce recorded (it reports another recipient: no change)"
+    mark_undeliverable(db, share_id, now, f"bounced: {verdict.reason}")
+    return share_id, "undeliverable"
+
+
+_BOUNCE_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def _bounced_mail(
+    db: Database, settings: Settings, key: str
+) -> tuple[str, int | None, set[str]] | None:
+    """(kind, share, recipients) of the mail whose bounce address holds ``key``, if any."""
+    key = key.lower()
+    if not _BOUNCE_KEY.fullmatch(key):
+        return None
+    row = db.execute(
+        "SELECT kind, share_id, recipients FROM outbox WHERE message_id = ?",
+        [compose.message_id_for(key, settings.mail.domain)],
+    ).fetchone()
+    if row is None:
+        return None
+    recipients = {str(address).lower() for address in json.loads(row[2])}
+    return str(row[0]), row[1], recipients
 
 
 def _why_invalid(invitation: _Invitation, now: datetime) -> str | None:
@@ -213,6 +266,20 @@ def _replied_lately(db: Database, verdict: Verdict, now: datetime) -> bool:
             """SELECT 1 FROM inbound WHERE token_hash = ? AND sender IS ?
                AND outcome LIKE 'replied%' AND received_at > ? LIMIT 1""",
             [token_hash(verdict.token), verdict.sender, utc_text(now - REPLY_EVERY)],
+        ).fetchone()
+        is not None
+    )
+
+
+CONFIRM_ASKED = "replied: held, the invitee was asked to confirm"
+
+
+def _asked_to_confirm_lately(db: Database, token: str, now: datetime) -> bool:
+    return (
+        db.execute(
+            """SELECT 1 FROM inbound WHERE token_hash = ? AND outcome = ?
+               AND received_at > ? LIMIT 1""",
+            [token_hash(token), CONFIRM_ASKED, utc_text(now - REPLY_EVERY)],
         ).fetchone()
         is not None
     )
@@ -256,6 +323,9 @@ def _answer(
     if verdict.sender != invitation.invitee:
         if verdict.kind not in (ACCEPT, DECLINE) or _replied_lately(db, verdict, now):
             return "held: not from the invitee"
+        if _asked_to_confirm_lately(db, verdict.token, now):
+            # one question a day per invitation, however many strangers hold the token
+            return "held: not from the invitee (the invitee was asked today)"
         spec = compose.NoticeSpec(
             sender=sender,
             to=invitee,
@@ -268,7 +338,7 @@ def _answer(
             key=compose.new_message_key(),
         )
         outbox.enqueue_notice(db, spec, kind=outbox.CONFIRM, share_id=invitation.share_id, now=now)
-        return "replied: held, the invitee was asked to confirm"
+        return CONFIRM_ASKED
     if verdict.kind in (ACCEPT, DECLINE):
         # asking to confirm or explaining how to answer is moot once the answer is in
         outbox.cancel(db, invitation.share_id, (outbox.CONFIRM, outbox.ANSWER_HELP))

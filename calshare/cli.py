@@ -23,6 +23,7 @@ from calshare.calendars import Calendar, add_calendar, get_calendar, list_calend
 from calshare.clock import Clock, SystemClock
 from calshare.config import Settings, load_settings
 from calshare.errors import CalshareError, LevelError, UsageError
+from calshare.expansion import Caps
 from calshare.importer import import_calendar
 from calshare.levels import Level
 from calshare.occurrence import Occurrence, occurrence_to_json
@@ -128,10 +129,10 @@ def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
 def _republish(ctx: Context, name: str) -> None:
     """A calendar published to WebDAV is written there again after each import."""
     from calshare.errors import WebDavError
-    from calshare.publishing import push
+    from calshare.publishing import rewrite_after_import
 
     try:
-        pushed = push(ctx.store, ctx.settings, ctx.clock, name)
+        pushed = rewrite_after_import(ctx.store, ctx.settings, ctx.clock, name)
     except WebDavError as exc:
         raise WebDavError(
             f"Imported, but the published copy on WebDAV was not updated: {exc}", exc.status
@@ -187,7 +188,8 @@ def _events(
         raise UsageError(f"--to {end_text} is not after --from {start_text}")
     if end - start > timedelta(days=MAX_WINDOW_DAYS):
         raise UsageError("That window is longer than 100 years; ask for a shorter one")
-    return visible_occurrences(
+    cut: list[str] = []
+    found = visible_occurrences(
         ctx.store,
         calendar,
         start,
@@ -196,7 +198,12 @@ def _events(
         include_private=include_private,
         now=ctx.clock.now(),
         limit_years=ctx.settings.calendars.index_limit_years,
+        caps=Caps.of(ctx.settings.calendars),
+        warnings=cut,
     )
+    for warning in cut:
+        ctx.warn(warning)
+    return found
 
 
 def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence]) -> None:
@@ -344,6 +351,8 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
                 "ics": made.links.ics,
                 "webcal": made.links.webcal,
                 "webdav": made.webdav,
+                "webdav_files": list(made.webdav_files),
+                "webdav_etags": made.webdav_etags,
                 "webdav_error": made.webdav_error,
             }
         )
@@ -356,9 +365,9 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
         print(f"  web page:  {made.links.html}", file=ctx.out)
         print(f"  subscribe: {made.links.webcal}", file=ctx.out)
         print(f"  ICS file:  {made.links.ics}", file=ctx.out)
-        if made.webdav and not made.webdav_error:
-            print(f"  WebDAV:    {made.webdav} (NAME.ics and NAME.html)", file=ctx.out)
+        _print_webdav_files(ctx, made.webdav_files)
         print("calshare keeps only a hash of these links: note them now.", file=ctx.out)
+    _warn_no_etags(ctx, made.webdav, made.webdav_etags)
     if made.webdav_error:
         # the links above stand; the copy did not get written
         ctx.err.write(f"calshare: error: {_one_line(made.webdav_error)}\n")
@@ -366,15 +375,81 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_webdav_files(ctx: Context, urls: Sequence[str]) -> None:
+    for number, url in enumerate(urls):
+        print(f"  {'WebDAV:' if number == 0 else '':<10} {url}", file=ctx.out)
+
+
+def _warn_no_etags(ctx: Context, folder: str | None, etags: bool | None) -> None:
+    """Say when the server cannot refuse a write over someone else's change itself."""
+    if folder and etags is False:
+        ctx.warn(
+            f"the WebDAV server for {folder} gives no ETags, so it cannot refuse to overwrite "
+            "a file someone else changed; calshare reads each file back and compares it "
+            "before replacing or deleting it, but a change made in between can be lost"
+        )
+
+
+def cmd_push(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare push project [--force]"""
+    from calshare.publishing import sync
+
+    copy = sync(ctx.store, ctx.settings, ctx.clock, args.name, force=args.force)
+    if args.json:
+        ctx.print_json(
+            {
+                "calendar": args.name,
+                "webdav": copy.folder,
+                "webdav_files": list(copy.written),
+                "webdav_etags": copy.etags,
+                "removed": list(copy.removed),
+                "forgotten": [{"url": url, "why": why} for url, why in copy.forgotten],
+                "webdav_error": " ".join(copy.problems) or None,
+            }
+        )
+    else:
+        if copy.written:
+            print(f"Wrote the WebDAV copy of {args.name!r}; its links are unchanged:",
+                  file=ctx.out)  # fmt: skip
+            _print_webdav_files(ctx, copy.written)
+        for url in copy.removed:
+            print(f"Removed the old copy {url}", file=ctx.out)
+        if not (copy.written or copy.removed or copy.problems or copy.forgotten):
+            print(f"No WebDAV copy of {args.name!r} is left to write or remove", file=ctx.out)
+    _warn_forgotten(ctx, copy.forgotten)
+    _warn_no_etags(ctx, copy.folder, copy.etags)
+    if copy.problems:
+        ctx.err.write(f"calshare: error: {_one_line(' '.join(copy.problems))}\n")
+        return EXIT_ERROR
+    return 0
+
+
+def _warn_forgotten(ctx: Context, forgotten: Sequence[tuple[str, str]]) -> None:
+    for url, why in forgotten:
+        ctx.warn(
+            f"{url} stays on the WebDAV server and calshare no longer keeps track of it "
+            f"(it could not be deleted: {why}); remove it there yourself"
+        )
+
+
 def cmd_unpublish(ctx: Context, args: argparse.Namespace) -> int:
-    """calshare unpublish project"""
+    """calshare unpublish project [--force]"""
     from calshare.publishing import unpublish
 
-    name = unpublish(ctx.store, ctx.settings, ctx.clock, args.name)
+    done = unpublish(ctx.store, ctx.settings, ctx.clock, args.name, force=args.force)
     if args.json:
-        ctx.print_json({"calendar": name, "unpublished": True})
+        ctx.print_json(
+            {
+                "calendar": done.calendar,
+                "unpublished": True,
+                "forgotten": [{"url": url, "why": why} for url, why in done.forgotten],
+            }
+        )
+    elif done.links_withdrawn:
+        print(f"Unpublished {done.calendar!r}: its links no longer work", file=ctx.out)
     else:
-        print(f"Unpublished {name!r}: its links no longer work", file=ctx.out)
+        print(f"Removed what was left of {done.calendar!r} on WebDAV", file=ctx.out)
+    _warn_forgotten(ctx, done.forgotten)
     return 0
 
 
@@ -781,7 +856,20 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--json", action="store_true")
     unpub = command(commands, "unpublish", cmd_unpublish, "make a calendar's links stop working")
     unpub.add_argument("name")
+    unpub.add_argument(
+        "--force",
+        action="store_true",
+        help="delete WebDAV copies even if someone changed them; forget any that cannot go",
+    )
     unpub.add_argument("--json", action="store_true")
+    push = command(commands, "push", cmd_push, "write the WebDAV copy again; the links stay")
+    push.add_argument("name")
+    push.add_argument(
+        "--force",
+        action="store_true",
+        help="replace or delete WebDAV files even if someone else changed or wrote them",
+    )
+    push.add_argument("--json", action="store_true")
 
     unshare = command(commands, "unshare", cmd_unshare, "stop sharing a calendar with someone")
     unshare.add_argument("name")

@@ -8,6 +8,7 @@ The settings object is built once at start and passed in; nothing reads it globa
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -198,6 +199,15 @@ def _helo_name(value: Any) -> str:
     return text
 
 
+def _network(value: Any) -> str:
+    """An IP address or network (127.0.0.1, ::1, 10.0.0.0/8), in canonical form."""
+    text = _text(value).strip()
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or network like 10.0.0.0/8") from None
+
+
 def _file_or_empty(value: Any) -> str:
     text = _text(value).strip()
     if text and not Path(text).is_file():
@@ -279,6 +289,9 @@ class HttpSettings:
     feed_refresh_minutes: int = _option(
         60, _integer(5, 10080), "REFRESH-INTERVAL asked of subscribing calendar apps"
     )
+    header_timeout_seconds: float = _option(
+        15.0, _seconds, "time a client has to send its request headers; also the idle keep-alive"
+    )
 
 
 @dataclass(frozen=True)
@@ -303,6 +316,28 @@ class CalendarSettings:
     )
     index_limit_years: int = _option(
         10, _integer(1, 200), "series are indexed at most this far from now; beyond, queried live"
+    )
+    max_occurrences_per_series: int = _option(
+        50_000,
+        _integer(100, 10_000_000),
+        "occurrences one series may have from its start to the end of a span being indexed;"
+        " a series with more is skipped at import and cut short in queries",
+    )
+    max_occurrences_per_import: int = _option(
+        250_000,
+        _integer(1000, 100_000_000),
+        "occurrences one import (or one query's expansion) may produce in all;"
+        " an import over it fails and changes nothing",
+    )
+    max_import_seconds: float = _option(
+        60.0,
+        _seconds,
+        "an import whose reading and expansion take longer fails and changes nothing",
+    )
+    max_timezone_transitions: int = _option(
+        500,
+        _integer(10, 1_000_000),
+        "a VTIMEZONE with more STANDARD/DAYLIGHT parts and RDATEs than this is refused at import",
     )
 
 
@@ -356,6 +391,11 @@ class InboxSettings:
     )
     authserv_id: str = _option(
         "", _text, "the authserv-id of your own mail server's Authentication-Results"
+    )
+    trusted_peers: tuple[str, ...] = _option(
+        (),
+        _list(_network),
+        "addresses/networks of the mail server in front; only its Authentication-Results count",
     )
 
 
@@ -501,6 +541,12 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError(
             f"{settings.source}: [inbox] require_auth needs authserv_id, the name your mail "
             "server writes in Authentication-Results"
+        )
+    if inbox.require_auth != "none" and not inbox.trusted_peers:
+        raise ConfigError(
+            f"{settings.source}: [inbox] require_auth needs trusted_peers, the addresses of "
+            'the mail server in front of calshare (e.g. ["127.0.0.1"]): a client that '
+            "talks to calshare directly can write any Authentication-Results it likes"
         )
     hours = settings.working_hours
     if hours.start >= hours.end:

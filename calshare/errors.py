@@ -78,6 +78,11 @@ class ImportFailed(CalshareError, ValueError):
     """
 
 
+class ExpansionLimit(ImportFailed):
+    """Expanding recurrences passed a configured cap ([calendars] max_occurrences_per_import,
+    max_import_seconds): the message names the event where it happened."""
+
+
 class FetchError(ImportFailed):
     """A calendar URL could not be fetched (timeout, HTTP error, too large)."""
 
@@ -96,3 +101,15 @@ class WebDavError(CalshareError, RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status  # the HTTP status, None when the server was not reached
+
+
+class WebDavConflict(WebDavError):
+    """The file on WebDAV is not calshare's to replace or delete (status 412).
+
+    ``foreign``: calshare never wrote it (it was there first); else someone changed
+    it since calshare last wrote it.
+    """
+
+    def __init__(self, message: str, *, foreign: bool) -> None:
+        super().__init__(message, 412)
+        self.foreign = foreign

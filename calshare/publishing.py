@@ -8,8 +8,14 @@ retires the old links (410) and makes new ones.
 With ``--webdav URL`` the same calendar is also written as NAME.ics and NAME.html
 into a WebDAV folder, and written again whenever the calendar is re-imported. The
 ``webdav_files`` table mirrors what is out there, row by row as each PUT or DELETE
-succeeds, so a failure halfway is finished by the next publish, import or
-unpublish, and a copy is never left behind at a level the owner has moved away from.
+succeeds, with the validator calshare.webdav keeps in its ``etag`` column (the
+server's ETag, or ``sha256:…`` of what was written where the server gives none).
+
+The links never wait for a WebDAV server: they are made (or withdrawn) first, and
+what the server then refuses is said with exactly what stays there and what to do.
+``sync`` (``calshare push``) is the retry of every WebDAV step and changes no link;
+with ``force`` it replaces or deletes files someone else changed. A file calshare
+did not write, or one changed since, is never replaced or deleted without ``force``.
 
 Policy is applied when a link is used, too (``served_level``): an operator who
 lowers ``policy.publish_max_level`` lowers every existing publication with it.
@@ -27,7 +33,8 @@ from sqlite_utils import Database
 from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import PublishRefused, UsageError, WebDavError
+from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavError
+from calshare.expansion import Caps
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
 from calshare.pages import Nav, published_html
@@ -36,7 +43,14 @@ from calshare.sharing import audit
 from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, parse_token, token_hash
 from calshare.views import visible_occurrences
-from calshare.webdav import Credentials, check_collection, delete, put
+from calshare.webdav import (
+    Credentials,
+    check_collection,
+    collection_kind,
+    delete,
+    has_etag,
+    put,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +69,8 @@ class Published:
     capped: bool  # policy lowered the level asked for
     links: Links
     webdav: str | None  # the folder the files went to
+    webdav_files: tuple[str, ...] = ()  # the URLs written there
+    webdav_etags: bool | None = None  # False: the server gives no ETags (calshare compares)
     webdav_error: str | None = None  # the links work; the WebDAV copy failed (why)
 
 
@@ -131,9 +147,11 @@ def publish(
 ) -> Published:
     """New links for the calendar (the old ones answer 410 from now on).
 
-    Copies on WebDAV in any other folder (or all of them, without ``webdav``) are
-    removed first: if that fails nothing changes. If writing the new copy fails, the
-    new links still stand and ``webdav_error`` says what to do.
+    The links never wait for a WebDAV server: copies in any other folder (or all of
+    them, without ``webdav``) are removed and the new copy written after the links
+    are made, and whatever fails is said in ``webdav_error`` with what to do
+    (``calshare push`` retries and keeps these links). Only a folder that is a
+    CalDAV/CardDAV collection refuses the whole command: it can never hold the copy.
     """
     calendar = get_calendar(store.db, calendar_name)
     level, capped = allowed_level(settings, level)
@@ -143,9 +161,8 @@ def publish(
             f"{calendar.name!r} has no events yet; import it first: "
             f"calshare calendar import {calendar.name} FILE_OR_URL"
         )
-    failed = _delete_files(store, settings, calendar.id, keep=folder)
-    if failed:
-        raise WebDavError(f"Nothing was published: {_failures(failed)}", failed[0][1].status)
+    if folder is not None:
+        _refuse_dav_collection(settings, calendar.name, folder)
     secret = new_token(random_bytes) if random_bytes else new_token()
     now = clock.now()
     with store.write() as db:
@@ -160,25 +177,51 @@ def publish(
         )
         audit(db, now, "published", calendar.id, log_id(secret), f"level {level}")
     log.info("published %s at %s, secret %s", calendar.name, level, log_id(secret))
-    problem = None
-    if folder is not None:
-        try:
-            _push_files(store, settings, calendar, level, folder, now)
-        except WebDavError as exc:
-            problem = (
-                f"{exc}. The links work; the WebDAV copy is written again by the next "
-                f"`calshare calendar import {calendar.name}` or `calshare publish`"
-            )
+    copy = _sync(store, settings, calendar, level, folder, now, force=False)
+    error = None
+    if copy.problems:
+        error = "The links work and stay as printed. " + " ".join(copy.problems)
     return Published(
-        calendar.name, level, capped, links(settings.http.base_url, secret), folder, problem
+        calendar.name,
+        level,
+        capped,
+        links(settings.http.base_url, secret),
+        folder,
+        copy.written,
+        copy.etags,
+        error,
     )
 
 
-def unpublish(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> str:
+def _refuse_dav_collection(settings: Settings, name: str, folder: str) -> None:
+    """A CalDAV calendar (or CardDAV address book) takes events, not our two files."""
+    kind = collection_kind(folder, _credentials(settings))
+    if kind is None:
+        return
+    protocol = "CalDAV" if kind == "calendar" else "CardDAV"
+    raise UsageError(
+        f"Nothing was published: {folder} is a {protocol} {kind}, which takes single "
+        f"entries, not files; --webdav needs a plain WebDAV folder, where calshare writes "
+        f"{name}.ics and {name}.html (calendar apps can subscribe to the ICS link instead)"
+    )
+
+
+@dataclass(frozen=True)
+class Unpublished:
+    calendar: str
+    links_withdrawn: bool
+    forgotten: tuple[tuple[str, str], ...]  # (url, why): left on WebDAV, no longer tracked
+
+
+def unpublish(
+    store: Store, settings: Settings, clock: Clock, calendar_name: str, *, force: bool = False
+) -> Unpublished:
     """Both links answer 410 from now on; copies on WebDAV are deleted.
 
     The links die first, whatever the WebDAV server says. A copy that could not be
-    deleted stays recorded, and running unpublish again tries again.
+    deleted stays recorded, and running unpublish again tries again. ``force``
+    deletes copies someone changed as well, and forgets (naming them) those that
+    still cannot be deleted: a server gone for good must not hold the owner forever.
     """
     calendar = get_calendar(store.db, calendar_name)
     now = clock.now()
@@ -192,14 +235,110 @@ def unpublish(store: Store, settings: Settings, clock: Clock, calendar_name: str
     leftovers = bool(_files(store.db, calendar.id))
     if live is None and not leftovers:
         raise UsageError(f"{calendar.name!r} is not published")
-    failed = _delete_files(store, settings, calendar.id, keep=None)
+    failed, _, forgotten = _delete_files(store, settings, calendar.id, keep=None, force=force)
     if failed:
-        first = "The links are withdrawn, but " if live is not None else ""
+        first = "The links are withdrawn (they answer 410), but " if live is not None else ""
         raise WebDavError(
-            f"{first}{_failures(failed)}; run `calshare unpublish {calendar.name}` again to retry",
+            f"{first}{_remains(failed)}. `calshare unpublish {calendar.name}` tries again; "
+            f"`calshare unpublish {calendar.name} --force` deletes them even if someone "
+            "changed them, and forgets (naming it) any it still cannot delete",
             failed[0][1].status,
         )
-    return calendar.name
+    return Unpublished(
+        calendar.name, live is not None, tuple((url, str(exc)) for url, exc in forgotten)
+    )
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What bringing the WebDAV side in line with a publication did."""
+
+    folder: str | None
+    written: tuple[str, ...]  # URLs written, in order
+    etags: bool | None  # whether the server gave ETags (None: nothing written)
+    removed: tuple[str, ...]  # old copies deleted
+    forgotten: tuple[tuple[str, str], ...]  # (url, why): left on WebDAV, no longer tracked
+    problems: tuple[str, ...]  # sentences: what failed and what to do
+
+
+def sync(
+    store: Store, settings: Settings, clock: Clock, calendar_name: str, *, force: bool = False
+) -> Copy:
+    """Write the live publication's WebDAV copy and remove copies elsewhere; links stay.
+
+    The retry after any WebDAV failure of publish, import or unpublish: it changes
+    no link. ``force`` replaces or deletes files someone else changed (or that
+    calshare did not write), and forgets old copies it still cannot delete.
+    """
+    calendar = get_calendar(store.db, calendar_name)
+    live = _live(store.db, calendar.id)
+    if live is None and not _files(store.db, calendar.id):
+        raise UsageError(f"{calendar.name!r} is not published")
+    level = None
+    if live is not None:
+        level = served_level(settings, live.level)
+        if level is None:
+            raise PublishRefused(
+                f"publishing is turned off on this server; "
+                f"`calshare unpublish {calendar.name}` withdraws it"
+            )
+    folder = live.webdav_url if live is not None and level is not None else None
+    return _sync(store, settings, calendar, level, folder, clock.now(), force=force)
+
+
+def _sync(
+    store: Store,
+    settings: Settings,
+    calendar: Calendar,
+    level: Level | None,
+    folder: str | None,
+    now: datetime,
+    *,
+    force: bool,
+) -> Copy:
+    name = calendar.name
+    failed, removed, forgotten = _delete_files(
+        store, settings, calendar.id, keep=folder, force=force
+    )
+    problems = []
+    if failed:
+        problems.append(
+            f"The old copy was not removed: {_remains(failed)}. "
+            f"`calshare push {name}` tries again"
+            + (" (with --force even if someone changed it)." if _any_changed(failed) else ".")
+        )
+    written: tuple[str, ...] = ()
+    etags = None
+    if folder is not None and level is not None:
+        try:
+            written, etags = _push_files(store, settings, calendar, level, folder, now, force)
+        except WebDavError as exc:
+            problems.append(f"The WebDAV copy was not written: {exc}. {_write_advice(name, exc)}")
+    return Copy(
+        folder,
+        written,
+        etags,
+        tuple(removed),
+        tuple((url, str(exc)) for url, exc in forgotten),
+        tuple(problems),
+    )
+
+
+def _write_advice(name: str, exc: WebDavError) -> str:
+    if not isinstance(exc, WebDavConflict):
+        return f"Once that is fixed, `calshare push {name}` writes it."
+    if exc.foreign:
+        return (
+            f"Remove or rename that file, publish into another folder, or replace it: "
+            f"`calshare push {name} --force`."
+        )
+    return (
+        f"`calshare push {name} --force` replaces it with calshare's copy (their change is lost)."
+    )
+
+
+def _any_changed(failed: list[tuple[str, WebDavError]]) -> bool:
+    return any(isinstance(exc, WebDavConflict) for _, exc in failed)
 
 
 def _credentials(settings: Settings) -> Credentials:
@@ -207,34 +346,53 @@ def _credentials(settings: Settings) -> Credentials:
     return Credentials(webdav.username, webdav.password, webdav.timeout_seconds)
 
 
-def _files(db: Database, calendar_id: int) -> dict[str, str | None]:
+def _files(db: Database, calendar_id: int) -> dict[str, str]:
+    """What calshare wrote, by URL: the validator ("" if it could not keep one then)."""
     rows = db.execute(
         "SELECT url, etag FROM webdav_files WHERE calendar_id = ? ORDER BY url", [calendar_id]
     ).fetchall()
-    return {url: etag for url, etag in rows}
+    return {url: etag or "" for url, etag in rows}
 
 
-def _failures(failed: list[tuple[str, WebDavError]]) -> str:
-    return "; ".join(f"{url} remains on WebDAV: {exc}" for url, exc in failed)
+def _remains(failed: list[tuple[str, WebDavError]]) -> str:
+    """Exactly what stays on the server, and why, one clause per file."""
+    clauses = []
+    for url, exc in failed:
+        text = str(exc)
+        clauses.append(
+            f"{text}, so it stays there"
+            if text.startswith(url)
+            else f"{url} stays on the WebDAV server: {text}"
+        )
+    return "; ".join(clauses)
 
 
 def _delete_files(
-    store: Store, settings: Settings, calendar_id: int, *, keep: str | None
-) -> list[tuple[str, WebDavError]]:
-    """Delete our copies outside the folder ``keep``; each success is recorded at once."""
+    store: Store, settings: Settings, calendar_id: int, *, keep: str | None, force: bool
+) -> tuple[list[tuple[str, WebDavError]], list[str], list[tuple[str, WebDavError]]]:
+    """Delete our copies outside the folder ``keep``; each success is recorded at once.
+
+    Returns (failed, removed, forgotten): with ``force`` a copy that cannot be
+    deleted is forgotten (its row dropped) rather than failed.
+    """
     credentials = _credentials(settings)
-    failed = []
-    for url, etag in _files(store.db, calendar_id).items():
+    failed, removed, forgotten = [], [], []
+    for url, validator in _files(store.db, calendar_id).items():
         if keep is not None and url.startswith(keep):
             continue
         try:
-            delete(url, credentials, etag)
+            delete(url, credentials, validator, force=force)
         except WebDavError as exc:  # try the others all the same
-            failed.append((url, exc))
-            continue
+            if not force:
+                failed.append((url, exc))
+                continue
+            forgotten.append((url, exc))
+            log.warning("webdav: forgetting %s, which stays on the server: %s", url, exc)
+        else:
+            removed.append(url)
         with store.write() as db:
             db.execute("DELETE FROM webdav_files WHERE url = ?", [url])
-    return failed
+    return failed, removed, forgotten
 
 
 def render_files(
@@ -270,6 +428,7 @@ def page_html(
         include_private=False,
         now=now,
         limit_years=settings.calendars.index_limit_years,
+        caps=Caps.of(settings.calendars),
     )
     return published_html(
         calendar=calendar.name,
@@ -287,36 +446,50 @@ def page_html(
 
 
 def _push_files(
-    store: Store, settings: Settings, calendar: Calendar, level: Level, folder: str, now: datetime
-) -> None:
+    store: Store,
+    settings: Settings,
+    calendar: Calendar,
+    level: Level,
+    folder: str,
+    now: datetime,
+    force: bool = False,
+) -> tuple[tuple[str, ...], bool]:
     """PUT NAME.ics and NAME.html, each recorded as soon as the server takes it.
 
-    If-Match carries the ETag of calshare's last write to that URL, so a file someone
-    else changed is refused (412) rather than overwritten.
+    Never over someone else's file (see calshare.webdav) unless ``force``. Returns
+    the URLs written and whether the server gave ETags for them all.
     """
     ics, html = render_files(store, settings, calendar, level, now)
     credentials = _credentials(settings)
     known = _files(store.db, calendar.id)
+    written = []
+    etags = True
     for name, body, kind in (
         (f"{calendar.name}.ics", ics, "text/calendar; charset=utf-8"),
         (f"{calendar.name}.html", html.encode("utf-8"), "text/html; charset=utf-8"),
     ):
         url = folder + quote(name)
-        etag = put(url, body, kind, credentials, known.get(url))
+        validator = put(url, body, kind, credentials, known.get(url), force=force)
+        etags = etags and has_etag(validator)
         with store.write() as db:
             db.execute(
                 """INSERT INTO webdav_files (url, calendar_id, etag, written_at)
                    VALUES (?, ?, ?, ?)
                    ON CONFLICT (url) DO UPDATE SET etag = excluded.etag,
                        written_at = excluded.written_at""",
-                [url, calendar.id, etag, utc_text(now)],
+                [url, calendar.id, validator, utc_text(now)],
             )
+        written.append(url)
+    return tuple(written), etags
 
 
-def push(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> bool:
+def rewrite_after_import(
+    store: Store, settings: Settings, clock: Clock, calendar_name: str
+) -> bool:
     """Write the calendar's WebDAV copy again, if it is published there (after an import).
 
-    At the level policy allows now. Returns whether anything was pushed.
+    At the level policy allows now. Returns whether anything was pushed. A failure
+    says what to do (``calshare push``, which keeps the links).
     """
     calendar = get_calendar(store.db, calendar_name)
     live = _live(store.db, calendar.id)
@@ -325,5 +498,8 @@ def push(store: Store, settings: Settings, clock: Clock, calendar_name: str) -> 
     level = served_level(settings, live.level)
     if level is None:
         raise PublishRefused("publishing is turned off on this server; unpublish it")
-    _push_files(store, settings, calendar, level, live.webdav_url, clock.now())
+    try:
+        _push_files(store, settings, calendar, level, live.webdav_url, clock.now())
+    except WebDavError as exc:
+        raise WebDavError(f"{exc}. {_write_advice(calendar.name, exc)}", exc.status) from None
     return True

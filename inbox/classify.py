@@ -21,6 +21,7 @@ from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 from html.parser import HTMLParser
+from typing import Any
 
 from calshare.addresses import normalize_address
 from calshare.errors import AddressError
@@ -107,6 +108,8 @@ class Verdict:
     bounce_key: str | None = None  # bounces+<key>@…: which of our mails bounced
     sender: str | None = None  # the normalised From address, if any
     message_id: str = ""
+    # the recipients a delivery report names (Final-/Original-Recipient), lower case
+    reported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,29 @@ def is_delay_warning(message: Message) -> bool:
     return bool(_DELAY_SUBJECT.search(subject) and _DELAY_TEXT.search(body_text(message)[:20000]))
 
 
+def reported_recipients(message: Message) -> tuple[str, ...]:
+    """The addresses a delivery status report says it is about (RFC 3464 §2.3.1–2.3.2).
+
+    Final-Recipient and Original-Recipient of type rfc822, lower case; empty for the
+    many bounces that are not standard reports. A report that names recipients and
+    not ours is not about our mail, whatever address it was sent to.
+    """
+    found: list[str] = []
+    for part in _parts(message):
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        payload = part.get_payload()
+        for block in payload if isinstance(payload, list) else []:
+            if not isinstance(block, Message):
+                continue
+            for name in ("Original-Recipient", "Final-Recipient"):
+                kind, _, address = _header(block, name).partition(";")
+                address = address.strip().strip("<>").strip().lower()
+                if kind.strip().lower() == "rfc822" and "@" in address and address not in found:
+                    found.append(address)
+    return tuple(found)
+
+
 def _parts(message: Message) -> list[Message]:
     try:
         return list(message.walk())
@@ -428,7 +454,7 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     form, detail = recipient_form(recipient, domain.lower())
     token = parse_token(detail) if form in ("accept", "decline", "share") and detail else None
 
-    def verdict(kind: str, reason: str, **found: str | None) -> Verdict:
+    def verdict(kind: str, reason: str, **found: Any) -> Verdict:
         # A reason quotes the message; the message may quote a token.
         return Verdict(kind, redact(reason), sender=sender, message_id=mail.message_id, **found)
 
@@ -439,9 +465,12 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
         auto = None if bounce else is_auto_reply(message)
         if auto:  # RFC 3834 responders answer the Return-Path: proof of delivery, not a bounce
             return verdict(AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form)
-        return verdict(BOUNCE, "sent to a bounce address", bounce_key=detail, form=form)
+        reported = reported_recipients(message)
+        why = "sent to a bounce address"
+        return verdict(BOUNCE, why, bounce_key=detail, form=form, reported=reported)
     if bounce:
-        return verdict(BOUNCE, bounce, token=token, form=form)
+        reported = reported_recipients(message)
+        return verdict(BOUNCE, bounce, token=token, form=form, reported=reported)
     auto = is_auto_reply(message)
     if auto:
         return verdict(AUTO_REPLY, auto, form=form)
@@ -451,11 +480,14 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
 
     subject = _header(message, "Subject")
     text = body_text(message)
+    from_address = token is not None
     if token is None:
         _, token = _token_in_text(f"{subject}\n{text}", domain)  # quoted links: words decide
         if token is None:
             return verdict(UNKNOWN, "no invitation token in the address, subject or body")
-    if form in (ACCEPT, DECLINE):
+    # accept+<not a token>: the address form decides only with its own token; a token
+    # found in quoted text may come from the other link (only the words decide then)
+    if form in (ACCEPT, DECLINE) and from_address:
         assert form is not None
         return verdict(form, f"sent to the {form}+ address", token=token, form=form)
     head = _strip_prefixes(subject).split(":", 1)

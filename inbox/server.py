@@ -35,7 +35,7 @@ from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from calshare.tokens import redact
-from inbox.authresults import passes
+from inbox.authresults import passes, peer_trusted, prepare
 from inbox.classify import Verdict, classify, parse_mail, recipient_form, unreadable
 
 log = logging.getLogger(__name__)
@@ -263,6 +263,9 @@ class InboxHandler:
     # more threads only contend; None is the loop's default pool.
     executor: Executor | None = None
 
+    def __post_init__(self) -> None:
+        prepare(self.settings.inbox.require_auth)
+
     def serves(self, address: str) -> bool:
         address = address.strip().strip("<>").lower()
         form, detail = recipient_form(address, self.settings.mail.domain)
@@ -295,6 +298,8 @@ class InboxHandler:
             items = await loop.run_in_executor(
                 self.executor, self._read, raw, mail_from, recipients
             )
+        if not peer_trusted(session.peer, self.settings.inbox.trusted_peers):
+            items = [self._unvouched(item) for item in items]
         try:
             outcomes = await asyncio.wait_for(
                 self.committer.store(items), self.settings.inbox.commit_timeout_seconds
@@ -313,6 +318,12 @@ class InboxHandler:
             if len(replies) == 1
             else "250 2.0.0 OK"
         )
+
+    def _unvouched(self, item: Inbound) -> Inbound:
+        """A message from a peer that is not the mail server in front: its
+        Authentication-Results were written by the client itself (RFC 8601 §5), so
+        they count for nothing; without [inbox] require_auth there is nothing to vouch."""
+        return replace(item, authenticated=self.settings.inbox.require_auth == "none")
 
     def _each(self, reply: str, count: int) -> str:
         """LMTP answers DATA once per recipient (RFC 2033); SMTP once."""

@@ -4,11 +4,14 @@ Pure: it takes what to say and returns the exact bytes to send, with the envelop
 beside them. The token only ever appears in Reply-To, the mailto links and the web
 link; From, Return-Path and the envelope sender carry no token, because
 vacation responders and bounces go there. The envelope sender names the message
-instead (``bounces+<key>@…``) so a bounce can be matched to what it bounces.
+instead (``bounces+<key>@…``) so a bounce can be matched to what it bounces; the
+Message-ID, which every reply quotes in In-Reply-To, holds only a one-way hash of
+that key, so no one who saw an answer can write a bounce that counts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -135,8 +138,18 @@ def mailto_address(url: str) -> str:
     return unquote(url[len("mailto:") :].partition("?")[0])
 
 
+def message_id_for(key: str, domain: str) -> str:
+    """The Message-ID of the mail whose bounce address holds ``key``.
+
+    A one-way hash: the Message-ID is public (every reply quotes it), the key is
+    not, so only a report to the address we used as envelope sender can name it.
+    """
+    digest = hashlib.sha256(f"calshare message-id\0{key.lower()}".encode()).hexdigest()
+    return f"<{digest[:32]}@{domain}>"
+
+
 def _envelope(sender: Sender, key: str) -> tuple[str, str]:
-    return f"<{key}@{sender.domain}>", f"bounces+{key}@{sender.domain}"
+    return message_id_for(key, sender.domain), f"bounces+{key}@{sender.domain}"
 
 
 def build(

@@ -39,6 +39,7 @@ from inbox.classify import (
     parse_mail,
     part_text,
     recipient_form,
+    reported_recipients,
 )
 from tests.conftest import CORPUS, FIXTURES, CliResult
 
@@ -768,6 +769,40 @@ def test_words_decide_when_the_token_is_only_quoted(first_line: str, kind: str) 
 
 
 @pytest.mark.parametrize(
+    ("form", "first_line", "kind"),
+    [
+        ("accept", "Hmm.", UNKNOWN),  # the decline link quoted: no answer in the words
+        ("accept", "Nei", DECLINE),
+        ("decline", "Ja", ACCEPT),
+        ("decline", "", UNKNOWN),
+    ],
+)
+def test_an_address_form_without_its_own_token_does_not_decide(
+    form: str, first_line: str, kind: str
+) -> None:
+    """accept+<not a token> quoting only the decline link is no accept: a token from quoted
+    text says nothing about which link was meant, so only the words decide."""
+    other = "decline" if form == "accept" else "accept"
+    quoted = f"> To {other}: mailto:{other}+{TOKEN}@{DOMAIN}?subject=x\n"
+    recipient = f"{form}+nonsense@{DOMAIN}"
+    raw = make_mail(f"{first_line}\n\n{quoted}", to=recipient, subject="Re: Team")
+    verdict = classify_bytes(raw, recipient=recipient)
+    assert (verdict.kind, verdict.token) == (kind, TOKEN), verdict
+
+
+def test_a_delivery_report_names_its_recipients() -> None:
+    reported = {
+        path.name: reported_recipients(parse_mail(path.read_bytes()).message) for path in BOUNCES
+    }
+    assert reported["dsn_01.eml"] == ("jimmymcegypt@go.com", "jimmymcegypt@sims-ms-daemon")
+    assert reported["dsn_09.eml"] == ("pr@allen-heath.com",)  # the x400 one is not an address
+    assert reported["dsn_11.eml"] == ("joem@example.com",)  # three times, once
+    assert reported["qmail_02.eml"] == ()  # not a standard report: names no one
+    verdict = verdict_of(read("postfix_dsn_quotes_invitation.eml"))
+    assert verdict.kind == BOUNCE and verdict.reported
+
+
+@pytest.mark.parametrize(
     ("headers", "reason"),
     [
         ({"Auto-Submitted": "auto-replied"}, "Auto-Submitted"),
@@ -925,6 +960,60 @@ def test_auth_another_server_above_ours() -> None:
 )
 def test_auth_dkim_alignment(dkim: str, author: str, ok: bool) -> None:
     assert passes(_with_results(f"{OURS}; {dkim}", author=author), "dkim", author) is ok
+
+
+@pytest.mark.parametrize(
+    ("dkim", "author", "ok"),
+    [
+        # a public suffix is the parent of every domain under it, and no one owns it
+        ("dkim=pass header.d=co.uk", "ola@example.co.uk", False),
+        ("dkim=pass header.d=no", "ola@example.no", False),
+        ("dkim=pass header.i=@co.uk", "ola@example.co.uk", False),
+        ("dkim=pass header.d=github.io", "ola@example.github.io", False),  # a private suffix
+        ("dkim=pass header.d=example.co.uk", "ola@mail.example.co.uk", True),
+        ("dkim=pass header.d=example.github.io", "ola@example.github.io", True),
+    ],
+)
+def test_auth_dkim_alignment_stops_at_public_suffixes(dkim: str, author: str, ok: bool) -> None:
+    assert passes(_with_results(f"{OURS}; {dkim}", author=author), "dkim", author) is ok
+
+
+@pytest.mark.parametrize(
+    ("dkim", "author", "ok"),
+    [
+        # header.i is [local-part]@domain (RFC 6376 §3.5): the domain is after the last @
+        ("dkim=pass header.i=ola@example.no", "ola@example.no", True),
+        ("dkim=pass header.i=ola@mail.example.no", "ola@mail.example.no", True),
+        ('dkim=pass header.i="o;la"@example.no', "ola@example.no", True),
+        ("dkim=pass header.i=example.no@evil.example", "ola@example.no", False),
+        ("dkim=pass header.i=ola@evil.example", "ola@example.no", False),
+        ('dkim=pass header.d="example.no"', "ola@example.no", True),
+        # d= is the signer; i= is checked against d= by the verifier, not by us
+        ("dkim=pass header.d=evil.example header.i=@example.no", "ola@example.no", False),
+    ],
+)
+def test_auth_dkim_identity_is_read_as_an_address(dkim: str, author: str, ok: bool) -> None:
+    assert passes(_with_results(f"{OURS}; {dkim}", author=author), "dkim", author) is ok
+
+
+@pytest.mark.parametrize(
+    ("peer", "networks", "trusted"),
+    [
+        (("127.0.0.1", 2525), ("127.0.0.1/32",), True),
+        (("127.0.0.2", 2525), ("127.0.0.1/32",), False),
+        (("10.1.2.3", 25), ("10.0.0.0/8",), True),
+        (("::ffff:127.0.0.1", 25, 0, 0), ("127.0.0.1/32",), True),  # a dual-stack listener
+        (("::1", 25, 0, 0), ("127.0.0.1/32",), False),
+        (("::1", 25, 0, 0), ("::1/128",), True),
+        (("127.0.0.1", 25), (), False),
+        ("/run/calshare.sock", ("127.0.0.1/32",), False),
+        (None, ("127.0.0.1/32",), False),
+    ],
+)
+def test_auth_only_trusted_peers_may_vouch(
+    peer: object, networks: tuple[str, ...], trusted: bool
+) -> None:
+    assert authresults.peer_trusted(peer, networks) is trusted
 
 
 def test_auth_each_requirement_wants_its_own_method() -> None:

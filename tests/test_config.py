@@ -477,3 +477,26 @@ def test_a_bad_secret_is_not_echoed(tmp_path: Path) -> None:
 def test_an_empty_relay_host_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="host name"):
         load_settings(None, env={"CALSHARE_RELAY_HOST": " "})
+
+
+def test_require_auth_needs_the_trusted_peers_that_may_vouch(tmp_path: Path) -> None:
+    """A client reaching `serve --smtp` directly writes any Authentication-Results it likes:
+    requiring them is only meaningful with the mail server in front named."""
+    auth = {"CALSHARE_INBOX_REQUIRE_AUTH": "dmarc", "CALSHARE_INBOX_AUTHSERV_ID": "mx.example.org"}
+    message = config_error(None, auth)
+    assert "trusted_peers" in message
+    path = write(
+        tmp_path,
+        '[inbox]\nrequire_auth = "dkim"\nauthserv_id = "mx.example.org"\n'
+        'trusted_peers = ["127.0.0.1", "::1", "10.1.0.0/16", "192.0.2.7/24"]\n',
+    )
+    assert load_settings(path, env={}).inbox.trusted_peers == (
+        "127.0.0.1/32",
+        "::1/128",
+        "10.1.0.0/16",
+        "192.0.2.0/24",
+    )
+    env = {**auth, "CALSHARE_INBOX_TRUSTED_PEERS": "127.0.0.1, ::1"}
+    assert load_settings(None, env=env).inbox.trusted_peers == ("127.0.0.1/32", "::1/128")
+    bad = config_error(None, {**auth, "CALSHARE_INBOX_TRUSTED_PEERS": "mx.example.org"})
+    assert "CALSHARE_INBOX_TRUSTED_PEERS" in bad and "IP address or network" in bad

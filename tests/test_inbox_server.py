@@ -55,6 +55,7 @@ from calshare.daemon import Daemon, Listen
 from calshare.levels import Level
 from calshare.sharing import share, unshare
 from calshare.store import Store
+from inbox.classify import parse_mail, reported_recipients
 from mailer.compose import NoticeSpec
 from tests.conftest import CORPUS, NOW, ROOT, CliResult
 
@@ -1021,10 +1022,11 @@ def test_lmtp_answers_each_recipient_of_one_message(world: World, cli: Cli) -> N
         replies = wire.data(raw, replies=3, then=b"NOOP\r\n")
         noop = wire.reply()
     assert [reply.code for reply in replies] == [250, 250, 250], replies
-    assert [reply.text.rsplit(" ", 1)[-1] for reply in replies] == [
+    assert [reply.text.split(" ", 2)[-1] for reply in replies] == [
         "accepted",
         "declined",
-        "undeliverable",
+        # an answer copied to a bounce address is no bounce: it is not from the null sender
+        "bounce recorded (not from the null sender: no change)",
     ]
     assert (noop.code, noop.text) == (250, "OK")
     status = {
@@ -1033,7 +1035,7 @@ def test_lmtp_answers_each_recipient_of_one_message(world: World, cli: Cli) -> N
     assert status == {
         ("project", INVITEE): "accepted",
         ("family", INVITEE): "declined",
-        ("project", "carol@example.org"): "undeliverable",
+        ("project", "carol@example.org"): "invited",
     }
 
 
@@ -1174,7 +1176,11 @@ OURS = "mx.example.org"
 def test_require_dmarc_counts_only_our_servers_topmost_verdict(
     make_world: Callable[..., World], headers: tuple[str, ...], counts: bool
 ) -> None:
-    world = make_world(CALSHARE_INBOX_REQUIRE_AUTH="dmarc", CALSHARE_INBOX_AUTHSERV_ID=OURS)
+    world = make_world(
+        CALSHARE_INBOX_REQUIRE_AUTH="dmarc",
+        CALSHARE_INBOX_AUTHSERV_ID=OURS,
+        CALSHARE_INBOX_TRUSTED_PEERS="127.0.0.1",
+    )
     invitation = world.invite()
     recipient, raw = answer("address", "accept", invitation)
     answered = deliver(world.inbox.smtp, prepend(raw, *headers), recipient)
@@ -1186,6 +1192,86 @@ def test_require_dmarc_counts_only_our_servers_topmost_verdict(
         assert world.status(invitation) == "invited"
         assert world.outcomes(invitation) == ["not counted: Authentication-Results did not pass"]
         assert world.replies() == []  # no backscatter to a From that may be forged
+
+
+def _send_from(source: str, port: int, raw: bytes, recipient: str, *, lmtp: bool) -> str:
+    """Deliver from a chosen loopback source address (Linux routes all of 127/8 to lo)."""
+    client = (smtplib.LMTP if lmtp else smtplib.SMTP)(
+        HOST, port, source_address=(source, 0), timeout=WAIT
+    )
+    with client:
+        client.ehlo_or_helo_if_needed() if not lmtp else client.ehlo("client.test")
+        client.mail(INVITEE)
+        code, _ = client.rcpt(recipient)
+        assert code == 250
+        code, text = client.data(raw)
+        assert code == 250, text
+        return text.decode()
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "lmtp"])
+def test_authentication_results_count_only_on_connections_from_trusted_peers(
+    make_world: Callable[..., World], protocol: str
+) -> None:
+    """RFC 8601 §5: a header our server did not add is not our server's verdict."""
+    world = make_world(
+        CALSHARE_INBOX_REQUIRE_AUTH="dmarc",
+        CALSHARE_INBOX_AUTHSERV_ID=OURS,
+        CALSHARE_INBOX_TRUSTED_PEERS="127.0.0.1",
+    )
+    port = world.inbox.lmtp if protocol == "lmtp" else world.inbox.smtp
+    forged = f"Authentication-Results: {OURS}; dmarc=pass header.from=example.org"
+    spoofed, trusted = world.invite(calendar="project"), world.invite(calendar="family")
+    # a client reaching the listener directly writes our server's verdict itself
+    recipient, raw = answer("address", "accept", spoofed)
+    assert _send_from("127.0.0.2", port, prepend(raw, forged), recipient, lmtp=protocol == "lmtp")
+    assert world.status(spoofed) == "invited"
+    assert world.outcomes(spoofed) == ["not counted: Authentication-Results did not pass"]
+    assert world.replies() == []
+    # the same header from the mail server in front counts
+    recipient, raw = answer("address", "accept", trusted)
+    _send_from("127.0.0.1", port, prepend(raw, forged), recipient, lmtp=protocol == "lmtp")
+    assert world.status(trusted) == "accepted"
+
+
+def test_strangers_holding_the_token_draw_one_confirm_question_a_day(
+    world: World, clock: FixedClock
+) -> None:
+    invitation = world.invite()
+    recipient = f"accept+{invitation.token}@{DOMAIN}"
+
+    def stranger(number: int) -> None:
+        address = f"stranger{number}@example.net"
+        sent = reply(to=recipient, sender=address, subject="Accept: project")
+        assert deliver(world.inbox.smtp, sent, recipient, address).code == 250
+
+    for number in range(5):
+        stranger(number)
+    assert len(world.mails(invitation, "confirm")) == 1
+    assert world.outcomes(invitation)[0] == "replied: held, the invitee was asked to confirm"
+    assert set(world.outcomes(invitation)[1:]) == {
+        "held: not from the invitee (the invitee was asked today)"
+    }
+    clock.advance(timedelta(days=1, minutes=1))
+    stranger(5)
+    stranger(6)
+    assert len(world.mails(invitation, "confirm")) == 2
+    assert world.status(invitation) == "invited"
+
+
+def test_a_quoted_decline_link_sent_to_an_accept_address_without_a_token_is_no_accept(
+    world: World,
+) -> None:
+    invitation = world.invite()
+    recipient = f"accept+nonsense@{DOMAIN}"
+    body = (
+        "Hmm.\n\n> Decline: "
+        f"mailto:decline+{invitation.token}@{DOMAIN}?subject=Decline%3A%20project\n"
+    )
+    sent = reply(to=recipient, subject="Re: project", body=body)
+    assert deliver(world.inbox.smtp, sent, recipient).code == 250
+    assert world.status(invitation) == "invited"
+    assert world.outcomes(invitation) == ["replied: how to answer"]
 
 
 # --- 8. answers that cannot count
@@ -1444,15 +1530,117 @@ def test_real_bounces_sent_to_token_addresses_change_no_answer(world: World) -> 
     assert world.count("SELECT COUNT(*) FROM inbound") == len(files)
     assert world.count("SELECT COUNT(*) FROM shares WHERE status IN ('accepted', 'declined')") == 0
     assert world.replies() == []
-    # and each is known for what it is: a bounce, which makes its invitation undeliverable,
-    # except the delay warnings ("still trying"), which are automatic mail and change nothing
-    kinds = [row[0] for row in world.rows("SELECT kind FROM inbound ORDER BY id")]
+    # each is known for what it is: a bounce, except the delay warnings ("still trying"),
+    # which are automatic mail; but a token address is written by anyone who saw a reply,
+    # so a report sent there counts only as an answer would: from the invitee. None is.
+    rows = world.rows("SELECT kind, outcome FROM inbound ORDER BY id")
     not_bounces = {
-        path.name: kind for path, kind in zip(files, kinds, strict=True) if kind != "bounce"
+        path.name: kind for path, (kind, _) in zip(files, rows, strict=True) if kind != "bounce"
     }
     assert not_bounces == dict.fromkeys(DELAY_WARNINGS, "auto-reply")
-    undeliverable = "SELECT COUNT(*) FROM shares WHERE status = 'undeliverable'"
-    assert world.count(undeliverable) == len(files) - len(DELAY_WARNINGS)
+    assert {outcome for kind, outcome in rows if kind == "bounce"} == {
+        "bounce recorded (not from the invitee: no change)"
+    }
+    assert world.count("SELECT COUNT(*) FROM shares WHERE status = 'undeliverable'") == 0
+
+
+def test_real_bounces_to_the_invitations_bounce_address_make_them_undeliverable(
+    world: World,
+) -> None:
+    files = sorted((CORPUS / "bounces" / "flufl.bounce").glob("*.eml"))
+    invitations = []
+    for number, path in enumerate(files):
+        # the invitee is whom the report names, where it names anyone (as a real one would)
+        named = reported_recipients(parse_mail(path.read_bytes()).message)
+        invitations.append(world.invite(named[0] if named else f"b{number}@example.org"))
+    for path, invitation in zip(files, invitations, strict=True):
+        recipient = f"bounces+{invitation.bounce_key}@{DOMAIN}"
+        answered = deliver(world.inbox.smtp, path.read_bytes(), recipient, "")
+        assert answered.code == 250, (path.name, answered)
+    statuses = {path.name: world.status(inv) for path, inv in zip(files, invitations, strict=True)}
+    assert {name for name, status in statuses.items() if status != "undeliverable"} == set(
+        DELAY_WARNINGS
+    )
+    assert world.replies() == []
+
+
+def test_a_forged_bounce_to_the_message_id_key_kills_no_invitation(world: World) -> None:
+    """The Message-ID is quoted in every reply's In-Reply-To: it must not be the bounce key."""
+    invitation = world.invite()
+    public = invitation.message_id.strip("<>").split("@")[0]
+    address = f"bounces+{public}@{DOMAIN}"
+    prank = reply(to=address, subject="Re: project", body="ha", sender="carol@example.org")
+    assert deliver(world.inbox.smtp, prank, address, "carol@example.org").code == 250
+    # even a well-formed report from the null sender: the address is not one we gave out
+    assert deliver(world.inbox.smtp, dsn(invitation, to=address), address, "").code == 250
+    assert world.status(invitation) == "invited"
+    assert world.count("SELECT COUNT(*) FROM inbound WHERE outcome = 'undeliverable'") == 0
+    assert world.count("SELECT COUNT(*) FROM invitations WHERE revoked_at IS NOT NULL") == 0
+    assert public != invitation.bounce_key
+    # the invitee can still accept
+    accept = f"accept+{invitation.token}@{DOMAIN}"
+    assert (
+        deliver(world.inbox.smtp, reply(to=accept, subject="Accept: project"), accept).code == 250
+    )
+    assert world.status(invitation) == "accepted"
+
+
+def test_a_bounce_counts_only_from_the_null_sender_and_naming_the_invitee(world: World) -> None:
+    invitation = world.invite()
+    address = f"bounces+{invitation.bounce_key}@{DOMAIN}"
+    # a plain mail to the right address from a real sender is no delivery report
+    plain = reply(to=address, subject="Undeliverable: project", sender="carol@example.org")
+    deliver(world.inbox.smtp, plain, address, "carol@example.org")
+    # a report about another recipient is about another mail
+    other = dsn(invitation, to=address).replace(
+        f"Final-Recipient: rfc822; {INVITEE}".encode(), b"Final-Recipient: rfc822; x@example.net"
+    )
+    deliver(world.inbox.smtp, other, address, "")
+    assert world.status(invitation) == "invited"
+    assert world.outcomes(invitation) == [
+        "bounce recorded (not from the null sender: no change)",
+        "bounce recorded (it reports another recipient: no change)",
+    ]
+    # the real thing: the null sender, our address, our recipient
+    assert deliver(world.inbox.smtp, dsn(invitation, to=address), address, "").code == 250
+    assert world.status(invitation) == "undeliverable"
+    assert world.outcomes(invitation)[-1] == "undeliverable"
+    # the key is a capability now: the inbound log keeps the address without it
+    assert {row[0] for row in world.rows("SELECT recipient FROM inbound")} == {
+        f"bounces+…@{DOMAIN}"
+    }
+
+
+def test_a_report_to_a_token_address_needs_what_an_answer_needs(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world(
+        CALSHARE_INBOX_REQUIRE_AUTH="dmarc",
+        CALSHARE_INBOX_AUTHSERV_ID=OURS,
+        CALSHARE_INBOX_TRUSTED_PEERS="127.0.0.1",
+    )
+    invitation = world.invite()
+    address = f"share+{invitation.token}@{DOMAIN}"
+    # a multipart/report from a stranger, from the null sender, forged "From: the invitee"
+    deliver(world.inbox.smtp, dsn(invitation, to=address), address, "")
+    forged = dsn(invitation, to=address).replace(b"MAILER-DAEMON@mx.example.net", INVITEE.encode())
+    deliver(world.inbox.smtp, forged, address, "")
+    assert world.status(invitation) == "invited"
+    assert world.outcomes(invitation) == [
+        "bounce recorded (Authentication-Results did not pass: no change)",
+        "bounce recorded (Authentication-Results did not pass: no change)",
+    ]
+    # authenticated by the mail server in front, but not from the invitee: still nothing
+    vouched = f"Authentication-Results: {OURS}; dmarc=pass header.from=mx.example.net"
+    deliver(world.inbox.smtp, prepend(dsn(invitation, to=address), vouched), address, "")
+    assert world.outcomes(invitation)[-1] == "bounce recorded (not from the invitee: no change)"
+    assert world.status(invitation) == "invited"
+    assert world.count("SELECT COUNT(*) FROM invitations WHERE revoked_at IS NOT NULL") == 0
+    # from the invitee and vouched for: it counts, as an answer would
+    own = dsn(invitation, to=address).replace(b"MAILER-DAEMON@mx.example.net", INVITEE.encode())
+    vouched = f"Authentication-Results: {OURS}; dmarc=pass header.from=example.org"
+    deliver(world.inbox.smtp, prepend(own, vouched), address, "")
+    assert world.status(invitation) == "undeliverable"
 
 
 # Corpus files that report a delay, not a failure (Action: delayed, "will keep trying").
@@ -1794,7 +1982,11 @@ NASTY_NAMES = list(nasty_messages("a" * 26))
 
 def _nasty_world(make_world: Callable[..., World]) -> World:
     # Authentication-Results are read only when required: require them, to read them too.
-    return make_world(CALSHARE_INBOX_REQUIRE_AUTH="dmarc", CALSHARE_INBOX_AUTHSERV_ID=OURS)
+    return make_world(
+        CALSHARE_INBOX_REQUIRE_AUTH="dmarc",
+        CALSHARE_INBOX_AUTHSERV_ID=OURS,
+        CALSHARE_INBOX_TRUSTED_PEERS="127.0.0.1",
+    )
 
 
 def _send_raw(port: int, recipient: str, raw: bytes) -> Reply:

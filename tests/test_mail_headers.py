@@ -781,3 +781,29 @@ def test_an_owner_without_a_name_is_named_once() -> None:
     body = text.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "ann@example.org would like to share" in body
     assert "(ann@example.org)" not in body
+
+
+@pytest.mark.parametrize("kind", ["invitation", "unshared"])
+def test_the_message_id_does_not_give_away_the_bounce_address(kind: str) -> None:
+    """Every reply quotes the Message-ID (In-Reply-To); a bounce to bounces+<key> kills an
+    invitation. So the Message-ID holds a one-way hash of the key, never the key."""
+    mail = build(kind, "Ann Demo", Mailbox("bob@example.org", "Bob"), "project")
+    found = re.fullmatch(r"bounces\+([0-9a-f]{32})@share\.example\.org", mail.envelope_from)
+    assert found is not None, mail.envelope_from
+    key = found[1]
+    message_id = parse(mail.raw)["Message-ID"]
+    assert key not in message_id and key not in mail.raw.decode("ascii", "replace")
+    assert message_id == mail.message_id == compose.message_id_for(key, "share.example.org")
+    assert re.fullmatch(r"<[0-9a-f]{32}@share\.example\.org>", message_id)
+    # the same key always names the same message: a notice composed again is the same mail
+    spec = compose.NoticeSpec(
+        kind="welcome",
+        sender=sender("Ann Demo"),
+        to=Mailbox("bob@example.org", "Bob"),
+        calendar="project",
+        lang="en",
+        key=key,
+    )
+    again = compose.NoticeSpec.from_json(spec.to_json())
+    assert (again.message_id, again.envelope_from) == (spec.message_id, spec.envelope_from)
+    assert spec.message_id == compose.message_id_for(key, "share.example.org")

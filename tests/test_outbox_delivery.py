@@ -42,6 +42,7 @@ from calshare.levels import Level
 from calshare.sharing import share
 from calshare.store import Store
 from calshare.tokens import token_hash
+from mailer import compose
 from tests.conftest import ROOT, CliResult
 
 # The outbox with each mail's bytes (kept apart, in outbox_bodies, until sent).
@@ -334,10 +335,13 @@ def invitation_token(message: EmailMessage) -> str:
     return str(token)
 
 
-def message_key(message_id: str) -> str:
-    """``abc`` of ``<abc@share.example.org>``."""
-    match = re.fullmatch(rf"<([^@<>\s]+)@{re.escape(DOMAIN)}>", message_id)
-    assert match, message_id
+def bounce_key(envelope_from: str, message_id: str) -> str:
+    """``key`` of ``bounces+<key>@share.example.org``, checked against the mail's Message-ID
+    (which holds only a one-way hash of it: replies quote the Message-ID)."""
+    match = re.fullmatch(rf"bounces\+([0-9a-f]{{32}})@{re.escape(DOMAIN)}", envelope_from)
+    assert match, envelope_from
+    assert compose.message_id_for(match[1], DOMAIN) == message_id
+    assert match[1] not in message_id
     return match[1]
 
 
@@ -424,8 +428,7 @@ def test_invitation_arrives_once_well_formed_and_the_db_keeps_no_token(
     for name, value in message.items():
         assert (token in str(value)) == (name.lower() == "reply-to"), name
     assert token not in str(message.get("Return-Path", ""))
-    key = message_key(delivery.message_id)
-    assert delivery.mail_from == f"bounces+{key}@{DOMAIN}"
+    bounce_key(delivery.mail_from, delivery.message_id)
     assert token not in delivery.mail_from
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["X-Auto-Response-Suppress"] == "All"
@@ -733,8 +736,7 @@ def test_without_a_relay_mail_is_written_to_the_maildir(
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert isinstance(message, EmailMessage)
     assert message["Message-ID"] == shared["message_id"]
-    key = message_key(shared["message_id"])
-    assert message["Return-Path"] == f"<bounces+{key}@{DOMAIN}>"
+    bounce_key(message["Return-Path"].strip("<>"), shared["message_id"])
     token = invitation_token(message)
     assert token not in message["Return-Path"]
     assert message["Reply-To"].addresses[0].addr_spec == f"share+{token}@{DOMAIN}"
@@ -773,7 +775,7 @@ def test_unshare_after_the_invitation_went_out_sends_the_notice(
     assert notice.message["Reply-To"] is None
     for marker in (b"accept+", b"decline+", b"share+", b"/i/"):
         assert marker not in notice.raw
-    assert notice.mail_from == f"bounces+{message_key(notice.message_id)}@{DOMAIN}"
+    bounce_key(notice.mail_from, notice.message_id)
     assert db_rows(
         db_path,
         f"SELECT kind, status, raw FROM {WITH_BODIES} ORDER BY id",

@@ -23,7 +23,7 @@ from calshare.clock import FixedClock
 from calshare.config import load_settings
 from tests.conftest import CliResult
 from tests.test_inbox_server import Inbox, inbox_env, tables_holding
-from tests.test_snapshot import AWKWARD, add
+from tests.test_snapshot import AWKWARD, STAND_INS, add
 from tests.test_web import SECURITY, http
 
 Cli = Callable[..., CliResult]
@@ -36,9 +36,41 @@ DETAILS_ALLOWED = {"CALSHARE_POLICY_PUBLISH_MAX_LEVEL": "details"}
 class Dav:
     root: Path
     url: str  # the collection calshare publishes into
+    seen: list[tuple[str, str, dict[str, str]]]  # (method, path, conditional headers) received
+    after: dict[tuple[str, str], Callable[[], None]]  # run once the server answered (method, path)
 
     def file(self, name: str) -> Path:
         return self.root / "calendars" / name
+
+    def conditions(self, method: str, name: str) -> list[dict[str, str]]:
+        return [headers for got, path, headers in self.seen if (got, path) == (method, name)]
+
+
+def recording(
+    app: Any,
+    seen: list[tuple[str, str, dict[str, str]]],
+    after: dict[tuple[str, str], Callable[[], None]],
+) -> Any:
+    """The WSGI app as is, noting each request's method, path and If-* headers.
+
+    ``after`` lets a test act between two of calshare's requests, as another client
+    writing at the same moment would.
+    """
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        conditions = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")
+        }
+        request = (environ["REQUEST_METHOD"], environ["PATH_INFO"])
+        seen.append((*request, conditions))
+        answer = list(app(environ, start_response))  # the request is handled by now
+        if request in after:
+            after.pop(request)()
+        return answer
+
+    return wrapped
 
 
 @pytest.fixture
@@ -65,12 +97,14 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
             "lock_storage": True,
         }
     )
-    server = wsgi.Server(("127.0.0.1", 0), app)
+    seen: list[tuple[str, str, dict[str, str]]] = []
+    after: dict[tuple[str, str], Callable[[], None]] = {}
+    server = wsgi.Server(("127.0.0.1", 0), recording(app, seen, after))
     server.prepare()
     thread = threading.Thread(target=server.serve, name="test-webdav", daemon=True)
     thread.start()
     try:
-        yield Dav(root, f"http://127.0.0.1:{server.bind_addr[1]}/calendars/")
+        yield Dav(root, f"http://127.0.0.1:{server.bind_addr[1]}/calendars/", seen, after)
     finally:
         server.stop()
         thread.join(10)
@@ -225,8 +259,11 @@ def test_webdav_gets_both_files_and_follows_reimports(
     # unpublish deletes what calshare put there, and leaves what someone else changed
     gone = cli("unpublish", "awkward", env=env)
     assert gone.code == 2
-    assert f"The links are withdrawn, but {dav.url}awkward.ics remains on WebDAV:" in gone.err
-    assert "run `calshare unpublish awkward` again to retry" in gone.err
+    assert (
+        f"The links are withdrawn (they answer 410), but {dav.url}awkward.ics was changed on "
+        "the WebDAV server since calshare last wrote it, so it stays there." in gone.err
+    )
+    assert "`calshare unpublish awkward` tries again" in gone.err
     assert not html.exists() and ics.exists()
     # once the other editor's copy is gone, a second unpublish finishes the job
     ics.unlink()
@@ -248,7 +285,7 @@ def test_webdav_refusals_say_what_to_do(cli: Cli, calendar: None, dav: Dav) -> N
         result = cli("publish", "awkward", "--level", "titles", "--webdav", folder, "--json",
                      env=env)  # fmt: skip
         assert result.code == 2, result.err
-        assert message in result.err and "The links work" in result.err, result.err
+        assert message in result.err and "The links work and stay" in result.err, result.err
         assert result.err.count("\n") == 1 and "Traceback" not in result.err
         assert result.json()["webdav_error"]  # the links are printed all the same
     assert not list((dav.root / "calendars").iterdir())
@@ -285,4 +322,190 @@ def test_policy_lowered_later_lowers_what_links_show(
             assert got.status == 410
         else:
             events = icalendar.Calendar.from_ical(got.body).walk("VEVENT")
-            assert events and all("SUMMARY" not in event for event in events)
+            assert events and all(str(event["SUMMARY"]) in STAND_INS for event in events)
+
+
+# --- issue 10: defects 4, 5, 7 and 9 against WsgiDAV
+
+
+def command_named(message: str) -> list[str]:
+    """The first `calshare …` command a message tells the owner to run, as arguments."""
+    found = re.search(r"`calshare ([^`]+)`", message)
+    assert found, message
+    return found[1].split()
+
+
+def test_publish_names_the_files_it_wrote_and_writes_them_conditionally(
+    cli: Cli, calendar: None, dav: Dav, tmp_path: Path
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    text = cli("publish", "awkward", "--level", "titles", "--webdav", dav.url, env=env)
+    assert text.code == 0, text.err
+    assert "NAME" not in text.out  # no placeholder: the real URLs
+    assert f"  WebDAV:    {dav.url}awkward.ics\n" in text.out
+    assert f"             {dav.url}awkward.html\n" in text.out
+    assert text.err == ""  # WsgiDAV gives ETags: nothing to warn about
+    # the first write of each file says "only if there is nothing there yet"
+    for name in ("awkward.ics", "awkward.html"):
+        assert dav.conditions("PUT", "/calendars/" + name) == [{"If-None-Match": "*"}]
+    # a re-import writes them again "only if still the one calshare wrote"
+    changed = tmp_path / "changed.ics"
+    changed.write_bytes(AWKWARD.replace(b"Night shift handover", b"Night shift briefing"))
+    assert cli("calendar", "import", "awkward", str(changed), env=env).code == 0
+    again = dav.conditions("PUT", "/calendars/awkward.ics")[-1]
+    assert set(again) == {"If-Match"} and again["If-Match"].startswith('"')
+    made = published(cli, "--level", "titles", "--webdav", dav.url, env=env)
+    assert made["webdav_files"] == [dav.url + "awkward.ics", dav.url + "awkward.html"]
+    assert made["webdav_etags"] is True
+
+
+def test_first_write_never_replaces_a_file_calshare_did_not_write(
+    cli: Cli, calendar: None, dav: Dav, daemon: Inbox
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    theirs = b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//someone else//EN\r\nEND:VCALENDAR\r\n"
+    dav.file("awkward.ics").write_bytes(theirs)
+    result = cli("publish", "awkward", "--level", "titles", "--webdav", dav.url, "--json",
+                 env=env)  # fmt: skip
+    assert result.code == 2
+    assert (
+        f"{dav.url}awkward.ics already exists on the WebDAV server and calshare did not "
+        "write it" in result.err
+    )
+    assert "`calshare push awkward --force`" in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert dav.file("awkward.ics").read_bytes() == theirs  # untouched
+    made = result.json()
+    assert http(local(daemon.web, made["ics"])).status == 200  # the links work all the same
+    # the way out the message names: replace it on purpose, the links stay
+    forced = cli(*command_named(result.err), env=env)
+    assert forced.code == 0, forced.err
+    assert b"PRODID:-//someone else//EN" not in dav.file("awkward.ics").read_bytes()
+    assert dav.file("awkward.html").exists()
+    assert http(local(daemon.web, made["ics"])).status == 200
+
+
+def test_a_changed_copy_never_blocks_the_links_and_force_clears_it(
+    cli: Cli, calendar: None, dav: Dav, daemon: Inbox
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    published(cli, "--level", "titles", "--webdav", dav.url, env=env)
+    ics = dav.file("awkward.ics")
+    ics.write_bytes(ics.read_bytes() + b"\r\n")  # someone else edits the copy
+    # publishing again without --webdav: new links all the same, the copy stays (said exactly)
+    moved = cli("publish", "awkward", "--level", "free-busy", "--json", env=env)
+    assert moved.code == 2
+    made = moved.json()
+    assert http(local(daemon.web, made["ics"])).status == 200
+    assert (
+        f"The old copy was not removed: {dav.url}awkward.ics was changed on the WebDAV server "
+        "since calshare last wrote it, so it stays there." in moved.err
+    )
+    assert "`calshare push awkward` tries again (with --force" in moved.err
+    assert not dav.file("awkward.html").exists()  # what was still ours went
+    # at any level, into the same folder: links again; the changed file is not replaced
+    same = cli("publish", "awkward", "--level", "details", "--webdav", dav.url, "--json",
+               env=env)  # fmt: skip
+    assert same.code == 2
+    assert http(local(daemon.web, same.json()["ics"])).status == 200
+    assert "`calshare push awkward --force` replaces it with calshare's copy" in same.err
+    assert ics.read_bytes().endswith(b"\r\n\r\n")
+    # unpublish: the links die whatever the server says, and it says what stays there
+    gone = cli("unpublish", "awkward", env=env)
+    assert gone.code == 2
+    assert http(local(daemon.web, same.json()["ics"])).status == 410
+    assert (
+        f"The links are withdrawn (they answer 410), but {dav.url}awkward.ics was changed "
+        "on the WebDAV server since calshare last wrote it, so it stays there." in gone.err
+    )
+    assert "`calshare unpublish awkward --force` deletes them even if someone changed them" in (
+        gone.err
+    )
+    assert ics.exists()
+    forced = cli("unpublish", "awkward", "--force", env=env)
+    assert forced.code == 0, forced.err
+    assert not ics.exists()
+    assert "Removed what was left of 'awkward' on WebDAV" in forced.out
+    assert "is not published" in cli("unpublish", "awkward", env=env).err
+
+
+def test_unpublish_force_forgets_a_copy_it_cannot_delete_and_names_it(
+    cli: Cli, calendar: None, dav: Dav, daemon: Inbox
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    made = published(cli, "--level", "titles", "--webdav", dav.url, env=env)
+    locked_out = {**env, "CALSHARE_WEBDAV_PASSWORD": "changed since"}
+    failed = cli("unpublish", "awkward", env=locked_out)
+    assert failed.code == 2 and "refused the user name or password" in failed.err
+    assert http(local(daemon.web, made["html"])).status == 410
+    forgot = cli("unpublish", "awkward", "--force", env=locked_out)
+    assert forgot.code == 0, forgot.err
+    warnings = forgot.err.splitlines()
+    assert len(warnings) == 2
+    for line, name in zip(warnings, ("awkward.html", "awkward.ics"), strict=True):
+        assert line.startswith(f"calshare: warning: {dav.url}{name} stays on the WebDAV server")
+        assert "no longer keeps track of it" in line and "remove it there yourself" in line
+    assert dav.file("awkward.ics").exists() and dav.file("awkward.html").exists()
+    assert "is not published" in cli("unpublish", "awkward", env=env).err  # nothing tracked
+
+
+def test_retrying_a_failed_copy_keeps_the_links(
+    cli: Cli, calendar: None, dav: Dav, daemon: Inbox
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    folder = dav.url + "later/"
+    result = cli("publish", "awkward", "--level", "titles", "--webdav", folder, "--json", env=env)
+    assert result.code == 2
+    assert "does not exist on the WebDAV server (409 Conflict)" in result.err
+    made = result.json()
+    (dav.root / "calendars" / "later").mkdir()  # the owner fixes the server
+    retry = cli(*command_named(result.err), env=env)  # and runs what the message said
+    assert retry.code == 0, retry.err
+    assert "its links are unchanged" in retry.out and f"{folder}awkward.ics" in retry.out
+    assert (dav.root / "calendars" / "later" / "awkward.html").exists()
+    assert "The links work and stay as printed" in result.err
+    for link in (made["html"], made["ics"]):
+        assert http(local(daemon.web, link)).status == 200
+    # and again: nothing changes, the links still work
+    assert cli("push", "awkward", env=env).code == 0
+    assert http(local(daemon.web, made["ics"])).status == 200
+
+
+def test_push_force_removes_an_old_changed_copy_and_keeps_the_links(
+    cli: Cli, calendar: None, dav: Dav, daemon: Inbox
+) -> None:
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    published(cli, "--level", "details", "--webdav", dav.url, env=env)
+    ics = dav.file("awkward.ics")
+    ics.write_bytes(ics.read_bytes().replace(b"Night shift", b"Day shift"))
+    moved = cli("publish", "awkward", "--level", "free-busy", "--json", env=env)
+    assert moved.code == 2
+    made = moved.json()
+    retried = cli(*command_named(moved.err), env=env)  # `calshare push awkward`
+    assert retried.code == 2 and "so it stays there" in retried.err and ics.exists()
+    forced = cli("push", "awkward", "--force", env=env)
+    assert forced.code == 0, forced.err
+    assert f"Removed the old copy {dav.url}awkward.ics" in forced.out
+    assert not ics.exists()
+    assert http(local(daemon.web, made["ics"])).status == 200
+    done = cli("push", "awkward", env=env)
+    assert done.code == 0 and "No WebDAV copy of 'awkward' is left" in done.out
+
+
+def test_a_file_created_just_before_the_first_write_is_refused_by_the_server(
+    cli: Cli, calendar: None, dav: Dav
+) -> None:
+    """calshare looks first; someone creating the file right after that look is stopped by
+    the server itself: the first PUT carries If-None-Match: * and WsgiDAV answers 412."""
+    env = {**WEBDAV_ENV, **DETAILS_ALLOWED}
+    theirs = "<html>created a moment ago by someone else</html>"
+    html = dav.file("awkward.html")
+    dav.after[("GET", "/calendars/awkward.html")] = lambda: html.write_text(theirs)
+    result = cli("publish", "awkward", "--level", "titles", "--webdav", dav.url, env=env)
+    assert result.code == 2
+    assert dav.conditions("PUT", "/calendars/awkward.html") == [{"If-None-Match": "*"}]
+    assert (
+        f"{dav.url}awkward.html already exists on the WebDAV server and calshare did not "
+        "write it" in result.err
+    )
+    assert html.read_text() == theirs
