@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages test lint typecheck run bench clean
+.PHONY: install system-packages js-packages test lint typecheck run bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,18 +21,33 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install system-packages lint typecheck
+test: install system-packages js-packages lint typecheck
 	$(BIN)/pytest -q
 
+# `make run SMTP=127.0.0.1:2525`: the demo's answer instructions name the same port.
+SMTP ?= 127.0.0.1:8025
+LMTP ?= 127.0.0.1:8024
+HTTP ?= 127.0.0.1:8080
+
 run: install
-	$(BIN)/calshare demo
-	$(BIN)/calshare serve --smtp 127.0.0.1:8025 --lmtp 127.0.0.1:8024 --http 127.0.0.1:8080
+	$(BIN)/calshare demo --smtp $(SMTP)
+	$(BIN)/calshare serve --smtp $(SMTP) --lmtp $(LMTP) --http $(HTTP)
+
+# Mozilla's ical.js, which tests/clients.py runs in node (v20) to read our .ics files,
+# at the version tests/js/package-lock.json pins.
+js-packages: tests/js/node_modules/.package-lock.json
+
+tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund; \
+	else echo "npm is missing (install node 20 and npm): the ical.js tests will fail"; fi
 
 # Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
 # a private instance and injects with its sendmail; bench/mail.py delivers to its
-# smtp-sink; bench/inbox.py sends with its smtp-source), openssl (the outbox TLS tests)
-# chromium (tests/test_snapshot_render.py lays snapshot mails out headless) and nginx-light
-# (tests/test_publish_servers.py publishes to a private nginx with its dav module).
+# smtp-sink; bench/inbox.py sends with its smtp-source), openssl (the outbox TLS tests),
+# chromium (tests/test_snapshot_render.py lays snapshot mails out headless), nginx-light
+# (tests/test_publish_servers.py publishes to a private nginx with its dav module), libical
+# for the system Python (gir1.2-ical-3.0, python3-gi: tests/clients.py reads .ics with it)
+# and spamassassin (tests/test_mail_clients.py scores every kind of mail with `spamassassin -L`).
 # Whatever is missing is installed when apt-get exists (as root, or with sudo), postfix
 # preseeded to "No configuration": no main.cf is written, so the system's postfix service
 # does not start. If that fails the tests that need them fail saying what is missing, and
@@ -45,6 +60,10 @@ system-packages:
 	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	ls /usr/lib/*/girepository-1.0/ICalGLib-3.0.typelib >/dev/null 2>&1 \
+		|| missing="$$missing gir1.2-ical-3.0"; \
+	/usr/bin/python3 -c "import gi" 2>/dev/null || missing="$$missing python3-gi"; \
+	[ -x /usr/bin/spamassassin ] || missing="$$missing spamassassin"; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		as_root=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		echo "installing$$missing (postfix unconfigured: its service does not start)"; \
@@ -66,4 +85,4 @@ bench: install system-packages
 	$(BIN)/python bench/feeds.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist tests/js/node_modules

@@ -10,7 +10,11 @@ of several repetitions with time.perf_counter and the garbage collector left on
 - events: what ``calshare events NAME --json`` does short of printing, for 30 days inside
   the indexed horizon, and for 30 days three years ahead (its first call extends the
   index, timed on its own; then the steady state);
-- re-import of the same file into the same calendar.
+- re-import of the same file into the same calendar;
+- hostile calendars (issue 11): one import each of a few hundred bytes that used to run
+  for minutes (FREQ=SECONDLY with no end or COUNT=10000000, FREQ=MINUTELY, an hourly
+  series in a VTIMEZONE of 10,000 transitions), with what the import did; the times
+  before the caps are in HOSTILE_BEFORE (measured on the code before them).
 
 Targets (from the issue): import <= 2x the bare parse, parse-and-expand >= 50x the
 events query, and the events query under 30 ms. A missed target is printed as
@@ -28,6 +32,7 @@ import io
 import json
 import platform
 import pstats
+import re
 import resource
 import sqlite3
 import statistics
@@ -51,6 +56,7 @@ from generate import DEFAULT_START, ZONE, generate, reference_now
 from calshare.calendars import add_calendar, get_calendar
 from calshare.clock import FixedClock
 from calshare.config import Settings
+from calshare.errors import CalshareError
 from calshare.importer import ImportResult, import_calendar
 from calshare.index import occurrences_between
 from calshare.levels import Level, filter_occurrence
@@ -222,6 +228,78 @@ class Target:
         }
 
 
+_HOSTILE_EVENT = (
+    "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART{tzid}:{start}\r\n"
+    "DURATION:PT1S\r\nSUMMARY:Tick\r\nRRULE:{rule}\r\nEND:VEVENT\r\n"
+)
+# Import time (and outcome) before the caps, on the same kind of machine: issue 11 and
+# the commit before them (1c09bb1), `calshare calendar import` of the same bytes.
+HOSTILE_BEFORE = {
+    "FREQ=SECONDLY, no end": "2-2.5 min, then MemoryError (traceback)",
+    "FREQ=SECONDLY;COUNT=10000000": "2-2.5 min, then MemoryError (traceback)",
+    "FREQ=MINUTELY, no end": "stored 526,179 rows",
+    "VTIMEZONE of 10,000 transitions + HOURLY": "53-70 s (66 s expanding, 4 s parsing)",
+}
+
+
+def hostile_calendars(now: datetime) -> dict[str, bytes]:
+    """Tiny calendars that make an unbounded expander run away, by name."""
+    start = f"{now:%Y%m%d}T000000Z"
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calshare bench//EN\r\n"
+
+    def one(rule: str, zone: str = "", tzid: str = "", when: str = start) -> bytes:
+        event = _HOSTILE_EVENT.format(uid="tick@bench", tzid=tzid, start=when, rule=rule)
+        return (head + zone + event + "END:VCALENDAR\r\n").encode()
+
+    lines = ["BEGIN:VTIMEZONE", "TZID:Evil/Zone"]
+    moment = datetime(1990, 1, 1, 2)
+    for number in range(10_000):
+        kind, before, after = ("DAYLIGHT", "+0100", "+0200")
+        if number % 2 == 0:
+            kind, before, after = ("STANDARD", "+0200", "+0100")
+        lines += [f"BEGIN:{kind}", f"DTSTART:{moment:%Y%m%dT%H%M%S}"]
+        lines += [f"TZOFFSETFROM:{before}", f"TZOFFSETTO:{after}", f"END:{kind}"]
+        moment += timedelta(days=2)
+    zone = "\r\n".join([*lines, "END:VTIMEZONE"]) + "\r\n"
+    return {
+        "FREQ=SECONDLY, no end": one("FREQ=SECONDLY"),
+        "FREQ=SECONDLY;COUNT=10000000": one("FREQ=SECONDLY;COUNT=10000000"),
+        "FREQ=MINUTELY, no end": one("FREQ=MINUTELY"),
+        "VTIMEZONE of 10,000 transitions + HOURLY": one(
+            "FREQ=HOURLY", zone, ";TZID=Evil/Zone", start.rstrip("Z")
+        ),
+    }
+
+
+def hostile_imports(work: Path, clock: FixedClock, settings: Settings) -> list[dict[str, Any]]:
+    """Import each hostile calendar once into a fresh database: time and outcome."""
+    found = []
+    for number, (name, data) in enumerate(hostile_calendars(clock.now()).items()):
+        path = work / f"hostile-{number}.ics"
+        path.write_bytes(data)
+        with fresh_store(work / f"hostile-{number}.db", clock, settings) as store:
+            began = time.perf_counter()
+            try:
+                result = import_calendar(store, settings, clock, CALENDAR, str(path))
+                outcome = f"imported, {result.occurrences:,} rows, {len(result.warnings)} warnings"
+            except CalshareError as exc:
+                limit = re.search(r"\[calendars\] \w+", str(exc))
+                outcome = f"refused by {limit[0] if limit else str(exc)[:60]}"
+            seconds = time.perf_counter() - began
+            rows = count_indexed(store)
+        found.append(
+            {
+                "name": name,
+                "bytes": len(data),
+                "seconds": seconds,
+                "rows": rows,
+                "outcome": outcome,
+                "before": HOSTILE_BEFORE[name],
+            }
+        )
+    return found
+
+
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     for name in ("icalendar", "recurring-ical-events", "x-wr-timezone", "sqlite-utils", "calshare"):
@@ -355,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             with fresh_store(work / "profile.db", clock, settings) as profile_store:
                 profiles.insert(0, profile(importing(profile_store), "one import"))
 
+        hostile = hostile_imports(work, clock, settings)
+
     # Untimed cross-check: both windows hold what recurring-ical-events says they hold.
     rie_far = parse_and_expand(data, far_start, far_end)
     near_check = differences(occurrence_keys_calshare(found_near), rie_near)
@@ -421,6 +501,14 @@ def main(argv: list[str] | None = None) -> int:
     if result.warnings:
         print(f"import warnings: {len(result.warnings)}, first: {result.warnings[0]}")
     print()
+    print("hostile calendars (issue 11), one import each with the default caps")
+    for item in hostile:
+        print(
+            f"  {item['name']:<42}{item['bytes']:>9,} B{_seconds(item['seconds']):>12}"
+            f"  {item['outcome']}"
+        )
+        print(f"  {'':<42}{'before the caps:':>23}  {item['before']}")
+    print()
     print("targets (best times)")
     for target in targets:
         print(
@@ -479,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             "import_over_parse_median": imports.median / parse.median,
         },
         "targets": {target.key: target.as_json() for target in targets},
+        "hostile": hostile,
         "versions": lib,
         "platform": platform.platform(),
     }

@@ -24,6 +24,7 @@ from calshare.addresses import Mailbox, parse_mailbox
 from calshare.calendars import utc_text
 from calshare.config import Settings
 from calshare.levels import Level
+from calshare.redaction import redact_mail
 from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
 from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, WEAK_BOUNCE, Verdict
@@ -168,7 +169,8 @@ def record(
     )
     if settings.inbox.keep_raw_days:
         db.execute(
-            "INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)", [cursor.lastrowid, item.raw]
+            "INSERT INTO inbound_raw (inbound_id, raw) VALUES (?, ?)",
+            [cursor.lastrowid, redact_mail(item.raw)],  # never a live token at rest
         )
     log.info(
         "inbox: %s to %s: %s (%s) -> %s, token %s",

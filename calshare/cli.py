@@ -23,6 +23,7 @@ from calshare.calendars import Calendar, add_calendar, get_calendar, list_calend
 from calshare.clock import Clock, SystemClock
 from calshare.config import Settings, load_settings
 from calshare.errors import CalshareError, LevelError, UsageError
+from calshare.expansion import Caps
 from calshare.importer import import_calendar
 from calshare.levels import Level
 from calshare.occurrence import Occurrence, occurrence_to_json
@@ -32,6 +33,8 @@ from calshare.store import DEFAULT_DB, Store
 from calshare.views import visible_occurrences
 
 EXIT_ERROR = 2
+DEMO_SMTP = "127.0.0.1:8025"  # the Makefile's SMTP for `make run`, which passes it to both
+EXIT_MAIL_FAILED = 1  # outbox flush: a mail failed, or the relay was down or refused us
 MAX_WINDOW_DAYS = 100 * 366
 
 
@@ -185,7 +188,8 @@ def _events(
         raise UsageError(f"--to {end_text} is not after --from {start_text}")
     if end - start > timedelta(days=MAX_WINDOW_DAYS):
         raise UsageError("That window is longer than 100 years; ask for a shorter one")
-    return visible_occurrences(
+    cut: list[str] = []
+    found = visible_occurrences(
         ctx.store,
         calendar,
         start,
@@ -194,7 +198,12 @@ def _events(
         include_private=include_private,
         now=ctx.clock.now(),
         limit_years=ctx.settings.calendars.index_limit_years,
+        caps=Caps.of(ctx.settings.calendars),
+        warnings=cut,
     )
+    for warning in cut:
+        ctx.warn(warning)
+    return found
 
 
 def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence]) -> None:
@@ -552,7 +561,13 @@ def cmd_outbox_flush(ctx: Context, args: argparse.Namespace) -> int:
         f"Sent {result.sent} to {where}; {result.deferred} to retry later; {result.failed} failed",
         file=ctx.out,
     )
-    return 0
+    if result.relay_problem is not None:
+        ctx.warn(
+            "mail waits because of the relay or calshare's settings, not the recipients; "
+            "it is tried again after the fix (calshare outbox shows what waits)"
+        )
+    # non-zero for cron and monitoring: something needs someone's attention
+    return 0 if result.ok else EXIT_MAIL_FAILED
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
@@ -622,11 +637,12 @@ def _return_path(message: Any) -> str:
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     """calshare demo   # add the demo calendars (once) and show their next 7 days"""
-    from calshare.demo import publish_demo, seed_demo
+    from calshare.daemon import Listen
+    from calshare.demo import how_to_answer, publish_demo, seed_demo
 
+    smtp = Listen.parse(args.smtp, "--smtp")
     results = seed_demo(ctx.store, ctx.settings, ctx.clock)
     published = publish_demo(ctx.store, ctx.settings, ctx.clock)
-    base = ctx.settings.http.base_url
     for result in results:
         print(
             f"Imported the demo calendar {result.calendar.name!r}: {result.events} events",
@@ -635,18 +651,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     for calendar in list_calendars(ctx.store.db, owner="demo@example.org"):
         print(f"\n{calendar.name} — the next 7 days:", file=ctx.out)
         _print_agenda(ctx.out, calendar, _events(ctx, calendar, "today", "+6", None, False))
-    maildir = ctx.settings.outbox.maildir
-    domain = ctx.settings.mail.domain
-    print(
-        f"\n'project' is shared with bob@example.org; the daemon writes the invitation to "
-        f"{maildir}/new (no [relay] is configured). To answer it as Bob, once it is there:\n"
-        f"  TOKEN=$(grep -rhoE 'accept\\+[a-z2-7]{{26}}' {maildir}/new | head -1 | cut -d+ -f2)\n"
-        f"  swaks --server 127.0.0.1:8025 --from bob@example.org --to accept+$TOKEN@{domain}\n"
-        f"or open {base}/i/$TOKEN in a browser and click Accept. Then `calshare shares` shows "
-        "the share accepted, and the welcome mail with Bob's feed link arrives in "
-        f"{maildir}/new: `curl` that link for the calendar at Bob's level.",
-        file=ctx.out,
-    )
+    print(f"\n{how_to_answer(ctx.settings, smtp.host, smtp.port)}", file=ctx.out)
     if published is not None:
         print(
             f"\n'family' is published at {published.level}: open {published.links.html} in a "
@@ -905,7 +910,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--json", action="store_true")
 
-    command(commands, "demo", cmd_demo, "add the demo calendars and show their next 7 days")
+    demo = command(commands, "demo", cmd_demo, "add the demo calendars and show their next 7 days")
+    demo.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        default=DEMO_SMTP,
+        help=f"where `calshare serve --smtp` listens (default {DEMO_SMTP}): the demo says so",
+    )
     return parser
 
 

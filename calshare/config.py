@@ -188,6 +188,17 @@ def _hostname(value: Any) -> str:
     return text
 
 
+_HELO = r"\[(?:IPv6:)?[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+
+
+def _helo_name(value: Any) -> str:
+    """A host name or an address literal like [192.0.2.1]; empty for the default."""
+    text = _text(value).strip()
+    if text and not re.fullmatch(_HELO, text):
+        raise ValueError(f"{value!r} is not a host name like mail.example.org")
+    return text
+
+
 def _network(value: Any) -> str:
     """An IP address or network (127.0.0.1, ::1, 10.0.0.0/8), in canonical form."""
     text = _text(value).strip()
@@ -241,6 +252,12 @@ class RelaySettings:
         _file_or_empty,
         "PEM file of CAs to trust for the relay's certificate (empty: the system's)",
     )
+    helo_name: str = _option(
+        "",
+        _helo_name,
+        "fully-qualified name calshare greets the relay with in EHLO "
+        "(empty: inbox.hostname if set, else mail.domain)",
+    )
 
 
 @dataclass(frozen=True)
@@ -272,6 +289,9 @@ class HttpSettings:
     feed_refresh_minutes: int = _option(
         60, _integer(5, 10080), "REFRESH-INTERVAL asked of subscribing calendar apps"
     )
+    header_timeout_seconds: float = _option(
+        15.0, _seconds, "time a client has to send its request headers; also the idle keep-alive"
+    )
 
 
 @dataclass(frozen=True)
@@ -296,6 +316,28 @@ class CalendarSettings:
     )
     index_limit_years: int = _option(
         10, _integer(1, 200), "series are indexed at most this far from now; beyond, queried live"
+    )
+    max_occurrences_per_series: int = _option(
+        50_000,
+        _integer(100, 10_000_000),
+        "occurrences one series may have from its start to the end of a span being indexed;"
+        " a series with more is skipped at import and cut short in queries",
+    )
+    max_occurrences_per_import: int = _option(
+        250_000,
+        _integer(1000, 100_000_000),
+        "occurrences one import (or one query's expansion) may produce in all;"
+        " an import over it fails and changes nothing",
+    )
+    max_import_seconds: float = _option(
+        60.0,
+        _seconds,
+        "an import whose reading and expansion take longer fails and changes nothing",
+    )
+    max_timezone_transitions: int = _option(
+        500,
+        _integer(10, 1_000_000),
+        "a VTIMEZONE with more STANDARD/DAYLIGHT parts and RDATEs than this is refused at import",
     )
 
 

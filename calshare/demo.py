@@ -51,3 +51,21 @@ def publish_demo(store: Store, settings: Settings, clock: Clock) -> Published | 
     if live is not None or settings.policy.publish_max_level is None:
         return None
     return publish(store, settings, clock, "family", Level.FREE_BUSY)
+
+
+def how_to_answer(settings: Settings, smtp_host: str, smtp_port: int) -> str:
+    """How to answer the demo invitation as Bob, aimed at the SMTP listener the daemon
+    will actually use (``calshare demo --smtp``, which ``make run`` passes the same
+    address as ``calshare serve --smtp``), not at a port written here."""
+    maildir = settings.outbox.maildir
+    domain = settings.mail.domain
+    return (
+        f"'project' is shared with bob@example.org; the daemon writes the invitation to "
+        f"{maildir}/new (no [relay] is configured). To answer it as Bob, once it is there:\n"
+        f"  TOKEN=$(grep -rhoE 'accept\\+[a-z2-7]{{26}}' {maildir}/new | head -1 | cut -d+ -f2)\n"
+        f"  swaks --server {smtp_host} --port {smtp_port} --from bob@example.org "
+        f"--to accept+$TOKEN@{domain}\n"
+        f"or open {settings.http.base_url}/i/$TOKEN in a browser and click Accept. Then "
+        "`calshare shares` shows the share accepted, and the welcome mail with Bob's feed "
+        f"link arrives in {maildir}/new: `curl` that link for the calendar at Bob's level."
+    )

@@ -78,6 +78,11 @@ class ImportFailed(CalshareError, ValueError):
     """
 
 
+class ExpansionLimit(ImportFailed):
+    """Expanding recurrences passed a configured cap ([calendars] max_occurrences_per_import,
+    max_import_seconds): the message names the event where it happened."""
+
+
 class FetchError(ImportFailed):
     """A calendar URL could not be fetched (timeout, HTTP error, too large)."""
 

@@ -4,24 +4,41 @@ recurring-ical-events decides which occurrences exist (RRULE, RDATE, EXDATE,
 RECURRENCE-ID overrides); this module only places them in time. Floating times
 and all-day dates belong to the calendar's zone, so they get that zone here;
 the index then compares plain UTC seconds.
+
+Expansion is bounded (``Caps``): a source can say FREQ=SECONDLY with no end, and
+URL sources are written by third parties. Rules are iterated lazily, every
+instance generated from a series' start is counted, and the work stops at a cap
+or a deadline, with a message naming the event.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import time as monotonic_time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any, NamedTuple, ParamSpec, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, Protocol
 
 import icalendar
 from recurring_ical_events import Series
 from recurring_ical_events.adapters import EventAdapter
 from recurring_ical_events.errors import BadRuleStringFormat
+from recurring_ical_events.util import (
+    compare_greater,
+    convert_to_datetime,
+    is_pytz,
+    is_pytz_dt,
+    normalize_pytz,
+)
 
+from calshare.errors import ExpansionLimit
 from calshare.ics_reader import NO_UID, PARSE_ERRORS, reason
+
+if TYPE_CHECKING:
+    from calshare.config import CalendarSettings
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -61,13 +78,127 @@ class Expansion:
     slots: list[Slot] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)  # UIDs of series that could not be expanded
+    capped: bool = False  # a cap cut the result short (queries only; an import fails instead)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Limits on one run of expansion: an import, or one query's expansion.
+
+    ``per_series`` counts every instance a series generates from its start up to
+    the end of the span (what iterating the rule costs, not only what is kept);
+    ``per_run`` counts all of them, and single events, in the run.
+    """
+
+    per_series: int = 50_000
+    per_run: int = 250_000
+    seconds: float = 60.0
+
+    @classmethod
+    def of(cls, calendars: CalendarSettings) -> Caps:
+        return cls(
+            per_series=calendars.max_occurrences_per_series,
+            per_run=calendars.max_occurrences_per_import,
+            seconds=calendars.max_import_seconds,
+        )
+
+
+class _SeriesCap(Exception):
+    """One series generated more instances than ``Caps.per_series``."""
+
+
+class _RunCap(Exception):
+    """The run generated more than ``Caps.per_run``, or ran past its deadline."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class Meter:
+    """Counts the work of one expansion run against its caps and its deadline.
+
+    One meter per import or per query, shared by every series in it; ``now`` is
+    a monotonic clock (injectable for tests), started when the meter is made.
+    """
+
+    def __init__(self, caps: Caps, now: Callable[[], float] = monotonic_time.monotonic) -> None:
+        self.caps = caps
+        self.total = 0
+        self.series = 0
+        self._now = now
+        self.deadline = now() + caps.seconds
+
+    def next_series(self) -> None:
+        self.series = 0
+
+    def tick(self) -> None:
+        """One more instance generated; raises when a cap or the deadline is passed."""
+        self.series += 1
+        self.total += 1
+        if self.series > self.caps.per_series:
+            raise _SeriesCap
+        if self.total > self.caps.per_run:
+            raise _RunCap(
+                f"more than {self.caps.per_run:,} occurrences in all"
+                " ([calendars] max_occurrences_per_import)"
+            )
+        self.check_time()
+
+    def out_of_time(self) -> bool:
+        return self._now() > self.deadline
+
+    def check_time(self) -> None:
+        if self.out_of_time():
+            raise _RunCap(
+                f"it took longer than {self.caps.seconds:g} s ([calendars] max_import_seconds)"
+            )
+
+
+class _LazyRules(Series.RecurrenceRules):  # type: ignore[misc]
+    """recurring-ical-events' rules, iterated lazily and metered.
+
+    The library asks dateutil for ``rule.between(...)``, which builds the whole
+    list first (34 million datetimes for a year of FREQ=SECONDLY) and walks from
+    DTSTART without a way to stop. This iterates the same rules one instance at a
+    time, counts each on the meter, and otherwise does what the library does.
+    """
+
+    meter: Meter | None = None
+
+    def rrule_between(self, span_start: Any, span_stop: Any) -> Iterator[Any]:
+        start = convert_to_datetime(span_start, self.tzinfo)
+        stop = convert_to_datetime(span_stop, self.tzinfo)
+        if is_pytz(self.tzinfo):  # as the library does, for pytz at DST changes
+            start = normalize_pytz(start - timedelta(hours=1))
+            stop = normalize_pytz(stop + timedelta(hours=1))
+        for rule in self.rrules:
+            for moment in rule:
+                if moment > stop:
+                    break
+                if self.meter is not None:
+                    self.meter.tick()
+                if moment < start:
+                    continue
+                if is_pytz_dt(moment):
+                    moment = moment.tzinfo.localize(moment.replace(tzinfo=None))
+                if rule.until is None or not compare_greater(moment, rule.until):
+                    yield moment
 
 
 class _TrackedSeries(Series):  # type: ignore[misc]
     """Remember which component each occurrence came from (master or override).
 
-    ``Series.occurrence`` is recurring-ical-events' documented hook for this.
+    ``Series.occurrence`` is recurring-ical-events' documented hook for this;
+    ``RecurrenceRules`` is the class it makes the rules of a series with.
     """
+
+    RecurrenceRules = _LazyRules
+
+    def __init__(self, components: Sequence[Any], meter: Meter | None = None) -> None:
+        super().__init__(components)
+        if isinstance(self.recurrence, _LazyRules):
+            self.recurrence.meter = meter
 
     def occurrence(self, adapter: Any, start: Any = None, end: Any = None) -> Any:
         made = super().occurrence(adapter, start, end)
@@ -126,11 +257,21 @@ def _warnings_as_data(expand: Callable[P, Expansion]) -> Callable[P, Expansion]:
 
 
 @_warnings_as_data
-def expand_singles(events: Sequence[Expandable], positions: list[int], zone: tzinfo) -> Expansion:
-    """Single events are indexed whatever their date: one row each, no horizon needed."""
+def expand_singles(
+    events: Sequence[Expandable], positions: list[int], zone: tzinfo, meter: Meter | None = None
+) -> Expansion:
+    """Single events are indexed whatever their date: one row each, no horizon needed.
+
+    Each counts on the meter; passing a cap raises ExpansionLimit naming the event.
+    """
     result = Expansion()
     for index in positions:
         event = events[index]
+        if meter is not None:
+            try:
+                meter.tick()
+            except _RunCap as exc:
+                raise ExpansionLimit(_limit_message(event, exc.why)) from None
         try:
             adapter = EventAdapter(event.component)
             result.slots.append(_slot(index, adapter.start, adapter.end, zone))
@@ -147,32 +288,93 @@ def expand_series(
     zone: tzinfo,
     start_ts: int,
     end_ts: int,
+    meter: Meter | None = None,
+    *,
+    cut: bool = False,
 ) -> Expansion:
-    """Occurrences of every series that start in [start_ts, end_ts)."""
+    """Occurrences of every series that start in [start_ts, end_ts).
+
+    With a meter, the caps hold. At import (``cut`` False) a series over
+    ``per_series`` is skipped with a warning, and passing ``per_run`` or the
+    deadline raises ExpansionLimit naming the event. In a query (``cut`` True)
+    nothing raises: a series over its cap keeps what it had, the run stops at
+    the others, each with a warning, and the result says ``capped``.
+    """
     result = Expansion()
     window_start = datetime.fromtimestamp(max(start_ts - _PAD, _MIN_TS), UTC)
     window_end = datetime.fromtimestamp(min(end_ts + _PAD, _MAX_TS), UTC)
     for uid, positions in series.items():
-        adapters = [EventAdapter(events[index].component) for index in positions]
-        position_of = {
-            id(adapter): index for adapter, index in zip(adapters, positions, strict=True)
-        }
+        first = events[positions[0]]
+        found: list[Slot] = []
+        if meter is not None:
+            meter.next_series()
         try:
-            found = []
-            for occurrence in _TrackedSeries(adapters).between(window_start, window_end):
+            adapters = [EventAdapter(events[index].component) for index in positions]
+            position_of = {
+                id(adapter): index for adapter, index in zip(adapters, positions, strict=True)
+            }
+            made = _TrackedSeries(adapters, meter)
+            for occurrence in made.between(window_start, window_end):
                 index = position_of[id(occurrence.source_adapter)]
                 slot = _slot(index, occurrence.start, occurrence.end, zone)
                 if start_ts <= slot.start_ts < end_ts:
                     found.append(slot)
         except PARSE_ERRORS as exc:
             result.failed.add(uid)
-            result.warnings.append(_skipped(events[positions[0]], exc))
+            result.warnings.append(_skipped(first, exc))
             continue
+        except _SeriesCap:
+            assert meter is not None
+            why = (
+                f"it recurs more than {meter.caps.per_series:,} times from its start to the end"
+                " of the span expanded ([calendars] max_occurrences_per_series)"
+            )
+            if not cut:
+                result.failed.add(uid)
+                result.warnings.append(_skipped(first, why))
+                continue
+            result.capped = True
+            result.warnings.append(_limit_message(first, f"{why}; later ones are left out"))
+        except _RunCap as exc:
+            if not cut:
+                raise ExpansionLimit(_limit_message(first, exc.why)) from None
+            result.capped = True
+            result.slots.extend(found)
+            result.warnings.append(
+                _limit_message(first, f"{exc.why}; this and later series are left out")
+            )
+            break
         result.slots.extend(found)
     return result
 
 
-def _skipped(event: Expandable, exc: BaseException) -> str:
+def event_name(event: Expandable) -> str:
+    """How a message names an event: its UID and, shortened, its SUMMARY."""
+    if event.uid.startswith(NO_UID):
+        name = "an event without UID"
+    else:
+        name = f"event {_shorten(event.uid)!r}"
+    try:
+        summary = event.component.get("SUMMARY")
+    except PARSE_ERRORS:
+        summary = None
+    if isinstance(summary, str) and summary.strip():
+        name += f" ({_shorten(summary.strip())!r})"
+    return name
+
+
+def _shorten(text: str) -> str:
+    text = "".join(char if char.isprintable() else "?" for char in " ".join(text.split()))
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _limit_message(event: Expandable, why: str) -> str:
+    return f"line {event.line}: {event_name(event)}: {why}"
+
+
+def _skipped(event: Expandable, exc: BaseException | str) -> str:
+    if isinstance(exc, str):  # a cap: named in full, summary too
+        return f"line {event.line}: skipped {event_name(event)}: {exc}"
     if isinstance(exc, BadRuleStringFormat):
         # recurring-ical-events says "UNTIL parameter is missing" for any rule it cannot read.
         why = f"its RRULE {exc.rule!r} cannot be expanded (unknown FREQ or RSCALE, or a bad UNTIL)"

@@ -25,6 +25,7 @@ from sqlite_utils import Database
 from calshare.calendars import Calendar, get_calendar
 from calshare.config import PolicySettings, Settings
 from calshare.errors import UnknownCalendar
+from calshare.expansion import Caps
 from calshare.ics_writer import write_calendar
 from calshare.levels import Level, lower_of
 from calshare.policy import highest_level
@@ -170,7 +171,11 @@ def feed_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
 def feed_ics(
     store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
 ) -> bytes:
-    """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it."""
+    """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it.
+
+    Named as the imported source names itself (its X-WR-CALNAME or NAME), else by its
+    name here; stand-in summaries are in the installation's language (``mail.lang``).
+    """
     start, end = feed_window(settings, now)
     found = visible_occurrences(
         store,
@@ -181,13 +186,15 @@ def feed_ics(
         include_private=False,
         now=now,
         limit_years=settings.calendars.index_limit_years,
+        caps=Caps.of(settings.calendars),
     )
     return write_calendar(
         found,
-        name=calendar.name,
+        name=calendar.source_name or calendar.name,  # the title the owner's app gave it
         zone=calendar.zone,
         now=now,
         refresh=timedelta(minutes=settings.http.feed_refresh_minutes),
+        lang=settings.mail.lang,
     )
 
 

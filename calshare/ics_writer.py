@@ -14,17 +14,16 @@ magnitude faster. Tests re-parse every file with icalendar and vobject.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import icalendar
-
 from calshare.busy import MICROSOFT_NAMES, Busy
 from calshare.occurrence import Occurrence
+from calshare.vtimezone import vtimezone as vtimezone_text
+from mailer import wording
 
 PRODID = "-//calshare//calshare 0.1//EN"
 
@@ -116,17 +115,10 @@ def instance_uid(occurrence: Occurrence) -> str:
     """A UID per instance, stable between sends, that says no more than the level allows.
 
     A series instance is its UID plus its RECURRENCE-ID. Where the level hid the
-    UID (a keyed ``busy-`` stand-in shared by a whole series) the instance adds
-    its start, hashed, so nothing new is told.
+    UID, the stand-in is one per instance already (levels.opaque_uid).
     """
     if occurrence.recurrence_id:
         return f"{occurrence.uid}-{occurrence.recurrence_id}"
-    if occurrence.uid.startswith("busy-"):
-        start = occurrence.start.isoformat()
-        if isinstance(occurrence.start, datetime):
-            start = _utc(occurrence.start)
-        suffix = hashlib.sha256(f"{occurrence.uid}/{start}".encode()).hexdigest()[:12]
-        return f"{occurrence.uid}-{suffix}"
     return occurrence.uid
 
 
@@ -169,7 +161,11 @@ def _person(name: str, value: str) -> str | None:
 
 
 def vevent(
-    occurrence: Occurrence, stamp: str, zone: tzinfo | None = None, tzid: str | None = None
+    occurrence: Occurrence,
+    stamp: str,
+    zone: tzinfo | None = None,
+    tzid: str | None = None,
+    lang: str = "en",
 ) -> str:
     """One VEVENT, folded, with only the fields the occurrence still carries."""
     lines = ["BEGIN:VEVENT", f"UID:{escape_text(instance_uid(occurrence))}", f"DTSTAMP:{stamp}"]
@@ -185,7 +181,19 @@ def vevent(
         occurrence.attendees,
         occurrence.categories,
         occurrence.url,
+        lang,
     )
+
+
+def stand_in_summary(busy: Busy, lang: str) -> str:
+    """The SUMMARY of an event without one: its busy status in the viewer's words.
+
+    Where the level hid the title (free-busy, private items) the event would be a
+    blank row in khal, and RFC 5546 wants a SUMMARY in METHOD:PUBLISH; Outlook
+    writes "Busy", "Tentative", "Out of office" there. Made from the busy status
+    alone, which every level shows, so it cannot carry anything the filter hid.
+    """
+    return wording.text(f"busy.{busy}", lang)
 
 
 @lru_cache(maxsize=4096)
@@ -199,6 +207,7 @@ def _described(
     attendees: tuple[str, ...],
     categories: tuple[str, ...],
     url: str | None,
+    lang: str,
 ) -> str:
     """Everything of a VEVENT after its times, folded: the same for every instance of a series."""
     lines = []
@@ -209,8 +218,7 @@ def _described(
         lines.append(f"STATUS:{status}")
     lines.append("TRANSP:TRANSPARENT" if busy is Busy.FREE else "TRANSP:OPAQUE")
     lines.append(f"X-MICROSOFT-CDO-BUSYSTATUS:{MICROSOFT_NAMES[busy]}")
-    if summary:
-        lines.append(f"SUMMARY:{escape_text(summary)}")
+    lines.append(f"SUMMARY:{escape_text(summary or stand_in_summary(busy, lang))}")
     if location:
         lines.append(f"LOCATION:{escape_text(location)}")
     if description:
@@ -233,16 +241,10 @@ def _described(
 def vtimezone(zone: str, first_year: int, last_year: int) -> str:
     """The zone's VTIMEZONE covering the years used, from the tz database.
 
-    icalendar computes the transitions from zoneinfo; it is slow, hence the cache.
+    Written as clients read it (RRULEs for the zone's rule, a sub-component per
+    earlier change; see calshare.vtimezone), cached: a feed asks for it per render.
     """
-    component = icalendar.Timezone.from_tzinfo(
-        ZoneInfo(zone),
-        tzid=zone,
-        first_date=date(first_year, 1, 1),
-        last_date=date(last_year, 12, 31),
-    )
-    text: str = component.to_ical().decode("utf-8")
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+    return vtimezone_text(zone, first_year, last_year)
 
 
 def _years(occurrences: Sequence[Occurrence], fallback: date) -> tuple[int, int]:
@@ -262,13 +264,15 @@ def write_calendar(
     method: str | None = "PUBLISH",
     description: str | None = None,
     refresh: timedelta | None = None,
+    lang: str = "en",
 ) -> bytes:
     """A complete VCALENDAR: VERSION, PRODID, X-WR-CALNAME/TIMEZONE, one VTIMEZONE.
 
     Timed events are written in the calendar's ``zone`` with its VTIMEZONE (UTC
     needs none), which is how Outlook, Google and Apple lay them out; all-day
     events stay dates. ``refresh`` adds REFRESH-INTERVAL and X-PUBLISHED-TTL for
-    subscriptions.
+    subscriptions. ``name`` is what calendar apps show for the calendar (X-WR-CALNAME
+    and RFC 7986 NAME); ``lang`` the language of stand-in summaries.
     """
     use_utc = zone in ("UTC", "Etc/UTC")
     zone_info = None if use_utc else ZoneInfo(zone)
@@ -276,7 +280,8 @@ def write_calendar(
     head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
     if method:
         head.append(f"METHOD:{method}")
-    head += [f"X-WR-CALNAME:{escape_text(name)}", f"X-WR-TIMEZONE:{zone}"]
+    head += [f"NAME:{escape_text(name)}", f"X-WR-CALNAME:{escape_text(name)}"]
+    head.append(f"X-WR-TIMEZONE:{zone}")
     if description:
         head.append(f"X-WR-CALDESC:{escape_text(description)}")
     if refresh is not None:
@@ -288,6 +293,6 @@ def write_calendar(
         first, last = _years(occurrences, now.date())
         parts.append(vtimezone(zone, first, last))
     stamp = _utc(now)
-    parts.extend(vevent(occurrence, stamp, zone_info, tzid) for occurrence in occurrences)
+    parts.extend(vevent(occurrence, stamp, zone_info, tzid, lang) for occurrence in occurrences)
     parts.append("END:VCALENDAR\r\n")
     return "".join(parts).encode("utf-8")

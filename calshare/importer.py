@@ -3,6 +3,8 @@
 Everything that can fail (reading, parsing, expanding) happens before the
 write transaction opens, and the transaction replaces the old events, the
 index and the calendar's metadata together: a failed import changes nothing.
+The work is bounded ([calendars] max_* settings, see calshare.expansion.Caps):
+a source is often someone else's URL.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from calshare.bulk import paused_gc
 from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import ImportFailed
+from calshare.errors import ExpansionLimit, ImportFailed
 from calshare.expansion import (
+    Caps,
+    Meter,
     expand_series,
     expand_singles,
     group_by_uid,
@@ -99,7 +103,12 @@ def _import(
     source: Source,
     digest: str,
 ) -> ImportResult:
-    parsed = read_calendar(source.data, source.label)
+    meter = Meter(Caps.of(settings.calendars))
+    parsed = read_calendar(
+        source.data,
+        source.label,
+        max_timezone_transitions=settings.calendars.max_timezone_transitions,
+    )
     zone_name, zone_warnings = choose_zone(
         calendar, parsed, settings.calendars.default_tz, source.label
     )
@@ -113,8 +122,16 @@ def _import(
             # Stored as part of a series, so the index finds the whole group again.
             parsed.events[index].recurs = True
     normalize_recurrence_ids(parsed.events, zone)
-    single_result = expand_singles(parsed.events, singles, zone)
-    series_result = expand_series(parsed.events, series, zone, *window)
+    if meter.out_of_time():
+        raise ExpansionLimit(
+            f"{source.label}: reading it took longer than {meter.caps.seconds:g} s"
+            " ([calendars] max_import_seconds); nothing was imported"
+        )
+    try:
+        single_result = expand_singles(parsed.events, singles, zone, meter)
+        series_result = expand_series(parsed.events, series, zone, *window, meter)
+    except ExpansionLimit as exc:
+        raise ExpansionLimit(f"{source.label}, {exc}; nothing was imported") from None
     skipped = [
         *parsed.skipped,
         *(f"{source.label}, {text}" for text in single_result.warnings),
@@ -126,7 +143,7 @@ def _import(
     if parsed.vevent_count and not keep:
         first = skipped[0] if skipped else "no event could be read"
         raise ImportFailed(
-            f"None of the {parsed.vevent_count} events in {source.label} could be read; "
+            f"None of the {parsed.vevent_count} events in {source.label} can be used; "
             f"nothing was imported. First problem: {first}"
         )
     events: list[SourceEvent] = [parsed.events[index] for index in keep]

@@ -7,7 +7,9 @@ earlier. Single events are always indexed; recurring series only over the
 calendar's indexed span, which grows when a query reaches past it, but never
 further than ``calendars.index_limit_years`` from now: a query beyond that is
 expanded for its window alone and nothing is stored, so one far-away query can
-neither fill the disk nor hold the write lock for long.
+neither fill the disk nor hold the write lock for long. Each query's expansion is
+also bounded by the import caps (``expansion.Caps``): a series that passes them is
+cut short, with a warning, and such a cut extension is not stored.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from sqlite_utils import Database
 
 from calshare.busy import Busy
 from calshare.calendars import Calendar, get_calendar
+from calshare.config import CalendarSettings
 from calshare.errors import StoreError
-from calshare.expansion import Slot, expand_series, group_by_uid
+from calshare.expansion import Caps, Meter, Slot, expand_series, group_by_uid
 from calshare.ics_reader import SourceEvent, read_calendar, wrap_calendar
 from calshare.occurrence import Occurrence
 from calshare.store import Store
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 # so that paging through months does not re-expand every series each time.
 EXTENSION_SLACK = 90 * 86400
 YEAR = 366 * 86400
+DEFAULT_CAPS = Caps.of(CalendarSettings())
 
 _EVENT_COLUMNS = (
     "id, calendar_id, uid, recurrence_id, source_tz, line, recurs, busy, status, private, "
@@ -130,14 +134,21 @@ def occurrences_between(
     *,
     now: datetime,
     limit_years: int = 10,
+    caps: Caps | None = None,
+    warnings: list[str] | None = None,
 ) -> list[Occurrence]:
-    """Every occurrence overlapping [start, end), in time order, unfiltered."""
+    """Every occurrence overlapping [start, end), in time order, unfiltered.
+
+    Expansion for the query stops at ``caps`` (default: the settings' defaults);
+    what a cap left out is said in ``warnings`` if given, else in the log.
+    """
     start_ts, end_ts = int(start.timestamp()), int(end.timestamp())
     if calendar.indexed_from is None:
         return []  # never imported
     now_ts = int(now.timestamp())
     limits = _Span(now_ts - limit_years * YEAR, now_ts + limit_years * YEAR)
-    calendar = ensure_indexed(store, calendar, start_ts, end_ts, limits)
+    meter = Meter(caps or DEFAULT_CAPS)
+    calendar = ensure_indexed(store, calendar, start_ts, end_ts, limits, meter, warnings)
     low = start_ts - calendar.max_duration
     rows = store.db.conn.execute(
         f"""SELECT o.start_ts, o.start, o.end, o.all_day, {_EVENT_FIELDS}
@@ -151,7 +162,7 @@ def occurrences_between(
     # window only, and not stored.
     unindexed = _uncovered(calendar, _Span(low, end_ts))
     if unindexed and _has_series(store.db, calendar.id):
-        slots = _expand_stored(store.db, calendar, unindexed)
+        slots, _ = _expand_stored(store.db, calendar, unindexed, meter, warnings)
         fields = _event_fields(store.db, {slot.event for slot in slots})
         for slot in slots:
             if slot.start_ts < end_ts and (slot.end_ts > start_ts or slot.start_ts >= start_ts):
@@ -248,18 +259,29 @@ def _extension(calendar: Calendar, start_ts: int, end_ts: int, limits: _Span) ->
 
 
 def ensure_indexed(
-    store: Store, calendar: Calendar, start_ts: int, end_ts: int, limits: _Span
+    store: Store,
+    calendar: Calendar,
+    start_ts: int,
+    end_ts: int,
+    limits: _Span,
+    meter: Meter | None = None,
+    warnings: list[str] | None = None,
 ) -> Calendar:
     """Extend the indexed span of recurring series towards [start_ts, end_ts), within limits.
 
     The expansion runs before the write transaction, which then only inserts; if
     the calendar changed meanwhile (another import or extension), the work is
-    dropped and the query reads what is there.
+    dropped and the query reads what is there. An expansion a cap cut short is
+    not stored either: the index holds whole spans or nothing.
     """
     spans = _extension(calendar, start_ts, end_ts, limits)
     if not spans or not _has_series(store.db, calendar.id):
         return calendar
-    slots = _expand_stored(store.db, calendar, spans)
+    slots, capped = _expand_stored(
+        store.db, calendar, spans, meter or Meter(DEFAULT_CAPS), warnings
+    )
+    if capped:
+        return calendar
     with store.write() as db:
         current = get_calendar(db, calendar.name)
         if (current.version, current.indexed_from, current.indexed_until) != (
@@ -297,8 +319,17 @@ def _has_series(db: Database, calendar_id: int) -> bool:
     return found.fetchone() is not None
 
 
-def _expand_stored(db: Database, calendar: Calendar, spans: Sequence[_Span]) -> list[Slot]:
-    """Occurrences of the stored series starting in ``spans``; ``event`` is the row id."""
+def _expand_stored(
+    db: Database,
+    calendar: Calendar,
+    spans: Sequence[_Span],
+    meter: Meter,
+    warnings: list[str] | None = None,
+) -> tuple[list[Slot], bool]:
+    """Occurrences of the stored series starting in ``spans``; ``event`` is the row id.
+
+    Also whether a cap cut them short. Warnings go to ``warnings`` if given, else the log.
+    """
     rows = db.execute(
         "SELECT id, line, ical, source_tz FROM events"
         " WHERE calendar_id = ? AND recurs = 1 ORDER BY id",
@@ -307,12 +338,19 @@ def _expand_stored(db: Database, calendar: Calendar, spans: Sequence[_Span]) -> 
     events, ids = _reparse(calendar, rows)
     _, series = group_by_uid(events)
     slots: list[Slot] = []
+    capped = False
     for span in spans:
-        found = expand_series(events, series, calendar.zoneinfo, span.start, span.end)
+        found = expand_series(
+            events, series, calendar.zoneinfo, span.start, span.end, meter, cut=True
+        )
         for warning in found.warnings:
-            log.warning("calendar %s: %s", calendar.name, warning)
+            if warnings is None:
+                log.warning("calendar %s: %s", calendar.name, warning)
+            else:  # the caller says it (the CLI prints it as a warning)
+                warnings.append(f"calendar {calendar.name}, {warning}")
         slots.extend(slot._replace(event=ids[slot.event]) for slot in found.slots)
-    return slots
+        capped = capped or found.capped
+    return slots, capped
 
 
 def _reparse(

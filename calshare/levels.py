@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Any
@@ -54,7 +53,6 @@ _SHOWN: dict[Level, frozenset[str]] = {
     Level.DETAILS: frozenset(TEXT_FIELDS),
 }
 
-_OPAQUE_UID = re.compile(r"busy-[0-9a-f]{32}")
 _EMPTY: dict[str, Any] = {
     name: () if name in ("attendees", "categories") else None for name in TEXT_FIELDS
 }
@@ -65,17 +63,25 @@ def lower_of(first: Level, second: Level) -> Level:
     return first if first.rank <= second.rank else second
 
 
-def opaque_uid(uid: str, key: bytes = b"") -> str:
-    """A stable stand-in for a UID: some producers write names or subjects into UIDs.
+def stand_in_key(uid_key: bytes, calendar_id: int) -> bytes:
+    """The key of one calendar's stand-in UIDs, derived from the installation's secret.
 
-    Keyed (HMAC-SHA256 with the installation's key, see Store.uid_key), so that a
-    viewer who knows or guesses a UID cannot tell which busy block it is. A stand-in
-    is left as it is, so filtering twice gives what filtering once gives.
+    So the same source UID in two calendars gives unrelated stand-ins.
     """
-    if _OPAQUE_UID.fullmatch(uid):
-        return uid
-    digest = hmac.new(key, uid.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-    return "busy-" + digest[:32]
+    return hmac.new(uid_key, f"calendar/{calendar_id}".encode(), hashlib.sha256).digest()
+
+
+def opaque_uid(uid: str, key: bytes = b"", instance: str = "") -> str:
+    """A stable stand-in for one instance's UID: some producers write names or subjects into UIDs.
+
+    Keyed (HMAC-SHA256 with the calendar's key, see stand_in_key), so that a viewer
+    who knows or guesses a UID cannot tell which busy block it is, and per
+    instance (its RECURRENCE-ID), so that the blocks of a series cannot be grouped
+    into one. Always derived, whatever the UID looks like: a source cannot choose
+    its stand-in. What is a stand-in is said by ``Occurrence.stand_in``, never by shape.
+    """
+    message = f"{len(uid)}:{uid}/{instance}".encode("utf-8", "surrogatepass")
+    return "busy-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
 def filter_occurrence(
@@ -91,9 +97,10 @@ def filter_occurrence(
     Private items (CLASS:PRIVATE, CONFIDENTIAL or unknown) are reduced to busy
     time at every level unless the owner chose to include them. Where the UID is
     hidden (free-busy, reduced items), so is everything that tells which event it
-    is or where it happens: the UID becomes a keyed stand-in, the RECURRENCE-ID
-    goes, and times are given in the calendar's ``zone`` rather than the event's
-    own (an event kept in Asia/Tokyo would say where it takes place).
+    is or where it happens: the UID becomes a keyed stand-in of its own per
+    instance (marked ``stand_in``), the RECURRENCE-ID goes, and times are given
+    in the calendar's ``zone`` rather than the event's own (an event kept in
+    Asia/Tokyo would say where it takes place).
     """
     reduced = occurrence.private and not include_private
     if level is Level.DETAILS and not reduced:
@@ -105,8 +112,12 @@ def filter_occurrence(
     start, end = occurrence.start, occurrence.end
     if zone is not None and isinstance(start, datetime) and isinstance(end, datetime):
         start, end = start.astimezone(zone), end.astimezone(zone)
+    uid = occurrence.uid
+    if not occurrence.stand_in:  # filtering a filtered occurrence again changes nothing
+        uid = opaque_uid(uid, uid_key, occurrence.recurrence_id or "")
     return occurrence._replace(
-        uid=opaque_uid(occurrence.uid, uid_key),
+        uid=uid,
+        stand_in=True,
         recurrence_id=None,
         private=False,
         start=start,

@@ -35,6 +35,9 @@ class Occurrence(NamedTuple):
     attendees: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     url: str | None = None
+    # The UID is a keyed stand-in made by levels.filter_occurrence, not the source's:
+    # said here, out of band, because a source UID can look like anything.
+    stand_in: bool = False
 
 
 TEXT_FIELDS = (

@@ -34,6 +34,7 @@ from calshare.calendars import Calendar, get_calendar, utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavError
+from calshare.expansion import Caps
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
 from calshare.pages import Nav, published_html
@@ -427,6 +428,7 @@ def page_html(
         include_private=False,
         now=now,
         limit_years=settings.calendars.index_limit_years,
+        caps=Caps.of(settings.calendars),
     )
     return published_html(
         calendar=calendar.name,

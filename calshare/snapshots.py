@@ -18,6 +18,7 @@ from calshare.calendars import Calendar, get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import UsageError
+from calshare.expansion import Caps
 from calshare.levels import Level, lower_of
 from calshare.occurrence import Occurrence
 from calshare.policy import check_recipient
@@ -188,6 +189,7 @@ def compose_snapshots(
                 include_private=options.include_private,
                 now=now,
                 limit_years=settings.calendars.index_limit_years,
+                caps=Caps.of(settings.calendars),
             )
             shown_days = _trimmed(days, found) if whole is not None else days
             if window is not None:

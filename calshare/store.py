@@ -18,6 +18,8 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from calshare.errors import StoreBusy, StoreError
+from calshare.redaction import redact_mail
+from calshare.tokens import redact
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +265,26 @@ def _schema_5(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_6(db: Database) -> None:
+    """No live secret at rest: stored mails and reasons written before redaction was robust.
+
+    ``inbound_raw`` held mails as received, quoting live tokens and feed secrets;
+    each becomes the redacted copy new mails get (``redaction.redact_mail``). Stored
+    reasons and audit details are redacted again with the stricter ``tokens.redact``
+    (a token with a letter glued to it used to pass). ``secure_delete`` zeroes the old
+    bytes; the WAL is checkpointed once the migration commits (``Store._migrate``).
+    """
+    for inbound_id, raw in db.execute("SELECT inbound_id, raw FROM inbound_raw").fetchall():
+        db.execute(
+            "UPDATE inbound_raw SET raw = ? WHERE inbound_id = ?",
+            [redact_mail(bytes(raw)), inbound_id],
+        )
+    for table, column in (("inbound", "reason"), ("inbound", "recipient"), ("audit", "detail")):
+        for row_id, text in db.execute(f"SELECT id, {column} FROM {table}").fetchall():
+            if redact(text) != text:
+                db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [redact(text), row_id])
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -270,6 +292,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_3,
     _schema_4,
     _schema_5,
+    _schema_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -403,3 +426,7 @@ class Store:
                 MIGRATIONS[version](db)
                 db.execute(f"PRAGMA user_version = {version + 1}")
                 log.info("migrated %s to schema %d", self.path, version + 1)
+        # Old pages of a migration that rewrote secrets (schema 6) leave the WAL now,
+        # not at some later checkpoint; the rewritten file has them zeroed.
+        with self.db.ensure_autocommit_on():
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

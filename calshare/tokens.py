@@ -39,13 +39,44 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.lower().encode("ascii")).hexdigest()
 
 
-_ANYWHERE = re.compile(r"(?<![A-Za-z2-7])[A-Za-z2-7]{26}(?![A-Za-z2-7])")
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz234567"
+_HEX = "3[2-7]|4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa]"  # the codes of 2-7, A-Z, a-z
+_DECIMAL = "5[0-5]|6[5-9]|[78][0-9]|90|9[7-9]|1[01][0-9]|12[0-2]"
+# A character of a token as a mail or a URL may write it: an escape (=XX
+# quoted-printable, %XX URL, both twice, &#NN; HTML), or nothing at all: a
+# quoted-printable soft line break joins the two halves of a split token.
+_ESCAPE = rf"(?:=|%|%25|=25)(?:{_HEX})|&\#0*(?:{_DECIMAL});|&\#[xX]0*(?:{_HEX});"
+_SOFT_BREAK = r"=\r?\n"
+# Runs of letters and those; the lookahead (plain characters only, no callback) skips
+# the text that cannot hold 26 of them at once: a megabyte of prose in about 60 ms.
+_RUN = re.compile(
+    rf"(?=[A-Za-z0-9=%&#;\r\n]{{{TOKEN_LENGTH}}})(?:[A-Za-z2-7]+|{_SOFT_BREAK}|{_ESCAPE})+"
+)
+_ONE = re.compile(_ESCAPE)
+_BREAK = re.compile(_SOFT_BREAK)
+_TRAILING_SPACE = re.compile(r"=[ \t]+(?=\r?\n)")
+
+
+def _hide(run: re.Match[str]) -> str:
+    text = run[0]
+    characters = len(_ONE.sub("x", _BREAK.sub("", text)))
+    return "…" if characters >= TOKEN_LENGTH else text
+
+
+def holds_token(text: str) -> bool:
+    """Whether ``redact`` would hide anything in ``text``."""
+    return any(_hide(run) == "…" for run in _RUN.finditer(_TRAILING_SPACE.sub("=", text)))
 
 
 def redact(text: str) -> str:
     """Text with anything shaped like a token replaced by "…": for logs, stored reasons,
-    and addresses kept in the inbound log (``share+…@domain``)."""
-    return _ANYWHERE.sub("…", text)
+    and addresses kept in the inbound log (``share+…@domain``).
+
+    Any run of 26 or more base32 characters counts, however it is written: a token
+    with a letter glued to it, in upper case, split by a quoted-printable soft line
+    break, or spelled with =XX, %XX or &#NN; escapes. No English word is that long.
+    """
+    return _RUN.sub(_hide, _TRAILING_SPACE.sub("=", text))
 
 
 def log_id(token: str) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from calshare.calendars import Calendar
+from calshare.expansion import Caps
 from calshare.index import occurrences_between
-from calshare.levels import Level, filter_occurrence
+from calshare.levels import Level, filter_occurrence, stand_in_key
 from calshare.occurrence import Occurrence
 from calshare.store import Store
 
@@ -25,12 +26,27 @@ def visible_occurrences(
     include_private: bool,
     now: datetime,
     limit_years: int,
+    caps: Caps | None = None,
+    warnings: list[str] | None = None,
 ) -> list[Occurrence]:
-    """The window's occurrences as a viewer at ``level`` sees them (None: the owner)."""
-    found = occurrences_between(store, calendar, start, end, now=now, limit_years=limit_years)
+    """The window's occurrences as a viewer at ``level`` sees them (None: the owner).
+
+    ``caps`` bound the expansion (see index.occurrences_between); what they cut
+    is added to ``warnings``.
+    """
+    found = occurrences_between(
+        store,
+        calendar,
+        start,
+        end,
+        now=now,
+        limit_years=limit_years,
+        caps=caps,
+        warnings=warnings,
+    )
     if level is None:  # the owner sees everything
         return found
-    zone, key = calendar.zoneinfo, store.uid_key
+    zone, key = calendar.zoneinfo, stand_in_key(store.uid_key, calendar.id)
     return [
         filter_occurrence(
             occurrence, level, include_private=include_private, zone=zone, uid_key=key

@@ -2,11 +2,14 @@
 
 Database work runs on one worker thread with its own connection, so the event
 loop (which also runs the inbox and the outbox sender) never waits on SQLite.
-Every response carries the same security headers; feed secrets and tokens are in
-paths only, never logged (the access log is off; our own log lines carry hash
-prefixes), and ``Referrer-Policy: no-referrer`` keeps them out of other sites'
-logs. GET and HEAD never change anything: link scanners open every link in a
-mail, so only a person's POST answers an invitation.
+Every response carries the same security headers, aiohttp's own replies to
+malformed requests too (``_Connection``), and none names a software version; feed
+secrets and tokens are in paths only, never logged (the access log is off, a bad
+request line is not logged, our own log lines carry hash prefixes), and
+``Referrer-Policy: no-referrer`` keeps them out of other sites' logs. A client
+must send its request headers within ``[http] header_timeout_seconds``. GET and
+HEAD never change anything: link scanners open every link in a mail, so only a
+person's POST answers an invitation.
 """
 
 from __future__ import annotations
@@ -55,7 +58,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Resource-Policy": "same-origin",
+    "Server": "calshare",  # not aiohttp's default, which names its version
 }
+# Published links may be cached, but every use asks us first (ETag, Last-Modified):
+# after an unpublish no shared cache may go on serving them.
+PUBLISHED_CACHE = "no-cache"
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -92,9 +99,39 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("web: %s request failed", request.method)
         response = web.Response(status=500, text="Something went wrong on our side.\n")
+    _secure(response)
+    return response
+
+
+def _secure(response: web.StreamResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    return response
+
+
+class _Connection(web.RequestHandler):
+    """aiohttp's connection protocol, with its replies to unreadable requests made ours.
+
+    aiohttp answers a request it cannot parse itself, before our middleware runs: its
+    reply echoes the request line (a feed secret with it), lacks our headers, and its
+    log line carries the line and a traceback. Ours: a fixed text, our headers, and one
+    log line naming only the kind of error.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        log.info("web: refused an unreadable request: %d (%s)", status, type(exc).__name__)
+        if request.writer.output_size > 0:  # a reply had begun: all we can do is hang up
+            raise ConnectionError("a response was being sent; the connection is dropped")
+        text = "Bad request.\n" if status < 500 else "Something went wrong on our side.\n"
+        response = web.Response(status=status, text=text)
+        _secure(response)
+        response.force_close()
+        return response
 
 
 def make_app(context: WebContext) -> web.Application:
@@ -126,7 +163,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
     if level is None:
         raise web.HTTPGone(text="This calendar is no longer shared with you.\n")
     version = context.feeds.version(context.reader, found.calendar, level, found.updated_at, now)
-    return await _send_feed(request, context, version, "private")
+    return await _send_feed(
+        request, context, version, f"private, max-age={context.settings.http.feed_max_age_seconds}"
+    )
 
 
 async def _send_feed(
@@ -138,7 +177,7 @@ async def _send_feed(
     headers = {
         "ETag": etag,
         "Last-Modified": http_date(version.last_modified),
-        "Cache-Control": f"{cache}, max-age={context.settings.http.feed_max_age_seconds}",
+        "Cache-Control": cache,
         "Vary": "Accept-Encoding",
     }
     if _not_modified(request, version):
@@ -167,7 +206,7 @@ async def published_ics(request: web.Request) -> web.StreamResponse:
     found = _published(find_publication(context.reader.db, request.match_info["secret"]))
     level = _publication_level(context, found)
     version = context.feeds.version(context.reader, found.calendar, level, found.created_at, now)
-    return await _send_feed(request, context, version, "public")
+    return await _send_feed(request, context, version, PUBLISHED_CACHE)
 
 
 def _publication_level(context: WebContext, found: Publication) -> Level:
@@ -258,9 +297,12 @@ async def published_page(request: web.Request) -> web.StreamResponse:
     if page is None or page == GONE:
         _published(page)
     assert isinstance(page, str)
-    response = web.Response(text=page, content_type="text/html")
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    etag = '"' + hashlib.sha256(page.encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": PUBLISHED_CACHE}
+    match = request.headers.get("If-None-Match")
+    if match is not None and etag in {tag.strip().removeprefix("W/") for tag in match.split(",")}:
+        return web.Response(status=304, headers=headers)
+    return web.Response(text=page, content_type="text/html", headers=headers)
 
 
 def _not_modified(request: web.Request, version: Version) -> bool:
@@ -371,7 +413,10 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
     if token is None:
         return _page(settings.mail.lang, 404, domain=settings.mail.domain, **_unknown("en"))
     try:
-        form = await request.post()
+        async with asyncio.timeout(settings.http.header_timeout_seconds):  # no slow bodies
+            form = await request.post()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(text="The form came too slowly.\n") from None
     except (UnicodeDecodeError, LookupError, ValueError):
         raise web.HTTPBadRequest(text="The form could not be read.\n") from None
     given = str(form.get("csrf", "")).encode("utf-8", "replace")
@@ -458,18 +503,36 @@ class WebServer:
             self.worker.submit(lambda: self.store.uid_key).result(),
         )
         self.runner = web.AppRunner(make_app(self.context), access_log=None, shutdown_timeout=5)
+        self.listener: asyncio.Server | None = None
         self.port = 0
 
     async def start(self, host: str, port: int) -> None:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
-        await site.start()
-        addresses = self.runner.addresses  # the bound port, when asked for port 0
-        self.port = int(addresses[0][1]) if addresses else port
-        log.info("serving HTTP on %s:%d", host, self.port or port)
+        server, loop = self.runner.server, asyncio.get_running_loop()
+        assert server is not None
+        # aiohttp closes a connection whose request has not fully arrived when its
+        # keep-alive time runs out, counted from the connection's start: the header
+        # timeout, against clients that send a byte now and then to hold a connection.
+        timeout = self.context.settings.http.header_timeout_seconds
+        self.listener = await loop.create_server(
+            lambda: _Connection(
+                server,
+                loop=loop,
+                keepalive_timeout=timeout,
+                access_log=None,  # type: ignore[arg-type]  # aiohttp's way to turn it off
+            ),
+            host,
+            port,
+        )
+        self.port = int(self.listener.sockets[0].getsockname()[1])
+        log.info("serving HTTP on %s:%d", host, self.port)
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()  # no new connections; cleanup closes the open ones
         await self.runner.cleanup()
+        if self.listener is not None:
+            await self.listener.wait_closed()
         await asyncio.get_running_loop().run_in_executor(self.worker, self.store.close)
         self.reader.close()
         self.worker.shutdown(wait=True)

@@ -22,7 +22,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from babel.dates import format_date
 
@@ -68,17 +68,32 @@ class Sender:
     def owner_name(self) -> str:
         return clean(self.owner.display_name) or self.owner.address
 
-    def from_header(self) -> Address:
-        """'Ann Demo via Calendar <calendar@…>': the owner's name, our address (DMARC)."""
+    def from_header(self, to: Mailbox) -> Address:
+        """Who the mail is from, for this recipient.
+
+        To others: 'Ann Demo via Calendar <calendar@…>', the owner's name and our
+        address (DMARC), since we write on the owner's behalf. To the owner: the
+        service's own From, since a mail "from Ann via Calendar" to Ann reads as if
+        she had written to herself.
+        """
         service = self.from_mailbox.display_name or "calshare"
-        local, _, domain = self.from_mailbox.address.partition("@")
+        local, _, domain = self.from_mailbox.address.rpartition("@")
+        if to.address.lower() == self.owner.address.lower():
+            return Address(service, local, domain)
         return Address(f"{self.owner_name} via {service}", local, domain)
 
 
 # Header fields are never folded below the RFC's 998 octets: CPython's folder (3.11 to
 # 3.13) drops the quotes around a display name it splits, turning a name with
-# "<…@…>" or commas in it into extra addresses.
+# "<…@…>" or commas in it into extra addresses. POLICY writes the message.
 POLICY = SMTP.clone(max_line_length=998)
+# Bodies are encoded with RFC 2045's 76-character lines: the email package takes the
+# quoted-printable and base64 line length from the policy of the message it encodes
+# into, so the message is built with BODY_POLICY and written with POLICY. (998 made
+# base64 lines of 996 characters and long quoted-printable lines, which spam filters
+# score: SpamAssassin's BASE64_LENGTH_79_INF and MIME_QP_LONG_LINE.)
+BODY_LINE = 76
+BODY_POLICY = SMTP.clone(max_line_length=BODY_LINE)
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
@@ -105,6 +120,22 @@ class Attachment:
     content_type: str  # "text/calendar"
     filename: str
     params: tuple[tuple[str, str], ...] = ()
+
+
+def to_header(name: str, local: str, domain: str) -> str | Address:
+    """'Bob <bob@…>', or '<bob@…>' without a name: never the bare address, which
+    spam filters read as a mass mailer's (SpamAssassin's __TO_NO_ARROWS_R)."""
+    if name:
+        return Address(name, local, domain)
+    return f"<{Address(username=local, domain=domain).addr_spec}>"
+
+
+def mailto_address(url: str) -> str:
+    """The address of a ``mailto:`` link, for the plain-text part: a reader (or a text
+    mail client) copies an address, and a percent-encoded subject is only noise there."""
+    if not url.lower().startswith("mailto:"):
+        return url
+    return unquote(url[len("mailto:") :].partition("?")[0])
 
 
 def message_id_for(key: str, domain: str) -> str:
@@ -134,11 +165,11 @@ def build(
     attachment: Attachment | None = None,
 ) -> OutgoingMail:
     message_id, envelope_from = _envelope(sender, key)
-    message = EmailMessage(policy=POLICY)
-    message["From"] = sender.from_header()
+    message = EmailMessage(policy=BODY_POLICY)
+    message["From"] = sender.from_header(to)
     local, _, domain = to.address.rpartition("@")
     domain = normalize_domain(domain)
-    message["To"] = Address(clean(to.display_name), local, domain)
+    message["To"] = to_header(clean(to.display_name), local, domain)
     subject = clean(subject, 400)
     message["Subject"] = subject
     message["Date"] = format_datetime(now)
@@ -315,7 +346,7 @@ def invitation(
         "web_label": wording.text("invitation.web", lang),
         "how": wording.text("invitation.how", lang),
         "how_text": wording.text(
-            "invitation.how_text", lang, accept=accept_url, decline=decline_url, web=web_url
+            "invitation.how_text", lang, accept=accept, decline=decline, web=web_url
         ),
         "after": wording.text("invitation.after", lang),
         "valid_until": wording.text(
@@ -360,19 +391,21 @@ def notice(
         fields["level"] = wording.level_words(level, lang)
         fields["explanation"] = wording.explanation(level, lang, sender.owner_name)
     subject = wording.text(f"{kind}.subject", lang, **fields)
+    shown = [(wording.text(label, lang), url) for label, url in links]
     context = {
         "lang": lang,
         "subject": subject,
         "heading": wording.text(f"{kind}.heading", lang),
         "body": wording.text(f"{kind}.body", lang, **fields),
-        "links": [(wording.text(label, lang), url) for label, url in links],
+        "links": shown,
         "footer": _footer(sender, lang),
     }
+    text_links = [(label, mailto_address(url)) for label, url in shown]
     return build(
         sender,
         to,
         subject,
-        render("notice.txt", **context),
+        render("notice.txt", **{**context, "links": text_links}),
         render("notice.html", **context),
         now,
         key or new_message_key(),

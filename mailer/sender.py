@@ -25,12 +25,18 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from calshare.clock import Clock
-from calshare.config import OutboxSettings, Settings
+from calshare.config import InboxSettings, OutboxSettings, Settings
 from calshare.errors import StoreBusy
 from calshare.sharing import mark_undeliverable
 from calshare.store import Store
 from mailer import outbox
-from mailer.transports import PermanentFailure, TemporaryFailure, Transport, transport_for
+from mailer.transports import (
+    PermanentFailure,
+    RelayProblem,
+    TemporaryFailure,
+    Transport,
+    transport_for,
+)
 
 log = logging.getLogger(__name__)
 MARK_ATTEMPTS = 20  # × 0.5 s, on top of the connection's own 5 s busy timeout
@@ -44,6 +50,13 @@ class FlushResult:
     failed: int = 0
     busy: bool = False  # another process holds the flush lock
     problems: list[str] = field(default_factory=list)
+    # the relay could not be reached or refused calshare itself: the operator must act
+    relay_problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed and the relay took what it was offered (a recipient's 4xx aside)."""
+        return self.failed == 0 and self.relay_problem is None
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,7 @@ class _Outcome:
     mail: outbox.Claimed
     error: str | None = None  # None: delivered
     permanent: bool = False
+    relay: bool = False  # the relay's problem (or ours), never the recipient's
 
 
 def retry_delay(attempts: int, settings: OutboxSettings) -> int:
@@ -75,8 +89,22 @@ def flush_lock(db_path: Path) -> Iterator[bool]:
         os.close(descriptor)
 
 
+def helo_name(settings: Settings) -> str:
+    """The name calshare greets the relay with: ``[relay] helo_name``, else the inbox's
+    host name when the operator set one, else the mail domain.
+
+    Never ``socket.getfqdn()``: on many hosts that is ``localhost``, which relays that
+    want a fully-qualified name (Postfix's reject_non_fqdn_helo_hostname) refuse.
+    """
+    if settings.relay is not None and settings.relay.helo_name:
+        return settings.relay.helo_name
+    if settings.inbox.hostname != InboxSettings().hostname:
+        return settings.inbox.hostname
+    return settings.mail.domain
+
+
 def default_transport(settings: Settings) -> Transport:
-    return transport_for(settings.relay, settings.outbox.maildir)
+    return transport_for(settings.relay, settings.outbox.maildir, helo_name=helo_name(settings))
 
 
 async def _inline(work: Callable[[], T]) -> T:
@@ -137,6 +165,8 @@ async def flush(
         finally:
             marks.close()
             await transport.close()
+    if result.relay_problem is not None:  # the operator's to fix: said once a flush, loudly
+        log.warning("outbox: mail waits for the relay: %s", result.relay_problem)
     return result
 
 
@@ -190,7 +220,9 @@ class _Delivery:
                     "outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer
                 )
             except TemporaryFailure as exc:
-                outcome = _Outcome(mail, str(exc))
+                outcome = _Outcome(mail, str(exc), relay=isinstance(exc, RelayProblem))
+                if outcome.relay:
+                    self.result.relay_problem = str(exc)
                 if exc.unreachable:
                     await self._record(outcome, batch[position + 1 :])
                     return False
@@ -258,7 +290,9 @@ def _record(
                 else (f"gave up after {settings.give_up_hours} hours; last: {outcome.error}")
             )
             outbox.mark_failed(db, mail.id, reason)
-            if mail.kind == outbox.INVITATION and mail.share_id is not None:
+            # Only the recipient's refusal says the address takes no mail; a relay that
+            # was down or refused us says nothing about it.
+            if mail.kind == outbox.INVITATION and mail.share_id is not None and not outcome.relay:
                 mark_undeliverable(db, mail.share_id, now, reason)
             log.warning(
                 "outbox: %s to %s failed: %s", mail.message_id, ", ".join(mail.recipients), reason

@@ -182,7 +182,9 @@ def render_snapshot(
         "colors": COLORS,
         "footer": wording.text("footer", lang, domain=sender.domain),
     }
-    ics = write_calendar(occurrences, name=request.calendar, zone=request.zone, now=now)
+    ics = write_calendar(
+        occurrences, name=request.calendar, zone=request.zone, now=now, lang=request.lang
+    )
     return Rendered(
         subject,
         render("snapshot.txt", **context),

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from calshare.calendars import add_calendar
 from calshare.clock import FixedClock, SystemClock
@@ -321,11 +321,14 @@ def html_body(message: EmailMessage) -> str:
 
 
 def invitation_token(message: EmailMessage) -> str:
-    """The token of the Accept and Decline links of the plain-text part (they must agree)."""
+    """The token of the Accept and Decline addresses of the plain-text part (they must agree).
+
+    The text part shows them as plain addresses, one to a line: a mailto URL with a
+    percent-encoded subject is noise to a reader (and to spam filters)."""
     text = text_body(message)
     domain = re.escape(DOMAIN)
-    accepts = re.findall(rf"mailto:accept\+([^@\s]+)@{domain}\?subject=Accept%3A", text)
-    declines = re.findall(rf"mailto:decline\+([^@\s]+)@{domain}\?subject=Decline%3A", text)
+    accepts = re.findall(rf"^  accept\+([^@\s]+)@{domain}\r?$", text, re.MULTILINE)
+    declines = re.findall(rf"^  decline\+([^@\s]+)@{domain}\r?$", text, re.MULTILINE)
     assert accepts and set(accepts) == set(declines), text
     (token,) = set(accepts)
     assert TOKEN.fullmatch(token), token
@@ -505,7 +508,8 @@ def test_relay_down_keeps_every_mail_queued_until_it_is_back(
     queued = {invite(cli, env, invitee)["message_id"] for invitee in invitees}
 
     for flush in (("outbox", "flush"), ("outbox", "flush", "--force")):
-        down = ok(cli(*flush, env=env))
+        down = cli(*flush, env=env)
+        assert down.code == 1, down.err  # for cron: the operator must look
         assert "Sent 0 to the relay; 1 to retry later; 0 failed" in down.out
         assert f"127.0.0.1:{port}" in down.err
     waiting = outbox_json(cli, env)
@@ -545,7 +549,8 @@ def test_permanent_refusal_makes_the_share_undeliverable_and_kills_the_token(
     relay.sink.refuse(stage, reply, times=1)
     shared = invite(cli, env)
 
-    flushed = ok(cli("outbox", "flush", env=env))
+    flushed = cli("outbox", "flush", env=env)
+    assert flushed.code == 1, flushed.err  # a mail failed: non-zero, for cron
     assert "Sent 0 to the relay; 0 to retry later; 1 failed" in flushed.out
     assert code in flushed.err
     (failed,) = outbox_json(cli, env)
@@ -567,6 +572,109 @@ def test_permanent_refusal_makes_the_share_undeliverable_and_kills_the_token(
     ok(cli("outbox", "flush", "--force", env=env))
     assert relay.sink.deliveries == []
     assert shares_json(cli, env)[0]["status"] == "revoked"
+
+
+# --- 4b. the relay refuses calshare itself: the operator's problem, not the invitee's
+
+
+def test_calshare_greets_the_relay_with_the_configured_name(
+    cli: Cli, calendar: str, relay: Relay
+) -> None:
+    """Not socket.getfqdn() (often "localhost"): [relay] helo_name, else mail.domain."""
+    invite(cli, relay.env())
+    ok(cli("outbox", "flush", env=relay.env()))
+    invite(cli, relay.env(), "carol@example.org")
+    ok(cli("outbox", "flush", env=relay.env(CALSHARE_RELAY_HELO_NAME="out.example.net")))
+
+    assert [session.host_name for session in relay.sink.sessions] == [DOMAIN, "out.example.net"]
+    assert len(relay.sink.deliveries) == 2
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply"),
+    [
+        pytest.param("MAIL", "553 5.7.1 <bounces+x@share.example.org>: Sender address rejected",
+                     id="553-at-mail"),
+        pytest.param("MAIL", "550 5.1.8 Bad sender's system address", id="550-at-mail"),
+        pytest.param("RCPT", "504 5.5.2 <localhost>: Helo command rejected: need fully-qualified"
+                     " hostname", id="504-helo-at-rcpt"),
+        pytest.param("RCPT", "554 5.7.1 <bob@example.org>: Relay access denied",
+                     id="554-relay-access-denied"),
+    ],
+)  # fmt: skip
+def test_a_relay_refusing_calshare_itself_keeps_the_mail_queued_and_the_share_invited(
+    cli: Cli, calendar: str, relay: Relay, db_path: Path, clock: FixedClock, stage: str, reply: str
+) -> None:
+    env = relay.env()
+    queued = [invite(cli, env, f"person{number}@example.org")["message_id"] for number in range(3)]
+    relay.sink.refuse(stage, reply, times=1)
+
+    flushed = cli("outbox", "flush", env=env)
+
+    assert flushed.code == 1, flushed.err  # the operator must act: non-zero for cron
+    assert "Sent 0 to the relay; 1 to retry later; 0 failed" in flushed.out
+    assert "refused calshare itself" in flushed.err and reply[:3] in flushed.err
+    assert "not the recipients" in flushed.err
+    # the first mail is deferred with backoff; the rest were not even tried (same relay)
+    waiting = outbox_json(cli, env)
+    assert [(entry["status"], entry["attempts"]) for entry in waiting] == [
+        ("queued", 1),
+        ("queued", 0),
+        ("queued", 0),
+    ]
+    assert "refused calshare itself" in waiting[0]["last_error"]
+    assert "helo_name" in waiting[0]["last_error"]  # what to look at
+    assert datetime.fromisoformat(waiting[0]["next_attempt_at"]) > clock.now()
+    assert {share["status"] for share in shares_json(cli, env)} == {"invited"}
+    assert db_rows(db_path, "SELECT count(*) FROM invitations WHERE revoked_at IS NULL") == [(3,)]
+
+    # the operator fixes it: everything goes, once
+    clock.advance(timedelta(hours=2))
+    assert (
+        "Sent 3 to the relay; 0 to retry later; 0 failed" in ok(cli("outbox", "flush", env=env)).out
+    )
+    assert sorted(relay.sink.message_ids()) == sorted(queued)
+    assert {share["status"] for share in shares_json(cli, env)} == {"invited"}
+
+
+def test_a_refused_login_keeps_the_mail_queued_and_names_the_user_not_the_password(
+    cli: Cli, calendar: str
+) -> None:
+    def refuse(*_: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False)  # aiosmtpd answers 535 5.7.8
+
+    with running_relay(Sink(), authenticator=refuse, auth_require_tls=False) as relay:
+        env = relay.env(CALSHARE_RELAY_USERNAME="calshare", CALSHARE_RELAY_PASSWORD="s3cret-pw")
+        invite(cli, env)
+
+        flushed = cli("outbox", "flush", env=env)
+
+        assert flushed.code == 1, flushed.err
+        assert "AUTH as calshare" in flushed.err and "535" in flushed.err, flushed.err
+        assert "s3cret-pw" not in flushed.err + flushed.out
+        (waiting,) = outbox_json(cli, env)
+        assert (waiting["status"], waiting["attempts"]) == ("queued", 1)
+        assert "refused calshare itself" in waiting["last_error"]
+        assert shares_json(cli, env)[0]["status"] == "invited"
+        assert relay.sink.deliveries == []
+
+
+def test_a_relay_problem_past_give_up_fails_the_mail_but_not_the_share(
+    cli: Cli, calendar: str, clock: FixedClock
+) -> None:
+    env = relay_env(free_port())  # nothing listens: the relay is down for days
+    invite(cli, env)
+    assert cli("outbox", "flush", env=env).code == 1
+    clock.advance(timedelta(hours=97))  # past outbox.give_up_hours (96)
+
+    flushed = cli("outbox", "flush", env=env)
+
+    assert flushed.code == 1
+    assert "1 failed" in flushed.out
+    (failed,) = outbox_json(cli, env)
+    assert failed["status"] == "failed" and "gave up after 96 hours" in failed["last_error"]
+    # nothing was learned about the address: the share is not undeliverable
+    assert shares_json(cli, env)[0]["status"] == "invited"
 
 
 # --- 5. one connection for many mails
@@ -919,7 +1027,8 @@ def test_tls_relay_with_an_untrusted_certificate_gets_nothing(
     env = relay_env(tls_relay.port, security(tls_relay))  # the system's CAs only
     invite(cli, env)
 
-    flushed = ok(cli("outbox", "flush", env=env))
+    flushed = cli("outbox", "flush", env=env)
+    assert flushed.code == 1, flushed.err
 
     assert "Sent 0 to the relay; 1 to retry later" in flushed.out
     assert "certificate" in flushed.err.lower()

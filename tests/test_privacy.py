@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from calshare.addresses import Mailbox
 from calshare.busy import Busy
-from calshare.ics_writer import write_calendar
+from calshare.ics_writer import stand_in_summary, write_calendar
 from calshare.levels import Level, filter_occurrence, lower_of
 from calshare.occurrence import Occurrence, occurrence_to_json
 from calshare.pages import published_html
@@ -48,7 +48,9 @@ from tests import snapshot_mail
 # --- what each level may show, written out here rather than read from calshare.levels
 
 # Fields of Occurrence that are not the owner's text: times, busy status, identity.
-STRUCTURAL = frozenset({"uid", "start", "end", "all_day", "busy", "recurrence_id", "private"})
+STRUCTURAL = frozenset(
+    {"uid", "start", "end", "all_day", "busy", "recurrence_id", "private", "stand_in"}
+)
 # Everything else is text a level can hide; free-busy hides all of it.
 TEXT = (
     "status",
@@ -277,7 +279,9 @@ def calendars(draw: st.DrawFn) -> GeneratedCalendar:
 WINDOW = ("--from", "2026-11-20", "--to", "2027-04-30")
 SNAPSHOT_RANGE = "2026-11-20..2027-04-30"
 NOW_UTC = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # the same days as WINDOW
-HIDDEN_AT_FREE_BUSY = {"SUMMARY", "LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
+HIDDEN_AT_FREE_BUSY = {"LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
+# A hidden title is written as the busy status in words (issue 10), nothing else.
+STAND_INS = frozenset(stand_in_summary(busy, lang) for busy in Busy for lang in ("en", "nb"))
 _names = (f"privacy-{uuid.uuid4().hex[:12]}-{n}" for n in range(1_000_000))
 
 
@@ -403,6 +407,7 @@ def test_no_output_shows_what_its_level_hides(
             if level is Level.FREE_BUSY:
                 for vevent in vevents:
                     assert not set(vevent) & HIDDEN_AT_FREE_BUSY, f"{label}: {sorted(vevent)}"
+                    assert str(vevent["SUMMARY"]) in STAND_INS, f"{label}: {vevent['SUMMARY']}"
 
         if level is Level.DETAILS and include_private:
             # The owner's view (no --level) is details with private items included.
@@ -630,6 +635,18 @@ def test_feeds_pages_and_snapshots_hide_what_each_level_hides(found: list[Occurr
             "page": page,
             "mail": mail.everything,
         }
+        # Every VEVENT has a SUMMARY; where the title is hidden it is the busy status in
+        # words, the same for every event of that status: it cannot carry hidden text.
+        summaries = [
+            str(vevent["SUMMARY"]) for vevent in icalendar.Calendar.from_ical(feed).walk("VEVENT")
+        ]
+        assert len(summaries) == len(seen)
+        for original, shown_one, summary in zip(found, seen, summaries, strict=True):
+            if shown_one.summary:
+                assert summary == shown_one.summary.replace("\r\n", "\n").replace("\r", "\n")
+            else:
+                assert summary == stand_in_summary(original.busy, "en"), (level, summary)
+                assert not TOKEN_PATTERN.search(summary)
         for original, shown_one in zip(found, seen, strict=True):
             reduced = original.private and not include_private
             shown = frozenset() if reduced else SHOWN[level]

@@ -172,9 +172,12 @@ def test_the_token_is_only_where_the_invitee_answers(cli: Cli, conn: sqlite3.Con
     assert key is not None
     assert mail["message_id"] == message_id_for(key[1], "share.example.org")
     text, html = parts(message)
+    assert f"mailto:accept+{token}@share.example.org?subject=Accept%3A%20" in html
+    assert f"mailto:decline+{token}@share.example.org?subject=Decline%3A%20" in html
+    # the text part shows the plain addresses (issue 10: no percent-encoded URLs there)
+    assert f"\n  accept+{token}@share.example.org\r\n" in text
+    assert f"\n  decline+{token}@share.example.org\r\n" in text
     for part in (text, html):
-        assert f"mailto:accept+{token}@share.example.org?subject=Accept%3A%20" in part
-        assert f"mailto:decline+{token}@share.example.org?subject=Decline%3A%20" in part
         assert f"http://127.0.0.1:8080/i/{token}" in part
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["X-Auto-Response-Suppress"] == "All"

@@ -27,7 +27,14 @@ from hypothesis import strategies as st
 
 from calshare.busy import Busy
 from calshare.errors import UsageError
-from calshare.ics_writer import escape_text, fold, instance_uid, write_calendar
+from calshare.ics_writer import (
+    escape_text,
+    fold,
+    instance_uid,
+    stand_in_summary,
+    write_calendar,
+)
+from calshare.levels import Level, filter_occurrence
 from calshare.occurrence import Occurrence
 from calshare.ranges import DateRange, resolve_range
 from calshare.schedule import WorkingWindow, clip_to_working_hours
@@ -41,7 +48,9 @@ Cli = Callable[..., CliResult]
 OSLO = ZoneInfo("Europe/Oslo")
 OWNER = "ann@example.org"
 LEVELS = ("free-busy", "titles", "details")
-HIDDEN_AT_FREE_BUSY = {"SUMMARY", "LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
+HIDDEN_AT_FREE_BUSY = {"LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
+# Where a level hides the title, the .ics says the busy status instead, as Outlook does.
+STAND_INS = frozenset(stand_in_summary(busy, lang) for busy in Busy for lang in ("en", "nb"))
 
 
 def add(cli: Cli, name: str, source: Path | bytes, tmp_path: Path, *zone: str) -> None:
@@ -107,12 +116,13 @@ def test_each_instance_gets_its_own_stable_uid() -> None:
         _occurrence(recurrence_id="20260328T090000Z"),
         _occurrence(recurrence_id="20260329T090000Z"),
     ]
-    hidden = [o._replace(uid="busy-" + "a" * 32, recurrence_id=None) for o in series]
-    hidden[1] = hidden[1]._replace(start=hidden[1].start + timedelta(days=1))
+    hidden = [filter_occurrence(o, Level.FREE_BUSY, uid_key=b"k") for o in series]
     uids = [instance_uid(o) for o in series + hidden]
     assert len(set(uids)) == 4
     assert uids == [instance_uid(o) for o in series + hidden]  # stable
     assert all(uid.startswith("busy-") for uid in uids[2:])
+    # A stand-in is one per instance already: written as it is, not given a suffix.
+    assert uids[2:] == [o.uid for o in hidden]
 
 
 def test_people_are_written_as_mailto_with_their_names() -> None:
@@ -287,7 +297,9 @@ def test_awkward_events_land_on_the_right_days(cli: Cli, tmp_path: Path) -> None
     ]
     assert standups[2][0].astimezone(UTC).hour == 7 and standups[0][0].astimezone(UTC).hour == 8
     # nothing outside the range leaks through a rule: the series is expanded, not copied
-    assert "RRULE" not in mail.ics_unfolded and "EXDATE" not in mail.ics_unfolded
+    # (the VTIMEZONE's RRULEs are the zone's rule, not the events')
+    vevents = mail.ics_unfolded.split("BEGIN:VEVENT")[1:]
+    assert vevents and not [e for e in vevents if "RRULE" in e or "EXDATE" in e or "RDATE" in e]
     assert tzids(mail.ics.decode()) == {"Europe/Oslo"}
     assert {str(tz["TZID"]) for tz in calendar.walk("VTIMEZONE")} == {"Europe/Oslo"}
 
@@ -525,12 +537,16 @@ def check_against_events(cli: Cli, tmp_path: Path, name: str, level: str, layout
     uids = [str(event["UID"]) for event in events]
     assert len(set(uids)) == len(uids), "instances share a UID"
     got = Counter((*_ics_instants(e), str(e.get("SUMMARY", ""))) for e in events)
-    want = Counter((*_json_instants(i), i.get("summary", "")) for i in expected)
+    want = Counter(
+        (*_json_instants(i), i.get("summary") or stand_in_summary(Busy(i["busy"]), "en"))
+        for i in expected
+    )
     assert got == want
     for event in events:
         assert "RRULE" not in event and "RDATE" not in event and "EXDATE" not in event
         if level == "free-busy":
             assert not set(event) & HIDDEN_AT_FREE_BUSY
+            assert str(event["SUMMARY"]) in STAND_INS
     text = mail.ics.decode("utf-8")
     declared = {str(tz["TZID"]) for tz in calendar.walk("VTIMEZONE")}
     assert tzids(text) <= declared
