@@ -578,7 +578,7 @@ def inbox_work(template: Path, replies: Sequence[Reply], work: Path) -> list[Par
     """
     from calshare import answers
     from inbox.authresults import passes
-    from inbox.classify import ACCEPT, classify, parse_mail
+    from inbox.classify import ACCEPT, Inbound, classify, parse_mail
 
     settings, clock = Settings(), SystemClock()
     domain, limits = settings.mail.domain, settings.inbox
@@ -598,7 +598,7 @@ def inbox_work(template: Path, replies: Sequence[Reply], work: Path) -> list[Par
             authserv_id=limits.authserv_id,
             author=verdict.sender,
         )
-        items.append(answers.Inbound(mail.raw, reply.mail_from, reply.rcpt, verdict, trusted))
+        items.append(Inbound(mail.raw, reply.mail_from, reply.rcpt, verdict, trusted))
     classifying = time.perf_counter() - began
     assert all(item.verdict.kind == ACCEPT for item in items), "a reply is not read as accept"
 

@@ -256,7 +256,8 @@ async def send_flush(
 ) -> FlushResult:
     """What ``calshare outbox flush`` does with a relay configured (or to ``transport``)."""
     assert settings.relay is not None
-    return await flush(store, settings, clock, transport or SmtpRelay(settings.relay))
+    transport = transport or SmtpRelay(settings.relay)
+    return await flush(store, settings, clock, transport, on_failed=sharing.delivery_failed)
 
 
 def relay_settings(port: int, batch: int) -> Settings:

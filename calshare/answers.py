@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import quote
@@ -27,25 +26,22 @@ from calshare.levels import Level
 from calshare.redaction import redact_mail
 from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
-from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, WEAK_BOUNCE, Verdict
+from inbox.classify import (
+    ACCEPT,
+    AUTO_REPLY,
+    BOUNCE,
+    DECLINE,
+    UNKNOWN,
+    WEAK_BOUNCE,
+    Inbound,
+    Verdict,
+)
 from mailer import compose, outbox, wording
 
 log = logging.getLogger(__name__)
 
 # One explanatory reply per sender and invitation a day at most: never a loop.
 REPLY_EVERY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One received message, as delivered to one of our addresses."""
-
-    raw: bytes
-    mail_from: str
-    recipient: str
-    verdict: Verdict
-    authenticated: bool  # Authentication-Results met [inbox] require_auth (or none required)
-    in_reply_to: str | None = None
 
 
 _BOUNCE_ADDRESS = re.compile(r"^(bounces\+)[^@]*", re.IGNORECASE)

@@ -544,10 +544,18 @@ def cmd_outbox_flush(ctx: Context, args: argparse.Namespace) -> int:
     """calshare outbox flush --force"""
     import asyncio
 
+    from calshare.sharing import delivery_failed
     from mailer.sender import default_transport, flush
 
     result = asyncio.run(
-        flush(ctx.store, ctx.settings, ctx.clock, default_transport(ctx.settings), force=args.force)
+        flush(
+            ctx.store,
+            ctx.settings,
+            ctx.clock,
+            default_transport(ctx.settings),
+            on_failed=delivery_failed,
+            force=args.force,
+        )
     )
     if result.busy:
         print(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from calshare import answers, sharing
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import UsageError
@@ -88,7 +89,9 @@ class Daemon:
         def wake() -> None:  # from the committer's thread: mail may have been queued
             loop.call_soon_threadsafe(self.wake_sender.set)
 
-        self.committer = GroupCommitter(self.db_path, self.settings, self.clock, on_commit=wake)
+        self.committer = GroupCommitter(
+            self.db_path, self.settings, self.clock, answers.record, on_commit=wake
+        )
         self.committer.start()
         await self.readers.start()
         with Store.open(self.db_path, same_thread=False) as store:
@@ -152,6 +155,7 @@ class Daemon:
                         self.settings,
                         self.clock,
                         default_transport(self.settings),
+                        on_failed=sharing.delivery_failed,
                         offload=True,
                         should_stop=self.stopping.is_set,
                     )

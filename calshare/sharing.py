@@ -303,6 +303,13 @@ def mark_undeliverable(db: Database, share_id: int, now: datetime, reason: str) 
     audit(db, now, "undeliverable", row[1], row[2], reason[:300])
 
 
+def delivery_failed(db: Database, mail: outbox.Claimed, now: datetime, reason: str) -> None:
+    """What a mail the recipient's side refused for good means here (the outbox sender's
+    ``on_failed``): an invitation nobody can receive makes its share undeliverable."""
+    if mail.kind == outbox.INVITATION and mail.share_id is not None:
+        mark_undeliverable(db, mail.share_id, now, reason)
+
+
 _SELECT = """
 SELECT c.name, s.invitee, s.invitee_name, s.level, s.status, s.lang, s.invited_at, s.expires_at,
        s.answered_at, s.revoked_at

@@ -41,7 +41,7 @@ from calshare.pages import Nav, month_range
 from calshare.publishing import Publication, find_publication, links, page_html, served_level
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
-from inbox.classify import ACCEPT, DECLINE, Verdict
+from inbox.classify import ACCEPT, DECLINE, Inbound, Verdict
 from mailer import wording
 from mailer.templates import render
 
@@ -442,7 +442,7 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
             sender=invitation.invitee,  # the page is the invitee's own link
             message_id=f"<web-{secrets.token_hex(16)}@{settings.mail.domain}>",
         )
-        item = answers.Inbound(
+        item = Inbound(
             raw=b"",
             mail_from="",
             recipient=f"{choice}+{token}@{settings.mail.domain}",

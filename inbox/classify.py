@@ -113,6 +113,22 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Inbound:
+    """One received message, as delivered to one of our addresses.
+
+    Defined here, by the inbox that reads it, so that the inbox never imports the
+    code that acts on it (``calshare.answers``): that code is handed in.
+    """
+
+    raw: bytes
+    mail_from: str
+    recipient: str
+    verdict: Verdict
+    authenticated: bool  # Authentication-Results met [inbox] require_auth (or none required)
+    in_reply_to: str | None = None
+
+
+@dataclass(frozen=True)
 class ParsedMail:
     message: Message
     message_id: str

@@ -25,10 +25,9 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from calshare.answers import Inbound
 from calshare.config import Settings
 from inbox.authresults import passes, prepare
-from inbox.classify import classify, parse_mail, unreadable
+from inbox.classify import Inbound, classify, parse_mail, unreadable
 
 log = logging.getLogger(__name__)
 

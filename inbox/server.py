@@ -9,6 +9,10 @@ a second delivery of the same message changes nothing). The committer is one
 thread with its own connection that stores every message waiting in one
 transaction: with synchronous=FULL a commit costs a disk flush, and sharing it
 is how the inbox keeps up without giving up durability.
+
+What a message does is not the inbox's business: the committer is handed a
+``Record`` (``calshare.answers.record``, given by ``calshare.daemon``), as aiosmtpd
+is handed its handler. So the inbox imports nothing above itself.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
+from sqlite_utils import Database
 
-from calshare.answers import Inbound, record
 from calshare.calendars import utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
@@ -36,7 +40,7 @@ from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from calshare.tokens import redact
 from inbox.authresults import peer_trusted
-from inbox.classify import Verdict, recipient_form, unreadable
+from inbox.classify import Inbound, Verdict, recipient_form, unreadable
 from inbox.readers import Readers
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,10 @@ TEMPORARY = "451 4.3.0 Temporary failure, please try again later"
 NOT_HERE = "550 5.1.1 No such address here"
 MAX_GROUP = 500
 YIELD_EVERY = 64  # lines of DATA read before other sessions get a turn of the loop
+
+# Does everything one message for one recipient implies, inside the caller's
+# transaction, and says what it did (the outcome the 250 reply carries).
+Record = Callable[[Database, Settings, datetime, Inbound], str]
 
 
 @dataclass
@@ -62,11 +70,13 @@ class GroupCommitter:
         db_path: Path,
         settings: Settings,
         clock: Clock,
+        record: Record,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._db_path = db_path
         self._settings = settings
         self._clock = clock
+        self._record = record
         self._on_commit = on_commit
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="inbox-commit", daemon=True)
@@ -130,7 +140,7 @@ class GroupCommitter:
                     db.execute(f"SAVEPOINT job{number}")
                     try:
                         results.append(
-                            [record(db, self._settings, now, item) for item in job.items]
+                            [self._record(db, self._settings, now, item) for item in job.items]
                         )
                     except Exception as exc:  # one bad message must not sink the group
                         if not conn.in_transaction:
@@ -164,7 +174,7 @@ class GroupCommitter:
         db.execute("SAVEPOINT unread")
         try:
             outcomes = [
-                record(db, self._settings, now, replace(item, verdict=_failed(item, exc)))
+                self._record(db, self._settings, now, replace(item, verdict=_failed(item, exc)))
                 for item in job.items
             ]
         except Exception as again:  # noqa: BLE001 - answered 451, and logged

@@ -6,6 +6,11 @@ twenty commits, not two thousand. If the process dies in between, the next
 sender (which holds the flush lock, so the old one is surely gone) puts the
 batch back in the queue and sends it again with the same Message-IDs: a receiving
 system may see a message twice, never two different messages.
+
+What a refused mail means (an invitation nobody can receive makes its share
+undeliverable) is not the sender's business: ``flush`` is handed an ``OnFailed``
+(``calshare.sharing.delivery_failed``, given by the CLI and the daemon), as aiosmtpd
+is handed its handler. So the mailer imports nothing above itself.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from sqlite_utils import Database
 from calshare.clock import Clock
 from calshare.config import InboxSettings, OutboxSettings, Settings
 from calshare.errors import StoreBusy
-from calshare.sharing import mark_undeliverable
 from calshare.store import Store
 from mailer import outbox
 from mailer.transports import (
@@ -41,6 +45,10 @@ from mailer.transports import (
 log = logging.getLogger(__name__)
 MARK_ATTEMPTS = 20  # × 0.5 s, on top of the connection's own 5 s busy timeout
 T = TypeVar("T")
+
+# Called in the transaction that marks ``mail`` failed for good because the
+# recipient's side refused it (never for the relay's own problems), with the reason.
+OnFailed = Callable[[Database, outbox.Claimed, datetime, str], None]
 
 
 @dataclass
@@ -117,6 +125,7 @@ async def flush(
     clock: Clock,
     transport: Transport,
     *,
+    on_failed: OnFailed,
     force: bool = False,
     offload: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
@@ -126,7 +135,8 @@ async def flush(
     ``offload`` runs the database work and the composing of queued notices in a
     worker thread, for the daemon, whose event loop also serves SMTP sessions:
     a locked database must not stall them. ``store`` must then have been opened
-    with ``same_thread=False``.
+    with ``same_thread=False``. ``on_failed`` is told of each mail the recipient's
+    side refused for good, in the transaction that records it.
     """
     run: Callable[[Callable[[], Any]], Awaitable[Any]] = asyncio.to_thread if offload else _inline
     result = FlushResult()
@@ -154,7 +164,7 @@ async def flush(
                     break
                 after_id = batch[-1].id
                 deliver = _Delivery(
-                    marks, transport, settings.outbox, clock, result, run, should_stop
+                    marks, transport, settings.outbox, clock, result, run, should_stop, on_failed
                 )
                 reachable = await deliver.batch(batch)
                 ids = [mail.id for mail in batch]
@@ -198,6 +208,7 @@ class _Delivery:
     result: FlushResult
     run: Callable[[Callable[[], Any]], Awaitable[Any]]
     should_stop: Callable[[], bool]
+    on_failed: OnFailed
 
     async def batch(self, batch: list[outbox.Claimed]) -> bool:
         """Send a claimed batch, recording each outcome as it comes; False if the relay is gone.
@@ -254,6 +265,7 @@ class _Delivery:
             settings=self.settings,
             now=now,
             result=self.result,
+            on_failed=self.on_failed,
         )
         for attempt in range(MARK_ATTEMPTS):
             try:
@@ -274,6 +286,7 @@ def _record(
     settings: OutboxSettings,
     now: datetime,
     result: FlushResult,
+    on_failed: OnFailed,
 ) -> None:
     now_ts = int(now.timestamp())
     for outcome in outcomes:
@@ -292,8 +305,8 @@ def _record(
             outbox.mark_failed(db, mail.id, reason)
             # Only the recipient's refusal says the address takes no mail; a relay that
             # was down or refused us says nothing about it.
-            if mail.kind == outbox.INVITATION and mail.share_id is not None and not outcome.relay:
-                mark_undeliverable(db, mail.share_id, now, reason)
+            if not outcome.relay:
+                on_failed(db, mail, now, reason)
             log.warning(
                 "outbox: %s to %s failed: %s", mail.message_id, ", ".join(mail.recipients), reason
             )
