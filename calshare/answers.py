@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
+from calshare import wording
 from calshare.addresses import Mailbox, parse_mailbox
 from calshare.calendars import utc_text
 from calshare.config import Settings
@@ -36,7 +37,7 @@ from inbox.classify import (
     Inbound,
     Verdict,
 )
-from mailer import compose, outbox, wording
+from mailer import compose, outbox
 
 log = logging.getLogger(__name__)
 

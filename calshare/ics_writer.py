@@ -20,10 +20,10 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from calshare import wording
 from calshare.busy import MICROSOFT_NAMES, Busy
 from calshare.occurrence import Occurrence
 from calshare.vtimezone import vtimezone as vtimezone_text
-from mailer import wording
 
 PRODID = "-//calshare//calshare 0.1//EN"
 

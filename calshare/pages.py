@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
+from calshare import wording
 from calshare.levels import Level
 from calshare.occurrence import Occurrence
 from calshare.ranges import DateRange
 from calshare.schedule import arrange
-from mailer import wording
 from mailer.snapshot import COLORS, busy_words, range_words, schedule_words, zone_words
 from mailer.templates import render
 

@@ -167,7 +167,7 @@ class Month:
 class Words:
     """The words and date patterns a schedule needs, in the reader's language.
 
-    They come from mailer.wording; the patterns are Babel's, for ``locale``.
+    They come from calshare.wording; the patterns are Babel's, for ``locale``.
     """
 
     locale: str  # "en_GB"

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from aiohttp import web
 from babel.dates import format_date
 
-from calshare import answers
+from calshare import answers, wording
 from calshare.calendars import get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
@@ -42,7 +42,6 @@ from calshare.publishing import Publication, find_publication, links, page_html,
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
 from inbox.classify import ACCEPT, DECLINE, Inbound, Verdict
-from mailer import wording
 from mailer.templates import render
 
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from urllib.parse import quote, unquote
 
 from babel.dates import format_date
 
+from calshare import wording
 from calshare.addresses import Mailbox, normalize_domain, parse_mailbox
 from calshare.levels import Level
-from mailer import wording
 from mailer.headers import check_generated
 from mailer.templates import render
 
@@ -381,7 +381,7 @@ def notice(
     in_reply_to: str | None = None,
     key: str | None = None,
 ) -> OutgoingMail:
-    """A short mail about a share: ``kind`` names its sentences in mailer.wording.
+    """A short mail about a share: ``kind`` names its sentences in calshare.wording.
 
     ``links`` are (wording key of the label, URL) pairs shown as buttons; ``extra``
     fills the sentences' other fields (an invitee's address, say).

@@ -15,6 +15,7 @@ from email.headerregistry import Address
 
 from babel.dates import format_date, get_timezone_name
 
+from calshare import wording
 from calshare.addresses import Mailbox, normalize_domain
 from calshare.busy import Busy
 from calshare.ics_writer import write_calendar
@@ -22,7 +23,6 @@ from calshare.levels import Level
 from calshare.occurrence import Occurrence
 from calshare.ranges import DateRange
 from calshare.schedule import Schedule, Words, WorkingWindow, arrange
-from mailer import wording
 from mailer.compose import Attachment, OutgoingMail, Sender, build, clean, new_message_key
 from mailer.templates import render
 

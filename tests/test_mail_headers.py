@@ -26,9 +26,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from calshare import wording
 from calshare.addresses import Mailbox, normalize_domain
 from calshare.levels import Level
-from mailer import compose, wording
+from mailer import compose
 from mailer.headers import MAX_LINE, HeaderInjection, check_generated
 from mailer.templates import render, template_dir
 

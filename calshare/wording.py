@@ -1,4 +1,4 @@
-"""What our mails say, in each language we write.
+"""What calshare says (mails, published pages, feeds), in each language we write.
 
 Sentences live here, not in the templates: the templates are layout only, so
 both languages share one HTML layout, and a test can check that every sentence
