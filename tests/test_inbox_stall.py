@@ -324,7 +324,8 @@ def test_a_message_not_read_by_the_deadline_is_stored_unread_and_the_reader_repl
 def test_an_idle_client_is_cut_after_the_command_timeout(
     make_daemon: Callable[..., Daemon],
 ) -> None:
-    assert Settings().inbox.command_timeout_seconds == 60  # not RFC 5321's 5 minutes: see README
+    # 60 s, not RFC 5321's 5 minutes: see docs/operator-guide.md, "The inbox"
+    assert Settings().inbox.command_timeout_seconds == 60
     daemon = make_daemon(CALSHARE_INBOX_COMMAND_TIMEOUT_SECONDS="5")
     with Wire(daemon.inbox.smtp) as wire:
         assert wire.command("EHLO idle.test").code == 250

@@ -1,6 +1,6 @@
 """The privacy rule, as properties: a field a level hides never appears in any output at it.
 
-Levels (DESIGN.md, "Permission levels"):
+Levels (docs/design.md, "Permission levels"):
 
 * ``free-busy`` shows start, end and busy status only; even the UID is replaced,
   because producers write names and subjects into UIDs;
