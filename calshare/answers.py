@@ -234,7 +234,7 @@ def record(
     *,
     random_bytes: RandomBytes | None = None,
 ) -> str:
-    """Apply one inbound message; returns the outcome, as logged."""
+    """Apply one inbound message (observe, decide, apply); returns the outcome, as logged."""
     decision = decide(
         item, observe(db, settings, now, item), Fresh.draw(random_bytes), now, settings
     )
