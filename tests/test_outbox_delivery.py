@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -44,6 +43,7 @@ from calshare.store import Store
 from calshare.tokens import token_hash
 from mailer import compose
 from tests.conftest import ROOT, CliResult
+from tests.support.net import free_port
 
 # The outbox with each mail's bytes (kept apart, in outbox_bodies, until sent).
 WITH_BODIES = "outbox LEFT JOIN outbox_bodies ON outbox_bodies.outbox_id = outbox.id"
@@ -258,13 +258,6 @@ def running_relay(sink: Sink, port: int = 0, **smtp: Any) -> Iterator[Relay]:
 def relay() -> Iterator[Relay]:
     with running_relay(Sink()) as running:
         yield running
-
-
-def free_port() -> int:
-    """A port nothing listens on (the kernel just handed it out and it was closed again)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- calshare helpers

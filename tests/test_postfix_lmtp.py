@@ -45,6 +45,7 @@ from calshare.levels import Level
 from calshare.sharing import ACCEPTED, INVITED, share
 from calshare.store import Store
 from mailer import outbox
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.network
 
@@ -125,12 +126,6 @@ def wait_for(check: Callable[[], T | None], what: str, explain: Callable[[], str
         if time.monotonic() > deadline:
             pytest.fail(f"after {WAIT:.0f} s still waiting for {what}\n{explain()}")
         time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 40) -> str:

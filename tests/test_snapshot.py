@@ -1,6 +1,6 @@
 """Email a calendar: ``calshare snapshot`` end to end, and the pieces it is made of.
 
-The mail is read back the way a recipient's client reads it (tests/snapshot_mail.py):
+The mail is read back the way a recipient's client reads it (tests/support/snapshot_mail.py):
 the .ics re-parsed with icalendar and vobject must hold exactly the occurrences
 ``calshare events`` gives for the same days and level, every TZID must have its
 VTIMEZONE, and the schedule must put each awkward event (overnight, all-day on the
@@ -38,9 +38,9 @@ from calshare.levels import Level, filter_occurrence
 from calshare.occurrence import Occurrence
 from calshare.ranges import DateRange, resolve_range
 from calshare.schedule import WorkingWindow, clip_to_working_hours
-from tests import snapshot_mail
 from tests.conftest import CORPUS, FIXTURES, NOW, CliResult
-from tests.snapshot_mail import tzids
+from tests.support import snapshot_mail
+from tests.support.snapshot_mail import tzids
 from tests.test_corpus import REFUSED
 from tests.test_mail_headers import assert_mail_safe_html
 

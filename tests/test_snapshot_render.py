@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.generate import generate
-from tests import chromium
 from tests.conftest import CliResult
+from tests.support import chromium
 from tests.test_snapshot import AWKWARD, HOSTILE, add, snap
 
 Cli = Callable[..., CliResult]
