@@ -41,7 +41,7 @@ from calshare.levels import Level
 from calshare.store import Store
 from tests.conftest import NOW, ROOT
 from tests.support import clients, snapshot_mail
-from tests.test_corpus import ACCEPTED
+from tests.support.corpus import ACCEPTED
 
 DEMO = sorted((ROOT / "calshare" / "demo_calendars").glob("*.ics"))
 SOURCES = [*ACCEPTED, *DEMO]

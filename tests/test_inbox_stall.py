@@ -35,7 +35,7 @@ from inbox.classify import (
     html_to_text,
     parse_mail,
 )
-from tests.test_inbox_server import (
+from tests.support.inbox import (
     DOMAIN,
     OWNER,
     WAIT,

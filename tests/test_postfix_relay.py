@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliResult
-from tests.test_outbox_delivery import Relay, Sink, running_relay
-from tests.test_postfix_lmtp import MASTER_CF, Postfix, free_port, require_postfix, tail, wait_for
+from tests.support.net import free_port
+from tests.support.postfix import MASTER_CF, Postfix, require_postfix, tail, wait_for
+from tests.support.relay import Relay, Sink, running_relay
 
 pytestmark = pytest.mark.network
 

@@ -11,7 +11,7 @@ import pytest
 from bench.generate import generate
 from tests.conftest import CliResult
 from tests.support import chromium
-from tests.test_snapshot import AWKWARD, HOSTILE, add, snap
+from tests.support.snapshot import AWKWARD, HOSTILE, add, snap
 
 Cli = Callable[..., CliResult]
 

@@ -41,8 +41,6 @@ from tests.conftest import NOW, ROOT, CliResult
 from tests.support.net import HOST, free_port
 
 Cli = Callable[..., CliResult]
-
-
 DOMAIN = "share.example.org"  # the default [mail] domain
 OWNER = "ann@example.org"
 INVITEE = "bob@example.org"
