@@ -1,6 +1,6 @@
 """Publishing: links anyone can open, served by the daemon; and copies pushed to WebDAV.
 
-The daemon runs in-process with HTTP on port 0 (tests/test_inbox_server.Inbox); a real
+The daemon runs in-process with HTTP on port 0 (tests/support/inbox.Inbox); a real
 WebDAV server (wsgidav on cheroot, from PyPI) runs on 127.0.0.1 with basic auth over a
 temporary folder, so PUT, If-Match, 401, 409 and 412 are the server's own.
 """

@@ -1,6 +1,6 @@
 """The daemon's web side over real sockets: grant feeds and answer pages.
 
-The daemon runs in-process (tests/test_inbox_server.Inbox) with SMTP, LMTP and HTTP
+The daemon runs in-process (tests/support/inbox.Inbox) with SMTP, LMTP and HTTP
 on port 0; requests are real HTTP over 127.0.0.1 (urllib), replies real SMTP.
 Outgoing mail goes to a relay nothing listens on, so every mail stays in the outbox
 for the test to read (as in the inbox tests).
