@@ -59,9 +59,6 @@ CALSHARE = ROOT / ".venv" / "bin" / "calshare"
 WAIT = 60.0  # seconds: a bound on every wait, never a pause
 
 
-# --- the relay
-
-
 # --- calshare helpers
 
 

@@ -89,9 +89,6 @@ biff = no
 """
 
 
-# --- waiting, bounded
-
-
 # --- calshare
 
 
