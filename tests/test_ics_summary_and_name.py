@@ -23,9 +23,9 @@ from calshare.ics_writer import write_calendar
 from calshare.levels import Level, filter_occurrence
 from calshare.occurrence import Occurrence
 from calshare.store import Store
-from tests import clients, snapshot_mail
 from tests.conftest import NOW, ROOT, CliResult
-from tests.ics import calendar
+from tests.support import clients, snapshot_mail
+from tests.support.ics import calendar
 
 Cli = Callable[..., CliResult]
 OSLO = "Europe/Oslo"

@@ -1,7 +1,7 @@
 """One mail must never stall everyone (issue 11, finding 1; and the SMTP silence timeout).
 
 The daemon runs in-process with SMTP, LMTP and HTTP on 127.0.0.1 port 0 (the harness of
-tests/test_inbox_server.py). Hostile mail is sent over a plain socket, so the test holds
+tests/support/inbox.py). Hostile mail is sent over a plain socket, so the test holds
 the reply back while other clients talk to the daemon: a published page over HTTP and a
 real accept answer over SMTP from another session must be answered within ``PROMPT``
 each, and the hostile mail itself must get its 250 (or a 4xx/5xx) in bounded time.
@@ -35,7 +35,7 @@ from inbox.classify import (
     html_to_text,
     parse_mail,
 )
-from tests.test_inbox_server import (
+from tests.support.inbox import (
     DOMAIN,
     OWNER,
     WAIT,

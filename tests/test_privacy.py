@@ -43,7 +43,7 @@ from calshare.pages import published_html
 from calshare.ranges import DateRange
 from mailer.compose import Sender
 from mailer.snapshot import SnapshotRequest, snapshot
-from tests import snapshot_mail
+from tests.support import snapshot_mail
 
 # --- what each level may show, written out here rather than read from calshare.levels
 
