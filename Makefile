@@ -33,7 +33,7 @@ run: install
 	$(BIN)/calshare demo --smtp $(SMTP)
 	$(BIN)/calshare serve --smtp $(SMTP) --lmtp $(LMTP) --http $(HTTP)
 
-# Mozilla's ical.js, which tests/clients.py runs in node (v20) to read our .ics files,
+# Mozilla's ical.js, which tests/support/clients.py runs in node (v20) to read our .ics files,
 # at the version tests/js/package-lock.json pins.
 js-packages: tests/js/node_modules/.package-lock.json
 
@@ -46,7 +46,7 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 # smtp-sink; bench/inbox.py sends with its smtp-source), openssl (the outbox TLS tests),
 # chromium (tests/test_snapshot_render.py lays snapshot mails out headless), nginx-light
 # (tests/test_publish_servers.py publishes to a private nginx with its dav module), libical
-# for the system Python (gir1.2-ical-3.0, python3-gi: tests/clients.py reads .ics with it)
+# for the system Python (gir1.2-ical-3.0, python3-gi: tests/support/clients.py reads .ics with it)
 # and spamassassin (tests/test_mail_clients.py scores every kind of mail with `spamassassin -L`).
 # Whatever is missing is installed when apt-get exists (as root, or with sudo), postfix
 # preseeded to "No configuration": no main.cf is written, so the system's postfix service

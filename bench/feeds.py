@@ -26,7 +26,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import aiohttp
 import icalendar
 import recurring_ical_events
 from generate import ZONE, generate
+from mail import free_port
 
 from calshare.calendars import add_calendar
 from calshare.clock import SystemClock
@@ -54,12 +54,6 @@ RESULTS = ROOT / "bench" / "results" / "feeds.json"
 CALSHARE = ROOT / ".venv" / "bin" / "calshare"
 CONNECTIONS = 20
 TARGETS = {"full_p50": 0.020, "full_p99": 0.050, "not_modified_p50": 0.002}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def prepare(db: Path, grants: int) -> tuple[list[str], bytes]:
@@ -178,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "bench.db"
         secrets, data = prepare(db, args.grants)
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CALSHARE_")}
         env["CALSHARE_DB"] = str(db)
         log = Path(work) / "serve.log"

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -45,11 +45,29 @@ class _Parser(argparse.ArgumentParser):
 
 @dataclass
 class Context:
-    store: Store
+    db_path: Path
     settings: Settings
     clock: Clock
     out: IO[str]
     err: IO[str]
+    _store: Store | None = field(default=None, init=False, repr=False)
+
+    @property
+    def store(self) -> Store:
+        """The database, opened (and created) on first use.
+
+        Commands that need no store (``inbox classify``) never touch this, so they
+        create no ``var/calshare.db`` in the folder they are run from.
+        """
+        if self._store is None:
+            self._store = Store.open(self.db_path)
+        return self._store
+
+    def close_store(self) -> None:
+        """Close the database if a command opened it; the next use opens it again."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def print_json(self, value: Any) -> None:
         json.dump(value, self.out, ensure_ascii=False, indent=2)
@@ -592,9 +610,11 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
             "Say where to listen: --smtp HOST:PORT, --lmtp HOST:PORT and/or --http HOST:PORT"
         )
     logging.getLogger().setLevel(logging.INFO)
-    ctx.store.close()  # the daemon opens its own connections
+    # Opened (created, migrated) here, so a bad database is one line before listening.
+    db_path = ctx.store.path
+    ctx.close_store()  # the daemon opens its own connections
     try:
-        asyncio.run(serve(ctx.settings, ctx.store.path, ctx.clock, smtp=smtp, lmtp=lmtp, http=http))
+        asyncio.run(serve(ctx.settings, db_path, ctx.clock, smtp=smtp, lmtp=lmtp, http=http))
     except OSError as exc:  # the port is taken, or not ours to bind
         raise UsageError(f"Cannot listen: {exc.strerror or exc}") from None
     return 0
@@ -947,9 +967,11 @@ def main(
         )
         settings = load_settings(getattr(args, "config", None), env)
         db_path = getattr(args, "db", None) or env.get("CALSHARE_DB") or str(DEFAULT_DB)
-        with Store.open(db_path) as store:
-            ctx = Context(store, settings, clock or SystemClock(), out, err)
+        ctx = Context(Path(db_path), settings, clock or SystemClock(), out, err)
+        try:
             return int(args.handler(ctx, args))
+        finally:
+            ctx.close_store()
     except CalshareError as exc:
         err.write(f"calshare: error: {_one_line(str(exc))}\n")
         return EXIT_ERROR

@@ -27,7 +27,7 @@ from calshare.config import PolicySettings, Settings
 from calshare.errors import UnknownCalendar
 from calshare.expansion import Caps
 from calshare.ics_writer import write_calendar
-from calshare.levels import Level, lower_of
+from calshare.levels import Level, calendar_title, lower_of
 from calshare.policy import highest_level
 from calshare.sharing import ACCEPTED
 from calshare.store import Store
@@ -173,8 +173,9 @@ def feed_ics(
 ) -> bytes:
     """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it.
 
-    Named as the imported source names itself (its X-WR-CALNAME or NAME), else by its
-    name here; stand-in summaries are in the installation's language (``mail.lang``).
+    Named as the imported source names itself (its X-WR-CALNAME or NAME) where the
+    level shows titles, else by its name here; stand-in summaries are in the
+    installation's language (``mail.lang``).
     """
     start, end = feed_window(settings, now)
     found = visible_occurrences(
@@ -190,7 +191,7 @@ def feed_ics(
     )
     return write_calendar(
         found,
-        name=calendar.source_name or calendar.name,  # the title the owner's app gave it
+        name=calendar_title(level, calendar.name, calendar.source_name),
         zone=calendar.zone,
         now=now,
         refresh=timedelta(minutes=settings.http.feed_refresh_minutes),

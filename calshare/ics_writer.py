@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from calshare import wording
 from calshare.busy import MICROSOFT_NAMES, Busy
 from calshare.occurrence import Occurrence
+from calshare.vtimezone import local_text
 from calshare.vtimezone import vtimezone as vtimezone_text
 
 PRODID = "-//calshare//calshare 0.1//EN"
@@ -65,17 +66,6 @@ def _date(day: date) -> str:
     return "%04d%02d%02d" % (day.year, day.month, day.day)  # noqa: UP031
 
 
-def _clock(moment: datetime) -> str:
-    return "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031 (as _date: speed)
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-    )
-
-
 @lru_cache(maxsize=256)
 def _fall_back_days(zone: ZoneInfo, year: int) -> frozenset[date]:
     """Local days of ``year`` on which clocks go back, so some wall times happen twice.
@@ -94,7 +84,7 @@ def _fall_back_days(zone: ZoneInfo, year: int) -> frozenset[date]:
 
 
 def _utc(moment: datetime) -> str:
-    return _clock(moment.astimezone(UTC)) + "Z"
+    return local_text(moment.astimezone(UTC)) + "Z"
 
 
 def _local(moment: datetime, zone: tzinfo) -> str | None:
@@ -108,7 +98,7 @@ def _local(moment: datetime, zone: tzinfo) -> str | None:
         other = local.replace(fold=1 - local.fold)
         if other.utcoffset() != local.utcoffset():
             return None
-    return _clock(local)
+    return local_text(local)
 
 
 def instance_uid(occurrence: Occurrence) -> str:

@@ -63,6 +63,18 @@ def lower_of(first: Level, second: Level) -> Level:
     return first if first.rank <= second.rank else second
 
 
+def calendar_title(level: Level, name: str, source_title: str | None) -> str:
+    """The title a viewer at ``level`` sees for the whole calendar.
+
+    The source's own title is text the owner's app wrote, often private in the same
+    way an event title is (Google names a primary calendar by the account's address),
+    so it is shown only where titles are; free-busy viewers see calshare's name.
+    """
+    if source_title and "summary" in _SHOWN[level]:
+        return source_title
+    return name
+
+
 def stand_in_key(uid_key: bytes, calendar_id: int) -> bytes:
     """The key of one calendar's stand-in UIDs, derived from the installation's secret.
 

@@ -291,7 +291,12 @@ def _offset_text(seconds: int) -> str:
     return f"{sign}{hours:02d}{minutes:02d}" + (f"{secs:02d}" if secs else "")
 
 
-def _local_text(moment: datetime) -> str:
+def local_text(moment: datetime) -> str:
+    """A wall-clock time as iCalendar writes it (``YYYYMMDDTHHMMSS``), for every writer.
+
+    Not strftime: it does not pad years before 1000 to four digits; and %-formatting
+    is measured faster here than an f-string (thousands of calls per feed).
+    """
     return "%04d%02d%02dT%02d%02d%02d" % (  # noqa: UP031 (years before 1000 stay 4 digits)
         moment.year,
         moment.month,
@@ -304,7 +309,7 @@ def _local_text(moment: datetime) -> str:
 
 def _component(item: Transition, rrule: str | None = None) -> list[str]:
     kind = "DAYLIGHT" if item.dst else "STANDARD"
-    lines = [f"BEGIN:{kind}", f"DTSTART:{_local_text(_wall(item.at + item.before))}"]
+    lines = [f"BEGIN:{kind}", f"DTSTART:{local_text(_wall(item.at + item.before))}"]
     if rrule:
         lines.append(f"RRULE:{rrule}")
     lines += [

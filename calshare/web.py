@@ -18,7 +18,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from calshare.pages import Nav, month_range
 from calshare.publishing import Publication, find_publication, links, page_html, served_level
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
-from inbox.classify import ACCEPT, DECLINE, Inbound, Verdict
+from inbox.classify import ACCEPT, DECLINE
 from mailer.templates import render
 
 log = logging.getLogger(__name__)
@@ -433,23 +432,10 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
         if answers.why_invalid(invitation, now) is not None:
             # a second click, a reload: the page says why, and no mail is sent about it
             return "closed", invitation
-        verdict = Verdict(
-            kind=choice,
-            reason="answered on the web page",
-            token=token,
-            form=choice,
-            sender=invitation.invitee,  # the page is the invitee's own link
-            message_id=f"<web-{secrets.token_hex(16)}@{settings.mail.domain}>",
-        )
-        item = Inbound(
-            raw=b"",
-            mail_from="",
-            recipient=f"{choice}+{token}@{settings.mail.domain}",
-            verdict=verdict,
-            authenticated=True,
-        )
-        with context.store.write() as db:
-            outcome = answers.record(db, settings, now, item)
+        with context.store.write() as db:  # the page is the invitee's own link
+            outcome = answers.answer_invitation(
+                db, settings, now, token, choice, by=invitation.invitee, via="web"
+            )
         return outcome, invitation
 
     outcome, invitation = await context.run(answer)

@@ -1,4 +1,4 @@
-"""Render the README's sample snapshot mails (daily and list) to PNGs in docs/.
+"""Render the user guide's sample snapshot mails (daily and list) to PNGs in docs/.
 
     .venv/bin/python docs/screenshots.py
 

@@ -18,7 +18,7 @@ from calshare.config import Settings, load_settings
 from calshare.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(__file__).resolve().parent / "corpus"  # a copy of ../shared/corpus
+CORPUS = Path(__file__).resolve().parent / "corpus"  # a copy of the shared test corpus
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 

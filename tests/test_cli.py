@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, CliResult
-from tests.ics import calendar
+from tests.support.ics import calendar
 
 Cli = Callable[..., CliResult]
 

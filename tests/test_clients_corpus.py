@@ -39,9 +39,9 @@ from calshare.feeds import feed_ics, feed_window
 from calshare.ics_writer import stand_in_summary
 from calshare.levels import Level
 from calshare.store import Store
-from tests import clients, snapshot_mail
 from tests.conftest import NOW, ROOT
-from tests.test_corpus import ACCEPTED
+from tests.support import clients, snapshot_mail
+from tests.support.corpus import ACCEPTED
 
 DEMO = sorted((ROOT / "calshare" / "demo_calendars").glob("*.ics"))
 SOURCES = [*ACCEPTED, *DEMO]

@@ -12,7 +12,7 @@ from calshare.errors import ConfigError
 from calshare.levels import Level
 from tests.conftest import CliResult
 
-# The example of DESIGN.md, "Configuration", copied as written.
+# The example of docs/design.md, "Configuration", copied as written.
 DESIGN_EXAMPLE = """\
 [mail]
 domain = "share.example.org"          # token addresses: share+/accept+/decline+/bounces+

@@ -40,12 +40,18 @@ import recurring_ical_events
 import x_wr_timezone
 from icalendar.error import GloballyUniqueTZIDGuessed
 
-from tests.conftest import CORPUS, FIXTURES, NOW, CliResult
+from tests.conftest import NOW, CliResult
+from tests.support.corpus import (
+    ACCEPTED,
+    CORPUS_DIR,
+    EXPORTS_DIR,
+    REFUSED,
+    corpus_files,
+    export_files,
+)
 
 Cli = Callable[..., CliResult]
 
-CORPUS_DIR = CORPUS / "ics" / "icalendar"
-EXPORTS_DIR = FIXTURES / "exports"
 OWNER = "owner@example.org"
 
 WIDE_FROM, WIDE_TO = date(1990, 1, 1), date(2031, 1, 1)  # --to is inclusive
@@ -62,91 +68,6 @@ HORIZON_END = NOW.date() + timedelta(days=367)
 # Pacific/Auckland (+12/+13, southern DST) moves floating and all-day times far from UTC.
 ZONES = ("UTC", "Pacific/Auckland", None)
 
-# Corpus files calshare refuses (exit 2), and why each is genuinely broken.
-# "structure": the file is not a well-formed calendar at all.
-# "unusable": well-formed, but no VEVENT can be placed in time; the oracle must agree
-# (every UID group raises in recurring-ical-events).
-REFUSED: dict[str, tuple[str, str]] = {
-    "calendars__big_bad_calendar.ics": ("structure", "truncated: no END:VCALENDAR"),
-    "calendars__small_bad_calendar.ics": ("structure", "truncated: no END:VCALENDAR"),
-    "calendars__pr_480_summary_with_colon.ics": ("structure", "truncated: no END:VCALENDAR"),
-    "calendars__timezone_same_start_and_offset.ics": (
-        "structure",
-        "ends with END:VCALENDARD, which closes nothing",
-    ),
-    "calendars__fuzz_testcase_0_char_in_component_name.ics": (
-        "structure",
-        "fuzzer output: NUL byte, no calendar",
-    ),
-    "calendars__fuzz_testcase_invalid_month.ics": (
-        "structure",
-        "fuzzer output: BEGIN:V never closed",
-    ),
-    "calendars__fuzz_testcase_vtimezone_lone_cr.ics": (
-        "structure",
-        "fuzzer output: a lone VTIMEZONE with control characters, no events",
-    ),
-    "calendars__issue_104_broken_calendar.ics": ("structure", "a line 'X' that is no property"),
-    "calendars__parsing_error_in_UTC_offset.ics": (
-        "structure",
-        "VTIMEZONE offset +5744 (57 hours)",
-    ),
-    "calendars__issue_178_component_with_invalid_name_represented.ics": (
-        "structure",
-        "a custom component only, no VCALENDAR",
-    ),
-    "calendars__issue_178_custom_component_contains_other.ics": (
-        "structure",
-        "a custom component only, no VCALENDAR",
-    ),
-    "calendars__america_new_york_forward_reference.ics": ("unusable", "DTSTART given twice"),
-    "calendars__pacific_fiji.ics": ("unusable", "DTSTART given twice"),
-    "calendars__broken_dtstart.ics": ("unusable", "DTSTART is INVALID-DATE"),
-    "calendars__issue_1081_invalid_start_and_end.ics": ("unusable", "DTSTART is INVALID-DATE"),
-    "calendars__issue_1081_invalid_start_valid_end.ics": ("unusable", "DTSTART is INVALID-DATE"),
-    "calendars__invalid_duration.ics": ("unusable", "DURATION of 10^18 weeks"),
-    "calendars__issue_1081_invalid_rrule_freq.ics": ("unusable", "RRULE FREQ=INVALID_TYPE…"),
-    "calendars__issue_165_missing_event.ics": ("unusable", "RRULE with escaped ; and ,"),
-    "calendars__rfc_7529.ics": ("unusable", "RSCALE=CHINESE rules (RFC 7529), not supported"),
-    "calendars__multiple_timezones.ics": ("unusable", "RDATE;VALUE=TIME, not allowed in RDATE"),
-    "events__issue_464_invalid_rdate.ics": ("unusable", "RDATE period 199709T180000Z/…"),
-    "calendars__broken_ical.ics": ("unusable", "the only VEVENT has no DTSTART"),
-    "calendars__issue_1050_multiple_calendars.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__issue_1050_uid_in_description.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__issue_1081_with_summary.ics": ("unusable", "the only VEVENT has no DTSTART"),
-    "calendars__issue_1549_binary_attachment.ics": ("unusable", "the VEVENT has no DTSTART"),
-    "calendars__issue_1561_image_value.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__issue_322_expected_calendar.ics": ("unusable", "the VEVENT has no DTSTART"),
-    "calendars__issue_798_related_to.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__issue_82_expected_output.ics": ("unusable", "the VEVENT has no DTSTART"),
-    "calendars__rfc_5545_RDATE_example.ics": ("unusable", "RDATE examples without DTSTART"),
-    "calendars__rfc_6868.ics": ("unusable", "the VEVENT has no DTSTART"),
-    "calendars__rfc_7256_multi_value_parameters.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__rfc_7986_conferences.ics": ("unusable", "the VEVENT has no DTSTART"),
-    "calendars__rfc_7986_image.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__rfc_9253_gap.ics": ("unusable", "no VEVENT has a DTSTART"),
-    "calendars__rfc_9253_related_to.ics": ("unusable", "the VEVENT has no DTSTART"),
-    "events__event_with_escaped_character1.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__event_with_escaped_character2.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__event_with_escaped_character3.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__event_with_escaped_character4.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__event_with_escaped_characters.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__event_with_rsvp.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__event_with_unicode_organizer.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__issue_100_transformed_doctests_into_unittests.ics": (
-        "unusable",
-        "bare VEVENT without DTSTART",
-    ),
-    "events__issue_355_url_escaping_empty_param.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__issue_64_event_with_ascii_summary.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__issue_64_event_with_non_ascii_summary.ics": (
-        "unusable",
-        "bare VEVENT without DTSTART",
-    ),
-    "events__issue_82_expected_output.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__rfc_7265_request_status.ics": ("unusable", "bare VEVENT without DTSTART"),
-    "events__rfc_9074_example_proximity.ics": ("unusable", "bare VEVENT without DTSTART"),
-}
 
 # The refused import is tried on top of this, so "unchanged" means something.
 BASELINE = EXPORTS_DIR / "thunderbird.ics"
@@ -155,21 +76,11 @@ BASELINE = EXPORTS_DIR / "thunderbird.ics"
 # --- the files
 
 
-def _corpus_files() -> list[Path]:
-    # A missing corpus must fail the run (test_corpus_is_present), never skip silently.
-    return sorted(CORPUS_DIR.glob("*.ics")) if CORPUS_DIR.is_dir() else []
-
-
-def _export_files() -> list[Path]:
-    return sorted(EXPORTS_DIR.glob("*.ics"))
-
-
 def _recurs(path: Path) -> bool:
     data = path.read_bytes().upper()
     return any(word in data for word in (b"RRULE", b"RDATE", b"EXDATE", b"RECURRENCE-ID"))
 
 
-ACCEPTED = [path for path in (*_corpus_files(), *_export_files()) if path.name not in REFUSED]
 RECURRING = [path for path in ACCEPTED if _recurs(path)]
 
 
@@ -456,12 +367,12 @@ def _narrow_windows(expected: Oracle, zone: ZoneInfo) -> list[tuple[date, date]]
 
 def test_corpus_is_present() -> None:
     assert CORPUS_DIR.is_dir(), f"the corpus is missing: {CORPUS_DIR}"
-    names = {path.name for path in _corpus_files()}
+    names = {path.name for path in corpus_files()}
     assert len(names) >= 100, f"only {len(names)} corpus files in {CORPUS_DIR}"
     assert not set(REFUSED) - names, (
         f"REFUSED names files not in the corpus: {set(REFUSED) - names}"
     )
-    assert len(_export_files()) >= 5
+    assert len(export_files()) >= 5
 
 
 @pytest.mark.parametrize("tz", ZONES, ids=_zone_id)

@@ -23,9 +23,9 @@ from calshare.ics_writer import write_calendar
 from calshare.levels import Level, filter_occurrence
 from calshare.occurrence import Occurrence
 from calshare.store import Store
-from tests import clients, snapshot_mail
 from tests.conftest import NOW, ROOT, CliResult
-from tests.ics import calendar
+from tests.support import clients, snapshot_mail
+from tests.support.ics import calendar
 
 Cli = Callable[..., CliResult]
 OSLO = "Europe/Oslo"
@@ -129,13 +129,15 @@ def test_issue_10_snapshot_in_norwegian_says_opptatt(cli: Cli, tmp_path: Path) -
         assert summaries == ["Budsjettmøte", "Foreløpig"], client
 
 
-def _feed_name(cli: Cli, tmp_path: Path, source: Path) -> tuple[str, str | None]:
+def _feed_name(
+    cli: Cli, tmp_path: Path, source: Path, level: Level = Level.TITLES
+) -> tuple[str, str | None]:
     assert cli("calendar", "add", "intern", "--owner", "ann@example.org").code == 0
     assert cli("calendar", "import", "intern", str(source)).code == 0
     store = Store.open(tmp_path / "var" / "calshare.db")
     try:
         settings = load_settings(None, env={})
-        body = feed_ics(store, settings, get_calendar(store.db, "intern"), Level.TITLES, NOW)
+        body = feed_ics(store, settings, get_calendar(store.db, "intern"), level, NOW)
     finally:
         store.close()
     parsed = icalendar.Calendar.from_ical(body)
@@ -161,3 +163,23 @@ def test_feed_without_a_source_title_uses_the_calendar_name(cli: Cli, tmp_path: 
     source = tmp_path / "plain.ics"
     source.write_bytes(calendar("UID:a\nSUMMARY:x\nDTSTART:20261201T090000Z"))
     assert _feed_name(cli, tmp_path, source) == ("intern", "intern")
+
+
+@pytest.mark.parametrize("level", [Level.FREE_BUSY, Level.TITLES, Level.DETAILS])
+def test_the_source_title_is_shown_only_where_titles_are(
+    cli: Cli, tmp_path: Path, level: Level
+) -> None:
+    """Google names a primary calendar by the account's address: a free-busy feed or
+    published link must not carry it."""
+    source = tmp_path / "google.ics"
+    source.write_bytes(
+        calendar(
+            "UID:a\nSUMMARY:x\nDTSTART:20261201T090000Z",
+            header="X-WR-CALNAME:ann.private@gmail.com",
+        )
+    )
+    got = _feed_name(cli, tmp_path, source, level)
+    if level is Level.FREE_BUSY:
+        assert got == ("intern", "intern")
+    else:
+        assert got == ("ann.private@gmail.com", "ann.private@gmail.com")

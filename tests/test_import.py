@@ -10,7 +10,7 @@ import pytest
 
 from calshare.clock import FixedClock
 from tests.conftest import CliResult
-from tests.ics import calendar
+from tests.support.ics import calendar
 
 Cli = Callable[..., CliResult]
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CliResult
+from tests.support.net import free_port
 
 Cli = Callable[..., CliResult]
 
@@ -668,8 +669,7 @@ def test_chunked_body_over_the_limit_is_refused(
 @pytest.mark.network
 @pytest.mark.usefixtures("unchanged")
 def test_connection_refused(cli: Cli) -> None:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
+    port = free_port()
     result = import_(cli, f"http://127.0.0.1:{port}{SECRET_PATH}")
     refused(result, "connection refused", f"127.0.0.1:{port}")
     no_secret(result)

@@ -1,7 +1,7 @@
 """One mail must never stall everyone (issue 11, finding 1; and the SMTP silence timeout).
 
 The daemon runs in-process with SMTP, LMTP and HTTP on 127.0.0.1 port 0 (the harness of
-tests/test_inbox_server.py). Hostile mail is sent over a plain socket, so the test holds
+tests/support/inbox.py). Hostile mail is sent over a plain socket, so the test holds
 the reply back while other clients talk to the daemon: a published page over HTTP and a
 real accept answer over SMTP from another session must be answered within ``PROMPT``
 each, and the hostile mail itself must get its 250 (or a 4xx/5xx) in bounded time.
@@ -35,7 +35,7 @@ from inbox.classify import (
     html_to_text,
     parse_mail,
 )
-from tests.test_inbox_server import (
+from tests.support.inbox import (
     DOMAIN,
     OWNER,
     WAIT,
@@ -324,7 +324,8 @@ def test_a_message_not_read_by_the_deadline_is_stored_unread_and_the_reader_repl
 def test_an_idle_client_is_cut_after_the_command_timeout(
     make_daemon: Callable[..., Daemon],
 ) -> None:
-    assert Settings().inbox.command_timeout_seconds == 60  # not RFC 5321's 5 minutes: see README
+    # 60 s, not RFC 5321's 5 minutes: see docs/operator-guide.md, "The inbox"
+    assert Settings().inbox.command_timeout_seconds == 60
     daemon = make_daemon(CALSHARE_INBOX_COMMAND_TIMEOUT_SECONDS="5")
     with Wire(daemon.inbox.smtp) as wire:
         assert wire.command("EHLO idle.test").code == 250

@@ -19,7 +19,6 @@ from email import policy as email_policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import parseaddr
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -32,6 +31,7 @@ from calshare.levels import Level
 from mailer import compose
 from mailer.headers import MAX_LINE, HeaderInjection, check_generated
 from mailer.templates import render, template_dir
+from tests.support.mail_html import assert_mail_safe_html
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 EXPIRES = date(2026, 12, 10)
@@ -706,63 +706,6 @@ def test_every_composed_mail_says_its_level_in_both_parts() -> None:
             assert f"accept+{TOKEN}@share.example.org" in text
             assert f"decline+{TOKEN}@share.example.org" in text
     assert seen == len(wording.LANGUAGES) * len(KINDS) * len(Level)
-
-
-class _Html(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.elements: list[tuple[str, dict[str, str]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, {name: value or "" for name, value in attrs}))
-
-    handle_startendtag = handle_starttag
-
-
-_WIDTH = re.compile(r"(?:^|;)\s*(?:max-|min-)?width\s*:\s*([^;]+)", re.IGNORECASE)
-MAX_WIDTH = 600
-
-
-def _pixels(value: str) -> int | None:
-    """A width in pixels, None for a relative one (100%, auto); fails on anything else."""
-    value = value.strip().lower()
-    if value.endswith("%") or value in ("auto", "inherit", "initial"):
-        return None
-    match = re.fullmatch(r"(\d+)(?:px)?", value)
-    assert match, f"a width we cannot judge: {value!r}"
-    return int(match[1])
-
-
-def assert_mail_safe_html(html: str) -> None:
-    parser = _Html()
-    parser.feed(html)
-    parser.close()
-    tags = [tag for tag, _ in parser.elements]
-    assert "table" in tags, "layout should be tables"
-    for forbidden in ("style", "script", "link", "iframe", "object", "embed", "form", "base"):
-        assert forbidden not in tags, forbidden
-    assert "<style" not in html.lower() and "<script" not in html.lower()
-    widest = 0
-    for tag, attrs in parser.elements:
-        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
-        assert "class" not in attrs, f"a class left after inlining: {tag} {attrs}"
-        style = attrs.get("style", "")
-        assert "url(" not in style.lower() and "@import" not in style.lower(), style
-        if tag == "img":
-            source = attrs.get("src", "").strip().lower()
-            assert not source.startswith(("http:", "https:", "//")), source
-        for name in ("href", "src"):
-            assert not attrs.get(name, "").strip().lower().startswith("javascript:"), attrs
-        widths = []
-        if "width" in attrs:
-            widths.append(_pixels(attrs["width"]))
-        widths += [_pixels(value) for value in _WIDTH.findall(style)]
-        for width in widths:
-            if width is not None:
-                assert width <= MAX_WIDTH, f"{tag} is {width} px wide: {attrs}"
-                if tag == "table":
-                    widest = max(widest, width)
-    assert widest == MAX_WIDTH, "the card should be a 600 px table"
 
 
 def test_an_owner_without_a_name_is_named_once() -> None:

@@ -4,7 +4,7 @@ Issue 10: calshare greeted its relay with ``socket.getfqdn()`` (often ``localhos
 a Postfix with ``reject_non_fqdn_helo_hostname`` answered 504, and calshare marked
 the invitation failed for good and the share ``undeliverable``, for its own
 misconfiguration. Here a private Postfix instance (``postfix -c CONFIG_DIR``, as in
-tests/test_postfix_lmtp.py) listens on 127.0.0.1 with ``smtpd_helo_required = yes`` and
+tests/support/postfix.py) listens on 127.0.0.1 with ``smtpd_helo_required = yes`` and
 ``smtpd_helo_restrictions = reject_non_fqdn_helo_hostname`` and relays what it
 accepts to an aiosmtpd sink. Twice: with Postfix's default ``smtpd_delay_reject = yes``
 (the 504 comes at RCPT, looking like a refusal of the recipient) and with ``no`` (at
@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CliResult
-from tests.test_outbox_delivery import Relay, Sink, running_relay
-from tests.test_postfix_lmtp import MASTER_CF, Postfix, free_port, require_postfix, tail, wait_for
+from tests.support.net import free_port
+from tests.support.postfix import MASTER_CF, Postfix, require_postfix, tail, wait_for
+from tests.support.relay import Relay, Sink, running_relay
 
 pytestmark = pytest.mark.network
 

@@ -1,6 +1,6 @@
 """The privacy rule, as properties: a field a level hides never appears in any output at it.
 
-Levels (DESIGN.md, "Permission levels"):
+Levels (docs/design.md, "Permission levels"):
 
 * ``free-busy`` shows start, end and busy status only; even the UID is replaced,
   because producers write names and subjects into UIDs;
@@ -43,7 +43,7 @@ from calshare.pages import published_html
 from calshare.ranges import DateRange
 from mailer.compose import Sender
 from mailer.snapshot import SnapshotRequest, snapshot
-from tests import snapshot_mail
+from tests.support import snapshot_mail
 
 # --- what each level may show, written out here rather than read from calshare.levels
 

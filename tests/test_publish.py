@@ -1,6 +1,6 @@
 """Publishing: links anyone can open, served by the daemon; and copies pushed to WebDAV.
 
-The daemon runs in-process with HTTP on port 0 (tests/test_inbox_server.Inbox); a real
+The daemon runs in-process with HTTP on port 0 (tests/support/inbox.Inbox); a real
 WebDAV server (wsgidav on cheroot, from PyPI) runs on 127.0.0.1 with basic auth over a
 temporary folder, so PUT, If-Match, 401, 409 and 412 are the server's own.
 """
@@ -21,15 +21,22 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from calshare.clock import FixedClock
 from calshare.config import load_settings
-from tests.conftest import CliResult
-from tests.test_inbox_server import Inbox, inbox_env, tables_holding
-from tests.test_snapshot import AWKWARD, STAND_INS, add
-from tests.test_web import SECURITY, http
+from tests.support.inbox import Inbox, inbox_env, tables_holding
+from tests.support.publish import (
+    DETAILS_ALLOWED,
+    PASSWORD,
+    USER,
+    WEBDAV_ENV,
+    Cli,
+    calendar,
+    command_named,
+    daemon,
+    local,
+)
+from tests.support.snapshot import AWKWARD, STAND_INS
+from tests.support.web import SECURITY, http
 
-Cli = Callable[..., CliResult]
-USER, PASSWORD = "ann", "correct horse"
-WEBDAV_ENV = {"CALSHARE_WEBDAV_USERNAME": USER, "CALSHARE_WEBDAV_PASSWORD": PASSWORD}
-DETAILS_ALLOWED = {"CALSHARE_POLICY_PUBLISH_MAX_LEVEL": "details"}
+__all__ = ["calendar", "daemon"]  # fixtures
 
 
 @dataclass
@@ -110,33 +117,11 @@ def dav(tmp_path: Path) -> Iterator[Dav]:
         thread.join(10)
 
 
-@pytest.fixture
-def daemon(db_path: Path, clock: FixedClock) -> Iterator[Inbox]:
-    # the daemon applies policy to every request too: let it serve what the tests publish
-    settings = load_settings(None, env=inbox_env(**DETAILS_ALLOWED))
-    inbox = Inbox(settings, db_path, clock, http=True).start()
-    try:
-        yield inbox
-    finally:
-        inbox.stop()
-
-
 def published(cli: Cli, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     result = cli("publish", "awkward", *args, "--json", env=env)
     assert result.code == 0, result.err
     made: dict[str, Any] = result.json()
     return made
-
-
-def local(base: str, link: str) -> str:
-    """A link as printed (public base URL) pointed at the test daemon's own port."""
-    return base + link[link.index("/p/") :]
-
-
-@pytest.fixture
-def calendar(cli: Cli, tmp_path: Path, clock: FixedClock) -> None:
-    add(cli, "awkward", AWKWARD, tmp_path)
-    clock.at = clock.at.replace(year=2027, month=3, day=20)  # the events are in March 2027
 
 
 def test_publish_caps_the_level_and_prints_three_links(
@@ -326,13 +311,6 @@ def test_policy_lowered_later_lowers_what_links_show(
 
 
 # --- issue 10: defects 4, 5, 7 and 9 against WsgiDAV
-
-
-def command_named(message: str) -> list[str]:
-    """The first `calshare …` command a message tells the owner to run, as arguments."""
-    found = re.search(r"`calshare ([^`]+)`", message)
-    assert found, message
-    return found[1].split()
 
 
 def test_publish_names_the_files_it_wrote_and_writes_them_conditionally(

@@ -30,8 +30,8 @@ from radicale import config as radicale_config
 
 from calshare.clock import FixedClock
 from tests.conftest import CliResult
-from tests.test_inbox_server import Inbox
-from tests.test_publish import (
+from tests.support.inbox import Inbox
+from tests.support.publish import (
     DETAILS_ALLOWED,
     WEBDAV_ENV,
     calendar,
@@ -39,8 +39,8 @@ from tests.test_publish import (
     daemon,
     local,
 )
-from tests.test_snapshot import AWKWARD
-from tests.test_web import http
+from tests.support.snapshot import AWKWARD
+from tests.support.web import http
 
 Cli = Callable[..., CliResult]
 NGINX = Path("/usr/sbin/nginx")

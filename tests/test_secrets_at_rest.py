@@ -28,7 +28,7 @@ from sqlite_utils import Database
 from calshare.redaction import redact_mail
 from calshare.store import MIGRATIONS, Store
 from calshare.tokens import new_token, redact, token_hash
-from tests.test_inbox_server import (
+from tests.support.inbox import (
     BASE_URL,
     DOMAIN,
     INVITEE,
@@ -42,7 +42,7 @@ from tests.test_inbox_server import (
     wait_until,
     world,
 )
-from tests.test_outbox_delivery import Relay, relay
+from tests.support.relay import Relay, relay
 
 __all__ = ["make_world", "relay", "world"]  # fixtures
 

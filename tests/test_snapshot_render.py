@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bench.generate import generate
-from tests import chromium
 from tests.conftest import CliResult
-from tests.test_snapshot import AWKWARD, HOSTILE, add, snap
+from tests.support import chromium
+from tests.support.snapshot import AWKWARD, HOSTILE, add, snap
 
 Cli = Callable[..., CliResult]
 

@@ -37,7 +37,7 @@ from calshare.vtimezone import (
     yearly_rule,
     zone_data,
 )
-from tests import clients
+from tests.support import clients
 
 # "localtime" is this machine's zone under another name, "Factory" a placeholder
 ZONES = sorted(zoneinfo.available_timezones() - {"Factory", "localtime"})

@@ -22,11 +22,11 @@ from calshare.importer import import_calendar
 from calshare.levels import Level
 from calshare.publishing import publish, unpublish
 from calshare.store import Store
-from tests.test_inbox_server import HOST, WAIT, Inbox, inbox_env
-from tests.test_snapshot import AWKWARD
-from tests.test_web import OWNER, SECURITY, Web, http, web
+from tests.support.inbox import HOST, WAIT, Inbox, inbox_env
+from tests.support.snapshot import AWKWARD
+from tests.support.web import OWNER, SECURITY, Web, http, web
 
-__all__ = ["web"]  # the fixture, shared with test_web
+__all__ = ["web"]  # the fixture
 
 pytestmark = pytest.mark.network
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import vobject
 
 HERE = Path(__file__).resolve().parent
-JS = HERE / "js"
+JS = HERE.parent / "js"  # tests/js, where the Makefile installs ical.js
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 Row = tuple[str, str, str, str | None]

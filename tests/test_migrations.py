@@ -1,0 +1,316 @@
+"""Every past schema, with data in it, upgrades to the current one and keeps its data.
+
+For each schema version N an older calshare could have left behind, the test builds a
+real SQLite file at N the way that calshare did: the released migrations 1..N
+(``calshare.store.MIGRATIONS``, append-only) and, after each, rows of what that version
+stored, written with plain SQL as that version's code would have written them. Then
+``Store.open`` upgrades it, and calshare's own read paths must find the data as it was:
+the calendar and its occurrences, the shares, a feed secret (which must still work and,
+once replaced, answer 410 through the trigger schema 4 added), a publication, and the
+inbound log, whose stored mails and reasons schema 6 must have redacted.
+
+A new migration needs its own rows here (``FILLS``): the test says so if it has none.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from calshare.calendars import list_calendars
+from calshare.clock import FixedClock
+from calshare.feeds import GONE, Grant, find_grant
+from calshare.index import occurrences_between
+from calshare.levels import Level
+from calshare.publishing import find_publication
+from calshare.sharing import list_shares
+from calshare.store import MIGRATIONS, SCHEMA_VERSION, Store
+from calshare.tokens import holds_token, token_hash
+from tests.conftest import NOW
+from tests.support.inbox import DOMAIN, reply
+
+LATEST = SCHEMA_VERSION
+PAST = list(range(1, LATEST))  # every version a database can be at and still need upgrading
+T0 = "2026-11-01T08:00:00Z"
+MEETING = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+INDEXED_FROM, INDEXED_UNTIL = datetime(2026, 1, 1, tzinfo=UTC), datetime(2028, 1, 1, tzinfo=UTC)
+# Secrets as the old versions held them: only hashes in columns, but the live token of
+# an invitation quoted in a stored mail and glued to a letter in a stored reason.
+INVITATION_TOKEN = "bob2invitationtoken2222222"
+FEED_SECRET = "bobsfeedsecretbobsfeedsecr"
+RETIRED_FEED = "oldfeedsecretoldfeedsecret"
+PUBLICATION_SECRET = "publishedlinkspublishedlin"
+NEW_FEED = "newfeedsecretnewfeedsecret"
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+# --- what each version stored, as plain SQL
+
+
+def _fill_1(db: sqlite3.Connection) -> None:
+    """Schema 1: an owner, a calendar imported with one event, its occurrence indexed."""
+    db.execute(
+        "INSERT INTO owners (id, email, name, created_at) VALUES (1, 'ann@example.org', "
+        "'Ann Demo', ?)",
+        [T0],
+    )
+    db.execute(
+        """INSERT INTO calendars (id, name, owner_id, tz, zone, created_at, version,
+               imported_at, source, source_sha256, source_name, vtimezones, event_count,
+               indexed_from, indexed_until, max_duration)
+           VALUES (1, 'project', 1, 'UTC', 'UTC', ?, 1, ?, '/srv/project.ics', ?,
+               'project.ics', '', 1, ?, ?, 3600)""",
+        [
+            T0,
+            T0,
+            "ab" * 32,
+            _ts(datetime(2026, 1, 1, tzinfo=UTC)),
+            _ts(datetime(2028, 1, 1, tzinfo=UTC)),
+        ],
+    )
+    db.execute(
+        """INSERT INTO events (id, calendar_id, uid, line, recurs, busy, status, private,
+               summary, location, description, attendees, categories, ical)
+           VALUES (1, 1, 'kickoff@example.org', 4, 0, 'busy', 'CONFIRMED', 0,
+               'Project kickoff', 'Room 4', 'Agenda to follow', '[]', '[]',
+               'BEGIN:VEVENT\r\nUID:kickoff@example.org\r\nEND:VEVENT\r\n')"""
+    )
+    end = MEETING + timedelta(hours=1)
+    db.execute(
+        """INSERT INTO occurrences (calendar_id, event_id, start_ts, end_ts, start, end, all_day)
+           VALUES (1, 1, ?, ?, ?, ?, 0)""",
+        [_ts(MEETING), _ts(end), MEETING.isoformat(), end.isoformat()],
+    )
+
+
+def _fill_2(db: sqlite3.Connection) -> None:
+    """Schema 2: a share with its invitation, the invitation mail queued, an audit line."""
+    db.execute(
+        """INSERT INTO shares (id, calendar_id, invitee, invitee_name, level, status, lang,
+               created_at, invited_at, expires_at, updated_at)
+           VALUES (1, 1, 'bob@example.org', 'Bob', 'titles', 'invited', 'en', ?, ?,
+               '2026-11-15T08:00:00Z', ?)""",
+        [T0, T0, T0],
+    )
+    db.execute(
+        """INSERT INTO invitations (id, share_id, token_hash, level, created_at, expires_at)
+           VALUES (1, 1, ?, 'titles', ?, '2026-11-15T08:00:00Z')""",
+        [token_hash(INVITATION_TOKEN), T0],
+    )
+    db.execute(
+        """INSERT INTO outbox (id, message_id, kind, share_id, envelope_from, recipients,
+               subject, status, attempts, next_attempt_at, created_at)
+           VALUES (1, '<invitation-1@share.example.org>', 'invitation', 1,
+               'bounces+key@share.example.org', 'bob@example.org', 'Ann Demo shared',
+               'queued', 0, ?, ?)""",
+        [_ts(NOW), T0],
+    )
+    db.execute(
+        "INSERT INTO outbox_bodies (outbox_id, raw) VALUES (1, ?)",
+        [b"Subject: Ann Demo shared\r\n\r\nAccept: mailto:accept+(the token)@share\r\n"],
+    )
+    db.execute(
+        "INSERT INTO audit (id, at, action, calendar_id, subject, detail) "
+        "VALUES (1, ?, 'invited', 1, 'bob@example.org', ?)",
+        [T0, f"token {INVITATION_TOKEN}x"],  # glued to a letter: the old redaction missed it
+    )
+
+
+def _fill_3(db: sqlite3.Connection) -> None:
+    """Schema 3: the share accepted (a feed secret), and an unclear answer kept raw."""
+    db.execute(
+        "UPDATE shares SET status = 'accepted', answered_at = ?, updated_at = ?, "
+        "feed_hash = ? WHERE id = 1",
+        [T0, T0, token_hash(FEED_SECRET)],
+    )
+    db.execute("UPDATE invitations SET used_at = ? WHERE id = 1", [T0])
+    raw = reply(
+        to=f"share+{INVITATION_TOKEN}@{DOMAIN}",
+        body=f"maybe?\n> https://cal.example.org/i/{INVITATION_TOKEN}\n",
+        cte="base64",
+    )
+    db.execute(
+        """INSERT INTO inbound (id, received_at, dedup, message_id, mail_from, recipient,
+               sender, token_hash, kind, reason, outcome, share_id, size)
+           VALUES (1, ?, 'dedup-1', '<reply-1@mail.example.org>', 'bob@example.org', ?,
+               'bob@example.org', ?, 'unclear', ?, 'replied: how to answer', 1, ?)""",
+        [
+            T0,
+            f"share+{INVITATION_TOKEN}x@{DOMAIN}",
+            token_hash(INVITATION_TOKEN),
+            f"no answer found: {INVITATION_TOKEN}x",
+            len(raw),
+        ],
+    )
+    db.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (1, ?)", [raw])
+
+
+def _fill_4(db: sqlite3.Connection) -> None:
+    """Schema 4: a feed secret retired before (a re-invited share's old feed)."""
+    db.execute("INSERT INTO retired_feeds (hash) VALUES (?)", [token_hash(RETIRED_FEED)])
+
+
+def _fill_5(db: sqlite3.Connection) -> None:
+    """Schema 5: the calendar published, its copy on a WebDAV server."""
+    db.execute(
+        """INSERT INTO publications (id, calendar_id, secret_hash, level, created_at,
+               webdav_url)
+           VALUES (1, 1, ?, 'free-busy', ?, 'https://dav.example.org/cal/')""",
+        [token_hash(PUBLICATION_SECRET), T0],
+    )
+    db.execute(
+        "INSERT INTO webdav_files (url, calendar_id, etag, written_at) VALUES "
+        "('https://dav.example.org/cal/project.ics', 1, '\"e1\"', ?)",
+        [T0],
+    )
+
+
+def _fill_6(db: sqlite3.Connection) -> None:
+    """Schema 6 changed data, no tables: what it must do is checked in ``_check``."""
+
+
+# One entry per migration: index N-1 holds what a database at schema N had in it.
+FILLS: list[Callable[[sqlite3.Connection], None]] = [
+    _fill_1,
+    _fill_2,
+    _fill_3,
+    _fill_4,
+    _fill_5,
+    _fill_6,
+]
+
+
+def _database_at(path: Path, version: int) -> None:
+    """A database as calshare at schema ``version`` left it: its migrations, its rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        db = Database(conn)
+        for number, (migration, fill) in enumerate(zip(MIGRATIONS, FILLS, strict=False), 1):
+            if number > version:
+                break
+            with conn:
+                migration(db)
+                fill(conn)
+                conn.execute(f"PRAGMA user_version = {number}")
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == version
+
+
+def _rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(row) for row in store.db.execute(sql).fetchall()]
+
+
+def _stored_secrets(db: Database) -> list[str]:
+    """Where a token-shaped string is still stored as text (hashes are hex, never one)."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    found = []
+    for table, column in (
+        ("inbound", "reason"),
+        ("inbound", "recipient"),
+        ("audit", "detail"),
+        ("inbound_raw", "raw"),
+    ):
+        if table not in tables:
+            continue
+        for (value,) in db.execute(f"SELECT {column} FROM {table}").fetchall():
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            if holds_token(text) or INVITATION_TOKEN in text:
+                found.append(f"{table}.{column}: {text[:80]!r}")
+    return found
+
+
+def _check(store: Store, version: int) -> None:
+    """The data of every version up to ``version`` is there, read by calshare's own code."""
+    (calendar,) = list_calendars(store.db)
+    assert (calendar.name, calendar.owner, calendar.event_count) == (
+        "project",
+        "ann@example.org",
+        1,
+    )
+    (meeting,) = occurrences_between(
+        store, calendar, MEETING - timedelta(hours=2), MEETING + timedelta(hours=2), now=NOW
+    )
+    assert (meeting.uid, meeting.start, meeting.summary) == (
+        "kickoff@example.org",
+        MEETING,
+        "Project kickoff",
+    )
+    shares = list_shares(store, FixedClock(NOW))
+    if version < 2:
+        assert shares == []
+        assert store.meta("uid_key")  # made by schema 2 for a database that had none
+        return
+    (share,) = shares
+    assert (share.invitee, share.level) == ("bob@example.org", Level.TITLES)
+    assert _rows(store, "SELECT kind, status FROM outbox") == [("invitation", "queued")]
+    assert _rows(store, "SELECT action FROM audit") == [("invited",)]
+    if version < 3:
+        assert share.status == "expired"  # invited, expiry passed: shown as it always was
+        assert find_grant(store.db, FEED_SECRET) is None
+        assert _stored_secrets(store.db) == []  # the audit line, redacted by schema 6
+        return
+    assert share.status == "accepted"
+    grant = find_grant(store.db, FEED_SECRET)
+    assert isinstance(grant, Grant) and grant.invitee == "bob@example.org"
+    ((outcome, raw),) = _rows(
+        store, "SELECT i.outcome, r.raw FROM inbound i JOIN inbound_raw r ON r.inbound_id = i.id"
+    )
+    assert outcome == "replied: how to answer"
+    assert isinstance(raw, bytes) and b"maybe?" in raw  # still readable, once redacted
+    assert _stored_secrets(store.db) == []  # schema 6 redacted the mail and the reasons
+    assert find_grant(store.db, RETIRED_FEED) == (GONE if version >= 4 else None)
+    # The trigger of schema 4 covers shares from before it: a replaced feed answers 410.
+    with store.write() as db:
+        db.execute("UPDATE shares SET feed_hash = ? WHERE id = 1", [token_hash(NEW_FEED)])
+    assert find_grant(store.db, FEED_SECRET) == GONE
+    if version >= 5:
+        publication = find_publication(store.db, PUBLICATION_SECRET)
+        assert not isinstance(publication, str) and publication is not None
+        assert _rows(store, "SELECT url, etag FROM webdav_files") == [
+            ("https://dav.example.org/cal/project.ics", '"e1"')
+        ]
+    else:
+        assert find_publication(store.db, PUBLICATION_SECRET) is None
+
+
+def test_every_migration_has_rows_to_upgrade() -> None:
+    """Adding schema N+1 means adding what a database at N+1 holds (``FILLS``)."""
+    assert len(FILLS) == len(MIGRATIONS), (
+        f"calshare has {len(MIGRATIONS)} migrations and this test rows for {len(FILLS)}: "
+        "add a _fill_N with what the new schema stores, and checks in _check"
+    )
+    assert list(range(1, LATEST)) == PAST and len(MIGRATIONS) == LATEST
+
+
+@pytest.mark.parametrize("version", PAST)
+def test_a_database_at_an_old_schema_upgrades_and_keeps_its_data(
+    db_path: Path, version: int
+) -> None:
+    _database_at(db_path, version)
+    with closing(sqlite3.connect(db_path)) as conn:  # the secrets schema 6 must take out
+        assert len(_stored_secrets(Database(conn))) == {1: 0, 2: 1}.get(version, 4)
+    with Store.open(db_path) as store:
+        assert store.schema_version == LATEST
+        _check(store, version)
+        assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with Store.open(db_path) as again:  # opened again: current, nothing migrates twice
+        assert again.schema_version == LATEST
+
+
+def test_the_checks_hold_for_a_database_made_at_the_latest_schema(db_path: Path) -> None:
+    """The rows and the checks agree where no upgrade runs (schema 6 ran as it was built)."""
+    _database_at(db_path, LATEST)
+    with Store.open(db_path) as store:
+        assert store.schema_version == LATEST
+        _check(store, LATEST)
