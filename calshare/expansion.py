@@ -83,7 +83,7 @@ class Expansion:
     capped: bool = False  # a cap cut the result short (queries only; an import fails instead)
 
 
-WALK_FACTOR = 20
+WALK_FACTOR = 10
 
 
 @dataclass(frozen=True)
