@@ -309,6 +309,8 @@ def _skip_rules_that_never_occur(label: str, result: ParsedCalendar) -> None:
             why = never_occurs(event.component.get("RRULE"))
             if why is not None:
                 name = f"event {event.uid!r}" if not event.uid.startswith(NO_UID) else "an event"
+                if event.summary and event.summary.strip():
+                    name += f" ({_shorten(' '.join(event.summary.split()))!r})"
                 never[event.uid] = why
                 result.skipped.append(f"{label}, line {event.line}: skipped {name}: {why}")
     if never:

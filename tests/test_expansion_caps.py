@@ -536,7 +536,7 @@ def test_a_rule_that_can_never_occur_is_skipped_while_reading(
     result, seconds = timed(work, "calendar", "import", CALENDAR, write(tmp_path, text))
     assert result.code == 0, result.err
     warning = one_line(result.err, "warning")
-    assert f"line {line_of(text, 'never@test')}: skipped event 'never@test'" in warning, warning
+    assert f"line {line_of(text, 'never@test')}: skipped event 'never@test' ('Never')" in warning
     assert "never occurs" in warning
     assert rows(db_path) == 2 and rows(db_path, "never@test") == 0
     assert seconds < GENEROUS_SECONDS
