@@ -8,6 +8,7 @@ skipped with a warning instead of failing the whole file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import warnings
@@ -292,7 +293,80 @@ def _read_calendar(data: bytes, label: str, max_timezone_transitions: int | None
                 if _tzid_of(tz_text) not in seen_tzids:
                     seen_tzids.add(_tzid_of(tz_text))
                     result.vtimezones += tz_text
+    _skip_rules_that_never_occur(label, result)
     return result
+
+
+def _skip_rules_that_never_occur(label: str, result: ParsedCalendar) -> None:
+    """Leave out every series whose RRULE can match no date, with its overrides.
+
+    dateutil would scan such a rule to the year 9999 (seconds of work, with no
+    instance at which the expansion's clock could stop it) and find nothing.
+    """
+    never: dict[str, str] = {}
+    for event in result.events:
+        if event.uid not in never and "RRULE" in event.component:
+            why = never_occurs(event.component.get("RRULE"))
+            if why is not None:
+                name = f"event {event.uid!r}" if not event.uid.startswith(NO_UID) else "an event"
+                if event.summary and event.summary.strip():
+                    name += f" ({_shorten(' '.join(event.summary.split()))!r})"
+                never[event.uid] = why
+                result.skipped.append(f"{label}, line {event.line}: skipped {name}: {why}")
+    if never:
+        result.events = [event for event in result.events if event.uid not in never]
+
+
+_MONTH_LENGTHS = {
+    False: (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31),
+    True: (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31),
+}
+
+
+def never_occurs(rrule: Any) -> str | None:
+    """Why an RRULE (one vRecur or several) can match no date at all, or None.
+
+    Only BYMONTH, BYMONTHDAY and BYYEARDAY are compared (BYMONTH=2;BYMONTHDAY=30,
+    BYMONTH=4;BYMONTHDAY=31, BYYEARDAY=1;BYMONTH=2); a rule that matches some
+    date in a leap or a common year, however rarely, is kept. BYWEEKNO, BYDAY
+    and BYSETPOS are not looked at: such rules are left to the expansion's caps.
+    """
+    for rule in rrule if isinstance(rrule, list) else [rrule]:
+        try:
+            parts = tuple(
+                frozenset(int(value) for value in rule.get(name, ()))
+                for name in ("BYMONTH", "BYMONTHDAY", "BYYEARDAY")
+            )
+        except (TypeError, ValueError, AttributeError):
+            continue  # RSCALE leap months ("5L") and the like: not ours to judge
+        if any(parts) and not _some_day_matches(*parts):
+            text = rule.to_ical().decode("utf-8", "replace")
+            return (
+                f"its RRULE {text!r} never occurs (no date has such a BYMONTH, BYMONTHDAY"
+                " and BYYEARDAY)"
+            )
+    return None
+
+
+@functools.lru_cache(maxsize=512)
+def _some_day_matches(
+    months: frozenset[int], month_days: frozenset[int], year_days: frozenset[int]
+) -> bool:
+    """Does a day of a common or a leap year match all three (empty: any)?"""
+    for leap, lengths in _MONTH_LENGTHS.items():
+        year_length = 366 if leap else 365
+        before = 0
+        for month, length in enumerate(lengths, 1):
+            if not months or month in months:
+                for day in range(1, length + 1):
+                    if month_days and not {day, day - length - 1} & month_days:
+                        continue
+                    year_day = before + day
+                    if year_days and not {year_day, year_day - year_length - 1} & year_days:
+                        continue
+                    return True
+            before += length
+    return False
 
 
 def _physical(spans: list[Span]) -> list[int]:

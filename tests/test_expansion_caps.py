@@ -424,3 +424,137 @@ def test_the_bench_calendar_imports_the_same_under_the_default_limits(
     a = occurrences_between(store, get_calendar(store.db, "a"), *window, now=now)
     b = occurrences_between(store, get_calendar(store.db, "b"), *window, now=now)
     assert a == b
+
+
+# --- review of the caps (issue 11, finding 5): regressions
+
+
+def singles(count: int) -> str:
+    return "".join(
+        vevent(f"single{n}@test", f"202611{1 + n % 28:02d}T{n % 24:02d}0000Z", f"Single {n}")
+        for n in range(count)
+    )
+
+
+def test_more_single_events_than_the_series_cap_import(
+    api: tuple[Store, FixedClock], tmp_path: Path
+) -> None:
+    """Single events count toward the import's total only, never toward a series' cap."""
+    store, clock = api
+    text = HEAD + singles(600) + vevent("s@test", "20261126T000000Z", "S", "FREQ=DAILY;COUNT=300")
+    settings = small_caps(max_occurrences_per_import=100_000)
+    result = import_calendar(store, settings, clock, CALENDAR, write(tmp_path, text + TAIL))
+    assert result.warnings == []
+    assert (result.events, result.occurrences) == (601, 900)
+
+
+def test_more_single_events_than_the_series_cap_import_from_the_cli(
+    work: Cli, tmp_path: Path, db_path: Path
+) -> None:
+    env = {"CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_SERIES": "100"}
+    result, _ = timed(
+        work, "calendar", "import", CALENDAR, write(tmp_path, HEAD + singles(150) + TAIL), env=env
+    )
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err and "warning" not in result.err
+    assert rows(db_path) == 150
+
+
+def test_singles_over_the_total_fail_as_documented(
+    api: tuple[Store, FixedClock], tmp_path: Path
+) -> None:
+    store, clock = api
+    text = HEAD + singles(1001) + TAIL
+    with pytest.raises(ExpansionLimit, match=r"max_occurrences_per_import.*nothing was imported"):
+        import_calendar(store, small_caps(), clock, CALENDAR, write(tmp_path, text))
+    assert rows(store.path) == 0
+
+
+def test_history_before_the_span_does_not_count_toward_the_total(
+    api: tuple[Store, FixedClock], tmp_path: Path
+) -> None:
+    """30 plain daily series since 2000: 290,000 days walked, 12,000 stored."""
+    store, clock = api
+    many = "".join(
+        vevent(f"d{n}@test", f"20000101T{n % 24:02d}0000Z", f"Daily {n}", "FREQ=DAILY")
+        for n in range(30)
+    )
+    source = write(tmp_path, HEAD + many + TAIL)
+    result = import_calendar(store, Settings(), clock, CALENDAR, source)
+    assert result.warnings == []
+    assert result.occurrences == rows(store.path) and 30 * 390 < result.occurrences < 30 * 400
+
+
+def test_a_dense_long_running_series_is_not_refused(
+    api: tuple[Store, FixedClock], tmp_path: Path
+) -> None:
+    """Hourly since 2020: 60,000 instances walked, about 9,500 in the span."""
+    store, clock = api
+    text = HEAD + vevent("hourly@test", "20200101T000000Z", "Hourly", "FREQ=HOURLY") + TAIL
+    result = import_calendar(store, Settings(), clock, CALENDAR, write(tmp_path, text))
+    assert result.warnings == []
+    assert 24 * 390 < rows(store.path, "hourly@test") < 24 * 400
+
+
+def test_the_walk_before_the_span_stays_bounded(
+    api: tuple[Store, FixedClock], tmp_path: Path
+) -> None:
+    """A series walks at most 10 × the per-series cap: with 500, 5,000 days (13.7 years).
+
+    Daily since 1990 walks 13,800 to the span's end and is skipped; since 2016, 4,380.
+    """
+    store, clock = api
+    old = vevent("old@test", "19900101T000000Z", "Old", "FREQ=DAILY")
+    recent = vevent("recent@test", "20160101T000000Z", "Recent", "FREQ=DAILY")
+    text = HEAD + GOOD + old + recent + TAIL
+    settings = small_caps(max_occurrences_per_import=100_000)
+    result = import_calendar(store, settings, clock, CALENDAR, write(tmp_path, text))
+    assert len(result.warnings) == 1, result.warnings
+    warning = result.warnings[0]
+    assert f"line {line_of(text, 'old@test')}: skipped event 'old@test' ('Old')" in warning
+    assert "5,000" in warning and "max_occurrences_per_series" in warning
+    assert rows(store.path, "old@test") == 0 and rows(store.path, "recent@test") > 390
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=DAILY;BYMONTH=4,6;BYMONTHDAY=31",
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-30",
+        "FREQ=DAILY;BYYEARDAY=1;BYMONTH=2",
+        "FREQ=HOURLY;BYYEARDAY=-1;BYMONTHDAY=30",
+    ],
+)
+def test_a_rule_that_can_never_occur_is_skipped_while_reading(
+    work: Cli, tmp_path: Path, db_path: Path, rule: str
+) -> None:
+    """dateutil scans such a rule to the year 9999 (5-12 s) without a single instance."""
+    text = HEAD + GOOD + vevent("never@test", "20261126T000000Z", "Never", rule) + TAIL
+    result, seconds = timed(work, "calendar", "import", CALENDAR, write(tmp_path, text))
+    assert result.code == 0, result.err
+    warning = one_line(result.err, "warning")
+    assert f"line {line_of(text, 'never@test')}: skipped event 'never@test' ('Never')" in warning
+    assert "never occurs" in warning
+    assert rows(db_path) == 2 and rows(db_path, "never@test") == 0
+    assert seconds < GENEROUS_SECONDS
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=-29",
+        "FREQ=YEARLY;BYYEARDAY=366",
+        "FREQ=YEARLY;BYYEARDAY=60;BYMONTH=2;BYMONTHDAY=29",
+        "FREQ=MONTHLY;BYMONTHDAY=31",
+        "FREQ=DAILY;BYMONTH=4,5;BYMONTHDAY=31",
+    ],
+)
+def test_a_rule_that_occurs_rarely_is_kept(rule: str) -> None:
+    text = HEAD + vevent("rare@test", "20240101T000000Z", "Rare", rule) + TAIL
+    parsed = read_calendar(text.encode(), "cal.ics")
+    assert [event.uid for event in parsed.events] == ["rare@test"], parsed.skipped
+    assert parsed.skipped == []
