@@ -320,8 +320,8 @@ class CalendarSettings:
     max_occurrences_per_series: int = _option(
         50_000,
         _integer(100, 10_000_000),
-        "occurrences one series may have from its start to the end of a span being indexed;"
-        " a series with more is skipped at import and cut short in queries",
+        "occurrences one series may have in a span being indexed (walking its rule there may"
+        " take 10 times as many); a series with more is skipped at import, cut short in queries",
     )
     max_occurrences_per_import: int = _option(
         250_000,
