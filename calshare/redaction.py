@@ -45,11 +45,20 @@ _MAX_NESTING = 3  # base64 inside base64 inside…: the work is bounded whatever
 _BOUNCE_KEY = re.compile(r"(bounces(?:\+|=2B|%2B))[^@\s<>\"';,]+", re.IGNORECASE)
 
 
+def hide_bounce_key(text: str) -> str:
+    """``text`` with the key of every ``bounces+<key>`` address replaced by "…".
+
+    For what a relay says back (its refusals quote our envelope sender) before it is
+    logged or stored: whoever reads the key can forge a bounce to that mail.
+    """
+    return _BOUNCE_KEY.sub(r"\1…", text)
+
+
 def redact_text(text: str, depth: int = 0) -> str:
     """``tokens.redact``, after dropping base64 blocks that decode to a token; bounce keys too."""
     if depth < _MAX_NESTING:
         text = _BASE64_BLOCK.sub(lambda found: _base64_block(found, depth + 1), text)
-    return redact(_BOUNCE_KEY.sub(r"\1…", text))
+    return redact(hide_bounce_key(text))
 
 
 def _hides_token(text: str, depth: int) -> bool:
@@ -83,7 +92,12 @@ def _base64_block(found: re.Match[str], depth: int) -> str:
 
 READ_BYTES = 2 * 1024 * 1024  # of the message: parsing is per line, so bounded too
 PART_CHARACTERS = 256 * 1024  # of each text part; an answer or a bounce is far shorter
-COPY_CHARACTERS = 1024 * 1024  # of the whole copy: the scan's work is bounded by these
+# Of the whole stored copy, in UTF-8 bytes, every line counted (part separators and
+# headers too): the copy is never larger than this, whatever the mail holds.
+COPY_BYTES = 1024 * 1024
+COPY_CHARACTERS = COPY_BYTES  # the name it had; a character is at least a byte
+MAX_PARTS = 64  # parts walked: an answer or a bounce has a handful; each costs time
+_RESERVE = 256  # of COPY_BYTES, for the closing notes ("the copy is full", "not read")
 # What a cut may have gone through: a token's run, at most 26 escapes long (with soft breaks)
 _RUN_TAIL = re.compile(r"[A-Za-z0-9=%&#;\r\n]*\Z")
 _RUN_TAIL_BYTES = re.compile(rb"[A-Za-z0-9=%&#;\r\n]*\Z")
@@ -131,34 +145,77 @@ def _body_text(part: email.message.Message) -> str:
 NOTE = "X-Calshare-Copy: decoded; token-shaped strings replaced by …; non-text parts left out"
 
 
-def _copy(message: email.message.Message) -> str:
-    lines: list[str] = [NOTE]
-    budget = COPY_CHARACTERS
+class _Copy:
+    """The lines of a copy, each counted in UTF-8 bytes against what is left of the budget."""
+
+    def __init__(self, budget: int) -> None:
+        self.lines: list[str] = [NOTE]
+        self.left = budget - _size(NOTE)
+        self.full = False
+
+    def add(self, line: str) -> bool:
+        """Keep ``line`` if it fits; once one does not, the copy is full and keeps no more."""
+        size = _size(line)
+        if self.full or size > self.left:
+            self.full = True
+            return False
+        self.lines.append(line)
+        self.left -= size
+        return True
+
+
+def _size(line: str) -> int:
+    return len(line.encode("utf-8", "replace")) + 1  # and its line end
+
+
+def _body(copy: _Copy, part: email.message.Message) -> None:
+    text = _body_text(part)
+    limit = min(copy.left, PART_CHARACTERS) - 64  # room for "[… more characters not kept]"
+    for cut in (limit, limit // 4):  # a character is up to 4 bytes: the second always fits
+        kept = _kept(text, max(0, cut))
+        if _size("") + _size(kept) <= copy.left:
+            copy.add("")
+            copy.add(kept)
+            return
+    copy.full = True
+
+
+def _copy(message: email.message.Message, budget: int) -> str:
+    copy = _Copy(budget)
     for number, part in enumerate(message.walk()):
-        if number:
-            lines.append(f"\n--- part {number}: {part.get_content_type()}")
+        if number >= MAX_PARTS:
+            copy.full = True
+            copy.lines.append(f"\n[parts after the first {MAX_PARTS} not kept]")
+            break
+        if number and not copy.add(f"\n--- part {number}: {part.get_content_type()}"):
+            break
         for name, value in part.items():
-            lines.append(f"{redact(name)}: {_kept(_header_text(str(value)), 4096)}")
+            if not copy.add(f"{redact(name)}: {_kept(_header_text(str(value)), 4096)}"):
+                break
+        if copy.full:
+            break
         if part.is_multipart():
             continue
-        payload = part.get_payload(decode=True)
-        size = len(payload) if isinstance(payload, bytes) else 0
-        if budget <= 0:
-            lines.append("\n[not kept: the copy is full]")
-        elif part.get_content_maintype() in ("text", "message", "multipart"):
-            text = _kept(_body_text(part), min(budget, PART_CHARACTERS))
-            budget -= len(text)
-            lines.append("")
-            lines.append(text)
+        if part.get_content_maintype() in ("text", "message", "multipart"):
+            _body(copy, part)
         else:
-            lines.append(f"\n[{part.get_content_type()}, {size} bytes: not kept]")
-    return "\n".join(lines) + "\n"
+            payload = part.get_payload(decode=True)
+            size = len(payload) if isinstance(payload, bytes) else 0
+            copy.add(f"\n[{part.get_content_type()}, {size} bytes: not kept]")
+        if copy.full:
+            break
+    if copy.full and not copy.lines[-1].startswith("\n[parts after"):
+        copy.lines.append("\n[not kept: the copy is full]")
+    return "\n".join(copy.lines) + "\n"
 
 
 @lru_cache(maxsize=2)  # one message is stored once per recipient: read it once
-def redact_mail(raw: bytes) -> bytes:
+def redact_mail(raw: bytes, message: email.message.Message | None = None) -> bytes:
     """The copy of an inbound message that may be stored: decoded, secrets replaced by "…".
 
+    At most ``COPY_BYTES`` long, whatever the mail, every line counted, so the work of
+    storing it is bounded too. ``message``, when given, is a parse of ``raw`` already
+    made, walked again rather than parsed twice.
     Never raises: a message Python's parser cannot walk is kept as a one-line note,
     so storing the inbound log never fails because of what a mail contains.
     """
@@ -168,10 +225,16 @@ def redact_mail(raw: bytes) -> bytes:
         run = _RUN_TAIL_BYTES.search(head[-_TAIL:])
         head = head[: len(head) - len(run[0])] if run else head
         note = f"\n[{len(raw) - len(head)} more bytes of the message not read]\n"
-        raw = head
+        raw, message = head, None
     try:
-        message = email.message_from_bytes(raw, policy=policy.compat32)
-        return (_copy(message) + note).encode("utf-8", "replace")
+        if message is None:
+            message = email.message_from_bytes(raw, policy=policy.compat32)
+        return (_copy(message, COPY_BYTES - _RESERVE) + note).encode("utf-8", "replace")
     except Exception as exc:  # noqa: BLE001 - hostile input: the record must still be written
         log.warning("inbox: a mail could not be read for its stored copy (%s)", type(exc).__name__)
         return f"[{len(raw)} bytes that could not be read: not kept]\n".encode()
+
+
+def unread_note(size: int, why: str) -> bytes:
+    """What is stored of a mail not read in time: a line, never the mail read again."""
+    return f"[{size} bytes not read ({redact(why)}): no copy kept]\n".encode()

@@ -230,10 +230,20 @@ def claim(
     ]
 
 
+# A mail that went (or never will) keeps its bounce address without the key: a bounce
+# is matched by the Message-ID, a hash of the key (answers._bounced_mail), and the key
+# itself lets whoever reads it forge a bounce to that mail.
+_KEY_FORGOTTEN = (
+    "CASE WHEN envelope_from LIKE 'bounces+%@%'"
+    " THEN 'bounces+…' || substr(envelope_from, instr(envelope_from, '@'))"
+    " ELSE envelope_from END"
+)
+
+
 def mark_sent(db: Database, mail_id: int, now: datetime) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"
-        " last_error = NULL WHERE id = ?",
+        f" last_error = NULL, envelope_from = {_KEY_FORGOTTEN} WHERE id = ?",
         [SENT, _text(now), mail_id],
     )
 
@@ -248,8 +258,8 @@ def mark_deferred(db: Database, mail_id: int, error: str, next_ts: int) -> None:
 
 def mark_failed(db: Database, mail_id: int, error: str) -> None:
     db.execute(
-        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?"
-        " WHERE id = ? AND status = ?",
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
+        f" envelope_from = {_KEY_FORGOTTEN} WHERE id = ? AND status = ?",
         [FAILED, error, mail_id, SENDING],
     )
 

@@ -32,6 +32,7 @@ from sqlite_utils import Database
 from calshare.clock import Clock
 from calshare.config import InboxSettings, OutboxSettings, Settings
 from calshare.errors import StoreBusy
+from calshare.redaction import hide_bounce_key
 from calshare.store import Store
 from mailer import outbox
 from mailer.transports import (
@@ -180,6 +181,16 @@ async def flush(
     return result
 
 
+def relay_said(exc: Exception) -> str:
+    """A relay's refusal as text to log and store, the key of our bounce address hidden.
+
+    Relays quote the envelope sender back ("553 <bounces+KEY@…>: Sender address
+    rejected"), and the key lets whoever reads it forge a bounce: every line logged,
+    every ``outbox.last_error``, every ``outbox flush`` report goes through here.
+    """
+    return hide_bounce_key(str(exc))
+
+
 def _with_write(store: Store, work: Callable[[Database], T]) -> T:
     with store.write() as db:
         return work(db)
@@ -228,17 +239,21 @@ class _Delivery:
                 answer = await self.transport.send(mail.envelope_from, mail.recipients, raw)
                 outcome = _Outcome(mail)
                 log.info(
-                    "outbox: sent %s to %s: %s", mail.message_id, ", ".join(mail.recipients), answer
+                    "outbox: sent %s to %s: %s",
+                    mail.message_id,
+                    ", ".join(mail.recipients),
+                    hide_bounce_key(answer),
                 )
             except TemporaryFailure as exc:
-                outcome = _Outcome(mail, str(exc), relay=isinstance(exc, RelayProblem))
+                said = relay_said(exc)
+                outcome = _Outcome(mail, said, relay=isinstance(exc, RelayProblem))
                 if outcome.relay:
-                    self.result.relay_problem = str(exc)
+                    self.result.relay_problem = said
                 if exc.unreachable:
                     await self._record(outcome, batch[position + 1 :])
                     return False
             except PermanentFailure as exc:
-                outcome = _Outcome(mail, str(exc), permanent=True)
+                outcome = _Outcome(mail, relay_said(exc), permanent=True)
             except Exception as exc:
                 log.exception("outbox: %s could not be composed or sent", mail.message_id)
                 outcome = _Outcome(

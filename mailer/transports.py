@@ -169,7 +169,7 @@ class SmtpRelay:
             reply = _reply(exc.code, exc.message)
             if exc.code >= 500:
                 await self._forget()
-                raise self._ours(f"MAIL FROM:<{envelope_from}>", reply) from None
+                raise self._ours("MAIL FROM (our bounce address)", reply) from None
             if exc.code == 421 or not self._smtp_alive():
                 await self._forget()
             raise TemporaryFailure(reply) from None

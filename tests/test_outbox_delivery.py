@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import mailbox
 import os
 import re
@@ -427,6 +428,60 @@ def test_a_relay_refusing_calshare_itself_keeps_the_mail_queued_and_the_share_in
     )
     assert sorted(relay.sink.message_ids()) == sorted(queued)
     assert {share["status"] for share in shares_json(cli, env)} == {"invited"}
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply"),
+    [
+        pytest.param("MAIL", "553 5.7.1 <{sender}>: Sender address rejected: not owned by user",
+                     id="553-at-mail"),
+        pytest.param("MAIL", "450 4.1.8 <{sender}>: Sender address rejected: Domain not found",
+                     id="450-at-mail"),
+        pytest.param("RCPT", "553 5.7.1 <{sender}>: Sender address rejected: not logged in",
+                     id="553-at-rcpt"),
+        pytest.param("DATA", "554 5.7.1 message from <{sender}> refused", id="554-at-data"),
+    ],
+)  # fmt: skip
+def test_a_relay_quoting_our_bounce_address_leaks_not_its_key(
+    cli: Cli,
+    calendar: str,
+    relay: Relay,
+    db_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    stage: str,
+    reply: str,
+) -> None:
+    """Review of issue 11: the key of bounces+KEY@ lets whoever reads it forge a bounce,
+    and relays quote the envelope sender in their refusals. Neither the log, nor the
+    outbox (last_error, envelope_from once sent), nor the CLI's output may show it."""
+    env = relay.env()
+    invite(cli, env)
+    relay.sink.refuse(stage, reply, times=1)
+    with caplog.at_level(logging.DEBUG):
+        flushed = cli("outbox", "flush", env=env)
+        listed = cli("outbox", "--json", env=env)
+        ((_, said),) = relay.sink.refusals
+        key = re.fullmatch(r"bounces\+([0-9a-f]{32})@" + re.escape(DOMAIN), relay_sender(said))
+        assert key is not None, said  # the relay did quote it
+        assert "bounces+…@" in flushed.out + flushed.err  # what it said is still shown
+        # and once sent, the outbox forgets the key (bounces are matched by Message-ID)
+        forced = cli("outbox", "flush", "--force", env=env)
+    went = stage != "DATA"  # refused for calshare or for now: sent once forced; else failed
+    assert ("Sent 1 to the relay" in forced.out) == went, forced.out
+    shown = flushed.out + flushed.err + listed.out + listed.err + forced.out + forced.err
+    assert key[1] not in shown
+    # calshare's log, not the fake relay's own (aiosmtpd logs the MAIL FROM it receives)
+    ours = [record for record in caplog.records if record.name != "mail.log"]
+    assert ours and all(key[1] not in logging.Formatter().format(r) for r in ours)
+    rows = db_rows(db_path, "SELECT envelope_from, last_error, status FROM outbox")
+    assert key[1] not in repr(rows), rows
+    assert rows[0][2] == ("sent" if went else "failed"), rows
+
+
+def relay_sender(reply: str) -> str:
+    found = re.search(r"<(bounces\+[^>]+)>", reply)
+    assert found is not None, reply
+    return found[1]
 
 
 def test_a_refused_login_keeps_the_mail_queued_and_names_the_user_not_the_password(

@@ -68,12 +68,14 @@ class Sink:
         with self._lock:
             return Counter(delivery.message_id for delivery in self.deliveries)
 
-    def _refusal(self, server: SMTP, stage: str) -> str | None:
+    def _refusal(self, server: SMTP, stage: str, sender: str = "") -> str | None:
+        """The next planned reply at ``stage``; ``{sender}`` in it quotes MAIL FROM, as
+        Postfix's "Sender address rejected" does."""
         with self._lock:
             planned = self._planned.get(stage)
             if not planned:
                 return None
-            reply = planned.pop(0)
+            reply = planned.pop(0).replace("{sender}", sender)
             self.refusals.append((stage, reply))
         if reply.startswith("421"):
             # 421 means the server is closing the channel (RFC 5321 3.8): close it right
@@ -113,7 +115,7 @@ class Sink:
         address: str,
         mail_options: list[str],
     ) -> str:
-        refused = self._refusal(server, "MAIL")
+        refused = self._refusal(server, "MAIL", address)
         if refused:
             return refused
         envelope.mail_from = address
@@ -128,7 +130,7 @@ class Sink:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        refused = self._refusal(server, "RCPT")
+        refused = self._refusal(server, "RCPT", envelope.mail_from or "")
         if refused:
             return refused
         envelope.rcpt_tos.append(address)
@@ -136,7 +138,7 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        refused = self._refusal(server, "DATA")
+        refused = self._refusal(server, "DATA", envelope.mail_from or "")
         if refused:
             return refused
         raw = envelope.original_content
