@@ -324,7 +324,8 @@ def test_a_message_not_read_by_the_deadline_is_stored_unread_and_the_reader_repl
     )
     assert (kind, outcome) == ("unknown", "ignored")
     assert reason == "not read: reading took longer than 0.5 s"
-    assert db_rows(daemon.db_path, "SELECT COUNT(*) FROM inbound_raw") == [(1,)]
+    kept = "SELECT COUNT(*) FROM inbound_raw JOIN inbound ON inbound.id = inbound_id"
+    assert db_rows(daemon.db_path, kept + " WHERE recipient = ?", (f"share+x@{DOMAIN}",)) == [(1,)]
     assert daemon.inbox.daemon is not None and daemon.inbox.daemon.readers.replaced == 1
     for _ in range(3):  # the readers work on (the killed one was replaced)
         assert daemon.timed_answer() < PROMPT
