@@ -882,22 +882,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pub.add_argument("--webdav", metavar="URL", help="also write NAME.ics and NAME.html there")
     pub.add_argument("--json", action="store_true")
-    unpub = command(commands, "unpublish", cmd_unpublish, "make a calendar's links stop working")
-    unpub.add_argument("name")
-    unpub.add_argument(
-        "--force",
-        action="store_true",
-        help="delete WebDAV copies even if someone changed them; forget any that cannot go",
-    )
-    unpub.add_argument("--json", action="store_true")
-    push = command(commands, "push", cmd_push, "write the WebDAV copy again; the links stay")
-    push.add_argument("name")
-    push.add_argument(
-        "--force",
-        action="store_true",
-        help="replace or delete WebDAV files even if someone else changed or wrote them",
-    )
-    push.add_argument("--json", action="store_true")
+    for name, run, about, force in (
+        (
+            "unpublish",
+            cmd_unpublish,
+            "make a calendar's links stop working",
+            "delete WebDAV copies even if someone changed them; forget any that cannot go",
+        ),
+        (
+            "push",
+            cmd_push,
+            "write the WebDAV copy again; the links stay",
+            "replace or delete WebDAV files even if someone else changed or wrote them",
+        ),
+    ):
+        webdav = command(commands, name, run, about)
+        webdav.add_argument("name")
+        webdav.add_argument("--force", action="store_true", help=force)
+        webdav.add_argument("--json", action="store_true")
 
     unshare = command(commands, "unshare", cmd_unshare, "stop sharing a calendar with someone")
     unshare.add_argument("name")
