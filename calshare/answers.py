@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
-from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -32,6 +31,7 @@ from calshare.calendars import utc_text
 from calshare.config import Settings
 from calshare.errors import UsageError
 from calshare.levels import Level
+from calshare.links import RecipientForm, answer_address, answer_mailto, feed_urls
 from calshare.redaction import redact_mail
 from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
@@ -563,7 +563,7 @@ def _answer(
             lang=lang,
             extra=(("forwarder", said.sender or "an unknown address"),),
             links=tuple(_answer_links(settings, token, invitation)),
-            reply_to=f"share+{token}@{settings.mail.domain}",
+            reply_to=answer_address(RecipientForm.SHARE, token, settings.mail.domain),
             key=fresh.keys[0],
         )
         return Decision(
@@ -591,7 +591,7 @@ def _answer(
         calendar=invitation.calendar,
         lang=lang,
         links=tuple(_answer_links(settings, token, invitation)),
-        reply_to=f"share+{token}@{settings.mail.domain}",
+        reply_to=answer_address(RecipientForm.SHARE, token, settings.mail.domain),
         in_reply_to=said.message_id,
         key=fresh.keys[0],
     )
@@ -610,17 +610,12 @@ _MOOT = (outbox.CONFIRM, outbox.ANSWER_HELP)
 
 def _answer_links(settings: Settings, token: str, invitation: Invitation) -> list[tuple[str, str]]:
     domain = settings.mail.domain
-    topic = quote(invitation.calendar)
+    topic = invitation.calendar
+    accept, decline = RecipientForm.ACCEPT, RecipientForm.DECLINE
     return [
-        ("invitation.accept", f"mailto:accept+{token}@{domain}?subject=Accept:%20{topic}"),
-        ("invitation.decline", f"mailto:decline+{token}@{domain}?subject=Decline:%20{topic}"),
+        ("invitation.accept", answer_mailto(accept, token, domain, f"Accept: {topic}")),
+        ("invitation.decline", answer_mailto(decline, token, domain, f"Decline: {topic}")),
     ]
-
-
-def feed_urls(base_url: str, secret: str) -> tuple[str, str]:
-    """(webcal://…, https://…) for a feed secret: apps subscribe with either."""
-    https = f"{base_url}/feeds/{secret}.ics"
-    return "webcal" + https[https.index("://") :], https
 
 
 def _accept(

@@ -622,8 +622,9 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
     """calshare inbox classify reply.eml --json"""
+    from calshare.links import parse_address
     from calshare.tokens import log_id, redact
-    from inbox.classify import addresses, classify, parse_mail, recipient_form
+    from inbox.classify import addresses, classify, parse_mail
 
     try:
         raw = Path(args.file).read_bytes()
@@ -636,7 +637,7 @@ def cmd_inbox_classify(ctx: Context, args: argparse.Namespace) -> int:
             address
             for name in ("Delivered-To", "X-Original-To", "To", "Cc")
             for address in addresses(mail.message, name)
-            if recipient_form(address, domain)[0]
+            if parse_address(address, domain)[0]
         ),
         "",
     )

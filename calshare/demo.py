@@ -13,6 +13,7 @@ from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.importer import ImportResult, import_calendar
 from calshare.levels import Level
+from calshare.links import RecipientForm, answer_address, answer_page_url
 from calshare.publishing import Published, publish
 from calshare.sharing import share
 from calshare.store import Store
@@ -64,8 +65,9 @@ def how_to_answer(settings: Settings, smtp_host: str, smtp_port: int) -> str:
         f"{maildir}/new (no [relay] is configured). To answer it as Bob, once it is there:\n"
         f"  TOKEN=$(grep -rhoE 'accept\\+[a-z2-7]{{26}}' {maildir}/new | head -1 | cut -d+ -f2)\n"
         f"  swaks --server {smtp_host} --port {smtp_port} --from bob@example.org "
-        f"--to accept+$TOKEN@{domain}\n"
-        f"or open {settings.http.base_url}/i/$TOKEN in a browser and click Accept. Then "
+        f"--to {answer_address(RecipientForm.ACCEPT, '$TOKEN', domain)}\n"
+        f"or open {answer_page_url(settings.http.base_url, '$TOKEN')} in a browser and "
+        "click Accept. Then "
         "`calshare shares` shows the share accepted, and the welcome mail with Bob's feed "
         f"link arrives in {maildir}/new: `curl` that link for the calendar at Bob's level."
     )

@@ -37,6 +37,7 @@ from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavEr
 from calshare.expansion import Caps
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
+from calshare.links import Links, published_links
 from calshare.pages import Nav, published_html
 from calshare.ranges import DateRange
 from calshare.sharing import audit
@@ -53,13 +54,6 @@ from calshare.webdav import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Links:
-    html: str
-    ics: str
-    webcal: str
 
 
 @dataclass(frozen=True)
@@ -84,12 +78,6 @@ class Publication:
 
 
 _COLUMNS = "p.id, c.name, p.level, p.created_at, p.webdav_url"
-
-
-def links(base_url: str, secret: str) -> Links:
-    html = f"{base_url}/p/{secret}"
-    ics = f"{html}.ics"
-    return Links(html, ics, "webcal" + ics[ics.index("://") :])
 
 
 def _live(db: Database, calendar_id: int) -> Publication | None:
@@ -185,7 +173,7 @@ def publish(
         calendar.name,
         level,
         capped,
-        links(settings.http.base_url, secret),
+        published_links(settings.http.base_url, secret),
         folder,
         copy.written,
         copy.etags,

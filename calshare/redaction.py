@@ -26,6 +26,7 @@ import re
 from email import policy
 from functools import lru_cache
 
+from calshare.links import hide_bounce_key
 from calshare.tokens import TOKEN_LENGTH, holds_token, redact
 
 log = logging.getLogger(__name__)
@@ -40,18 +41,6 @@ _NOT_KEPT = "[base64 text holding a token-shaped string: not kept]\n"
 
 
 _MAX_NESTING = 3  # base64 inside base64 inside…: the work is bounded whatever a mail holds
-# The key of a bounce address is a secret too (it lets a report count), and hex, not
-# base32: a report quotes it in To, Return-Path, Received and Final-Recipient.
-_BOUNCE_KEY = re.compile(r"(bounces(?:\+|=2B|%2B))[^@\s<>\"';,]+", re.IGNORECASE)
-
-
-def hide_bounce_key(text: str) -> str:
-    """``text`` with the key of every ``bounces+<key>`` address replaced by "…".
-
-    For what a relay says back (its refusals quote our envelope sender) before it is
-    logged or stored: whoever reads the key can forge a bounce to that mail.
-    """
-    return _BOUNCE_KEY.sub(r"\1…", text)
 
 
 def redact_text(text: str, depth: int = 0) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from calshare import __version__
 from calshare.errors import FetchError, ImportFailed
+from calshare.links import from_webcal
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,7 @@ def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
 
 
 def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
-    if url.lower().startswith("webcal"):
-        url = "https" + url[len("webcal") :].removeprefix("s")
+    url = from_webcal(url)
     label = redact(url)
     request = urllib.request.Request(
         url,

@@ -36,8 +36,15 @@ from calshare.config import Settings
 from calshare.errors import StoreError
 from calshare.feeds import GONE, FeedMaker, Grant, Version, find_grant, http_date
 from calshare.levels import Level
+from calshare.links import (
+    ANSWER_PAGE_ROUTE,
+    FEED_ROUTE,
+    PUBLISHED_ICS_ROUTE,
+    PUBLISHED_PAGE_ROUTE,
+    published_links,
+)
 from calshare.pages import Nav, month_range
-from calshare.publishing import Publication, find_publication, links, page_html, served_level
+from calshare.publishing import Publication, find_publication, page_html, served_level
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
 from inbox.classify import ACCEPT, DECLINE
@@ -135,11 +142,11 @@ class _Connection(web.RequestHandler):
 def make_app(context: WebContext) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=MAX_REQUEST_BYTES)
     app[CONTEXT] = context
-    app.router.add_get("/feeds/{secret}.ics", feed, allow_head=True)
-    app.router.add_get("/p/{secret}.ics", published_ics, allow_head=True)
-    app.router.add_get("/p/{secret:[A-Za-z2-7]+}", published_page, allow_head=True)
-    app.router.add_get("/i/{token}", answer_page, allow_head=True)
-    app.router.add_post("/i/{token}", answer_post)
+    app.router.add_get(FEED_ROUTE, feed, allow_head=True)
+    app.router.add_get(PUBLISHED_ICS_ROUTE, published_ics, allow_head=True)
+    app.router.add_get(PUBLISHED_PAGE_ROUTE, published_page, allow_head=True)
+    app.router.add_get(ANSWER_PAGE_ROUTE, answer_page, allow_head=True)
+    app.router.add_post(ANSWER_PAGE_ROUTE, answer_post)
     return app
 
 
@@ -280,7 +287,7 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         locale, pattern = wording.babel_locale(lang), wording.text("pattern.month", lang)
         before = (month - timedelta(days=1)).replace(day=1)
         after = days.last + timedelta(days=1)
-        shown = links(settings.http.base_url, secret.lower())
+        shown = published_links(settings.http.base_url, secret.lower())
         nav = Nav(
             format_date(before, pattern, locale=locale),
             f"?month={before:%Y-%m}" if before >= first else None,

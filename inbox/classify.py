@@ -25,6 +25,7 @@ from typing import Any
 
 from calshare.addresses import normalize_address
 from calshare.errors import AddressError
+from calshare.links import ANSWER_FORMS, RecipientForm, parse_address, quoted_answer
 from calshare.tokens import parse_token, redact
 
 ACCEPT, DECLINE, AUTO_REPLY, BOUNCE, UNKNOWN = (
@@ -241,18 +242,6 @@ def _read_sender(message: Message) -> str | None:
         except AddressError:
             return None
     return None
-
-
-def recipient_form(recipient: str, domain: str) -> tuple[str | None, str | None]:
-    """The form (accept, decline, share, bounces) and detail of one of our addresses."""
-    local, at, host = recipient.strip().strip("<>").rpartition("@")
-    if not at or host.lower().rstrip(".") != domain:
-        return None, None
-    form, plus, detail = local.partition("+")
-    form = form.lower()
-    if not plus or form not in ("accept", "decline", "share", "bounces"):
-        return None, None
-    return form, detail
 
 
 def is_auto_reply(message: Message) -> str | None:
@@ -523,16 +512,6 @@ def answer_in_words(text: str) -> str | None:
     return None
 
 
-def _token_in_text(text: str, domain: str) -> tuple[str | None, str | None]:
-    pattern = re.compile(
-        rf"\b(accept|decline|share)\+([a-z2-7]{{26}})@{re.escape(domain)}", re.IGNORECASE
-    )
-    found = pattern.search(text)
-    if not found:
-        return None, None
-    return found[1].lower(), parse_token(found[2])
-
-
 def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -> Verdict:
     """The verdict for this message as delivered to ``recipient``."""
     try:
@@ -544,8 +523,8 @@ def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -
 def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -> Verdict:
     message = mail.message
     sender = _sender(message)
-    form, detail = recipient_form(recipient, domain.lower())
-    token = parse_token(detail) if form in ("accept", "decline", "share") and detail else None
+    form, detail = parse_address(recipient, domain.lower())
+    token = parse_token(detail) if form in ANSWER_FORMS and detail else None
 
     def verdict(kind: str, reason: str, **found: Any) -> Verdict:
         # A reason quotes the message; the message may quote a token.
@@ -554,7 +533,7 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     bounce = is_bounce(message, mail_from)
     if bounce and is_delay_warning(message):
         return verdict(AUTO_REPLY, f"a delay warning, still being retried ({bounce})", form=form)
-    if form == "bounces":
+    if form == RecipientForm.BOUNCES:
         auto = None if bounce else is_auto_reply(message)
         if auto:  # RFC 3834 responders answer the Return-Path: proof of delivery, not a bounce
             return verdict(AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form)
@@ -575,14 +554,14 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     text = body_text(message)
     from_address = token is not None
     if token is None:
-        _, token = _token_in_text(f"{subject}\n{text}", domain)  # quoted links: words decide
+        _, token = quoted_answer(f"{subject}\n{text}", domain)  # quoted links: words decide
         if token is None:
             return verdict(UNKNOWN, "no invitation token in the address, subject or body")
     # accept+<not a token>: the address form decides only with its own token; a token
     # found in quoted text may come from the other link (only the words decide then)
     if form in (ACCEPT, DECLINE) and from_address:
         assert form is not None
-        return verdict(form, f"sent to the {form}+ address", token=token, form=form)
+        return verdict(form.value, f"sent to the {form}+ address", token=token, form=form)
     head = _strip_prefixes(subject).split(":", 1)
     if len(head) == 2 and head[0].strip().lower() in _ANSWER_SUBJECT:
         kind = _ANSWER_SUBJECT[head[0].strip().lower()]

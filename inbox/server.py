@@ -37,10 +37,11 @@ from calshare.calendars import utc_text
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
+from calshare.links import parse_address
 from calshare.store import Store
 from calshare.tokens import redact
 from inbox.authresults import peer_trusted
-from inbox.classify import Inbound, Verdict, recipient_form, unreadable
+from inbox.classify import Inbound, Verdict, unreadable
 from inbox.readers import Readers
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,7 @@ class InboxHandler:
 
     def serves(self, address: str) -> bool:
         address = address.strip().strip("<>").lower()
-        form, detail = recipient_form(address, self.settings.mail.domain)
+        form, detail = parse_address(address, self.settings.mail.domain)
         if form is not None and detail:
             return True
         return any(fnmatchcase(address, pattern) for pattern in self.settings.inbox.operators)

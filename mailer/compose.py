@@ -22,13 +22,20 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from babel.dates import format_date
 
 from calshare import wording
 from calshare.addresses import Mailbox, normalize_domain, parse_mailbox
 from calshare.levels import Level
+from calshare.links import (
+    RecipientForm,
+    answer_address,
+    answer_mailto,
+    answer_page_url,
+    bounce_address,
+)
 from mailer.headers import check_generated
 from mailer.templates import render
 
@@ -149,7 +156,7 @@ def message_id_for(key: str, domain: str) -> str:
 
 
 def _envelope(sender: Sender, key: str) -> tuple[str, str]:
-    return message_id_for(key, sender.domain), f"bounces+{key}@{sender.domain}"
+    return message_id_for(key, sender.domain), bounce_address(key, sender.domain)
 
 
 def build(
@@ -319,11 +326,11 @@ def invitation(
     """The invitation: three ways to answer, all carrying the token."""
     fields = _fields(sender, calendar)
     subject = wording.text("invitation.subject", lang, **fields)
-    accept = f"accept+{token}@{sender.domain}"
-    decline = f"decline+{token}@{sender.domain}"
-    accept_url = f"mailto:{accept}?subject={quote('Accept: ' + subject)}"
-    decline_url = f"mailto:{decline}?subject={quote('Decline: ' + subject)}"
-    web_url = f"{base_url}/i/{token}"
+    accept = answer_address(RecipientForm.ACCEPT, token, sender.domain)
+    decline = answer_address(RecipientForm.DECLINE, token, sender.domain)
+    accept_url = answer_mailto(RecipientForm.ACCEPT, token, sender.domain, f"Accept: {subject}")
+    decline_url = answer_mailto(RecipientForm.DECLINE, token, sender.domain, f"Decline: {subject}")
+    web_url = answer_page_url(base_url, token)
     level_line = wording.text(
         "invitation.level",
         lang,
@@ -362,7 +369,7 @@ def invitation(
         render("invitation.html", **context),
         now,
         key or new_message_key(),
-        reply_to=f"share+{token}@{sender.domain}",
+        reply_to=answer_address(RecipientForm.SHARE, token, sender.domain),
     )
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
+from calshare.links import BOUNCE_KEY_FORGOTTEN_SQL
 from mailer.compose import NoticeSpec, OutgoingMail
 
 INVITATION = "invitation"
@@ -233,11 +234,7 @@ def claim(
 # A mail that went (or never will) keeps its bounce address without the key: a bounce
 # is matched by the Message-ID, a hash of the key (answers._bounced_mail), and the key
 # itself lets whoever reads it forge a bounce to that mail.
-_KEY_FORGOTTEN = (
-    "CASE WHEN envelope_from LIKE 'bounces+%@%'"
-    " THEN 'bounces+…' || substr(envelope_from, instr(envelope_from, '@'))"
-    " ELSE envelope_from END"
-)
+_KEY_FORGOTTEN = BOUNCE_KEY_FORGOTTEN_SQL
 
 
 def mark_sent(db: Database, mail_id: int, now: datetime) -> None:

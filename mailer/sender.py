@@ -32,7 +32,7 @@ from sqlite_utils import Database
 from calshare.clock import Clock
 from calshare.config import InboxSettings, OutboxSettings, Settings
 from calshare.errors import StoreBusy
-from calshare.redaction import hide_bounce_key
+from calshare.links import hide_bounce_key
 from calshare.store import Store
 from mailer import outbox
 from mailer.transports import (

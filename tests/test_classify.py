@@ -38,7 +38,6 @@ from inbox.classify import (
     normalize_line_ends,
     parse_mail,
     part_text,
-    recipient_form,
     reported_recipients,
 )
 from tests.conftest import CORPUS, FIXTURES, CliResult
@@ -681,33 +680,6 @@ def test_message_without_message_id_gets_a_stable_one() -> None:
 def test_message_id_is_taken_as_written() -> None:
     mail = parse_mail(b"Message-ID:\n <abc@example.no>\nFrom: a@example.no\n\nx\n")
     assert mail.message_id == "<abc@example.no>"
-
-
-@pytest.mark.parametrize(
-    ("recipient", "form", "detail"),
-    [
-        (ACCEPT_TO, "accept", TOKEN),
-        (DECLINE_TO, "decline", TOKEN),
-        (SHARE_TO, "share", TOKEN),
-        (f"bounces+{BOUNCE_KEY}@{DOMAIN}", "bounces", BOUNCE_KEY),
-        (f"<{SHARE_TO}>", "share", TOKEN),
-        (f" {SHARE_TO} ", "share", TOKEN),
-        (ACCEPT_TO.upper(), "accept", TOKEN.upper()),
-        (f"Accept+{TOKEN}@Share.Example.ORG", "accept", TOKEN),
-        (f"share+{TOKEN}@{DOMAIN}.", "share", TOKEN),
-        (f"share+{TOKEN}@evil.example", None, None),
-        (f"share+{TOKEN}@{DOMAIN}.evil.example", None, None),
-        (f"share+{TOKEN}@mail.{DOMAIN}", None, None),
-        (f"share@{DOMAIN}", None, None),
-        (OPERATOR, None, None),
-        (f"calendar+{TOKEN}@{DOMAIN}", None, None),
-        (f"accept+@{DOMAIN}", "accept", ""),
-        ("", None, None),
-        ("no-at-sign", None, None),
-    ],
-)
-def test_recipient_form(recipient: str, form: str | None, detail: str | None) -> None:
-    assert recipient_form(recipient, DOMAIN) == (form, detail)
 
 
 def test_token_in_an_address_of_any_case() -> None:

@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.errors",
                 "calshare.clock",
                 "calshare.tokens",
+                "calshare.links",
                 "calshare.redaction",
                 "calshare.busy",
                 "calshare.bulk",
