@@ -27,7 +27,7 @@ from sqlite_utils import Database
 
 from calshare import wording
 from calshare.addresses import Mailbox, parse_mailbox
-from calshare.calendars import utc_text
+from calshare.clock import utc_text
 from calshare.config import Settings
 from calshare.errors import UsageError
 from calshare.levels import Level

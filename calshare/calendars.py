@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
 from calshare.addresses import parse_mailbox
-from calshare.clock import Clock
+from calshare.clock import Clock, utc_text
 from calshare.errors import DuplicateCalendar, UnknownCalendar, UsageError
 from calshare.store import Store
 
@@ -41,10 +40,6 @@ class Calendar:
     @property
     def zoneinfo(self) -> ZoneInfo:
         return ZoneInfo(self.zone)
-
-
-def utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def check_name(name: str) -> str:

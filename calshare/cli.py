@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
 from zoneinfo import ZoneInfo
@@ -520,6 +520,7 @@ def _share_json(item: Any) -> dict[str, Any]:
 
 def cmd_outbox(ctx: Context, args: argparse.Namespace) -> int:
     """calshare outbox --json"""
+    from calshare.clock import parse_utc
     from mailer.outbox import entries
 
     waiting = entries(ctx.store.db)
@@ -534,9 +535,7 @@ def cmd_outbox(ctx: Context, args: argparse.Namespace) -> int:
                     "subject": entry.subject,
                     "status": entry.status,
                     "attempts": entry.attempts,
-                    "next_attempt_at": datetime.fromtimestamp(
-                        entry.next_attempt_at, UTC
-                    ).isoformat(),
+                    "next_attempt_at": parse_utc(entry.next_attempt_at).isoformat(),
                     "last_error": entry.last_error,
                     "created_at": entry.created_at,
                 }
@@ -547,7 +546,7 @@ def cmd_outbox(ctx: Context, args: argparse.Namespace) -> int:
     if not waiting:
         print("The outbox is empty: every mail has been sent.", file=ctx.out)
     for entry in waiting:
-        when = datetime.fromtimestamp(entry.next_attempt_at, UTC).strftime("%Y-%m-%d %H:%M")
+        when = parse_utc(entry.next_attempt_at).strftime("%Y-%m-%d %H:%M")
         why = f" — {entry.last_error}" if entry.last_error else ""
         state = f"{entry.status}, next try {when}" if entry.status == "queued" else entry.status
         print(

@@ -23,6 +23,7 @@ from email.utils import format_datetime
 from sqlite_utils import Database
 
 from calshare.calendars import Calendar, get_calendar
+from calshare.clock import parse_utc
 from calshare.config import PolicySettings, Settings
 from calshare.errors import UnknownCalendar
 from calshare.expansion import Caps
@@ -129,9 +130,9 @@ class FeedMaker:
         key = (calendar_id, calendar_version, level, start.date())
         tag = hashlib.sha256(repr((key, changed_at)).encode()).hexdigest()[:32]
         # the window moves every day, so the feed is "modified" at least every midnight
-        changed = [_instant(changed_at), datetime.combine(now.astimezone(UTC).date(), time(), UTC)]
+        changed = [parse_utc(changed_at), datetime.combine(now.astimezone(UTC).date(), time(), UTC)]
         if imported_at:
-            changed.append(_instant(imported_at))
+            changed.append(parse_utc(imported_at))
         return Version(key, f'"{tag}"', max(changed).replace(microsecond=0), calendar_name, level)
 
     def cached(self, version: Version) -> Body | None:
@@ -197,10 +198,6 @@ def feed_ics(
         refresh=timedelta(minutes=settings.http.feed_refresh_minutes),
         lang=settings.mail.lang,
     )
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def http_date(moment: datetime) -> str:

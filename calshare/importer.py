@@ -17,8 +17,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calshare.bulk import paused_gc
-from calshare.calendars import Calendar, get_calendar, utc_text
-from calshare.clock import Clock
+from calshare.calendars import Calendar, get_calendar
+from calshare.clock import Clock, utc_text
 from calshare.config import Settings
 from calshare.errors import ExpansionLimit, ImportFailed
 from calshare.expansion import (

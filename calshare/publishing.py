@@ -30,8 +30,8 @@ from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from calshare.calendars import Calendar, get_calendar, utc_text
-from calshare.clock import Clock
+from calshare.calendars import Calendar, get_calendar
+from calshare.clock import Clock, utc_text
 from calshare.config import Settings
 from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavError
 from calshare.expansion import Caps

@@ -15,8 +15,8 @@ from typing import NamedTuple
 from sqlite_utils import Database
 
 from calshare.addresses import Mailbox, parse_mailbox
-from calshare.calendars import Calendar, get_calendar, utc_text
-from calshare.clock import Clock
+from calshare.calendars import Calendar, get_calendar
+from calshare.clock import Clock, utc_text
 from calshare.config import Settings
 from calshare.errors import ShareRefused, UnknownShare, UsageError
 from calshare.levels import Level

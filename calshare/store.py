@@ -285,6 +285,27 @@ def _schema_6(db: Database) -> None:
                 db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [redact(text), row_id])
 
 
+def _schema_7(db: Database) -> None:
+    """One timestamp convention: the outbox's ``next_attempt_at`` becomes UTC text too.
+
+    It was the one ``*_at`` column in epoch seconds; every other is TEXT written by
+    ``clock.utc_text``, which sorts and compares as text the same way, so the queue's
+    ``next_attempt_at <= ?`` keeps its order and its index. SQLite cannot change a
+    column's type, so the column is added anew, filled, and takes the old one's name.
+    """
+    statements = [
+        "DROP INDEX outbox_due",
+        "ALTER TABLE outbox ADD COLUMN next_attempt TEXT NOT NULL DEFAULT ''",
+        "UPDATE outbox SET next_attempt ="
+        " strftime('%Y-%m-%dT%H:%M:%SZ', next_attempt_at, 'unixepoch')",
+        "ALTER TABLE outbox DROP COLUMN next_attempt_at",
+        "ALTER TABLE outbox RENAME COLUMN next_attempt TO next_attempt_at",
+        "CREATE INDEX outbox_due ON outbox(status, next_attempt_at)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -293,6 +314,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_4,
     _schema_5,
     _schema_6,
+    _schema_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,8 +33,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 from sqlite_utils import Database
 
-from calshare.calendars import utc_text
-from calshare.clock import Clock
+from calshare.clock import Clock, utc_text
 from calshare.config import Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.links import parse_address

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
+from calshare.clock import parse_utc, utc_text
 from calshare.links import BOUNCE_KEY_FORGOTTEN_SQL
 from mailer.compose import NoticeSpec, OutgoingMail
 
@@ -32,10 +33,6 @@ OWNER_DECLINED = "owner_declined"
 WITHDRAWN_WITH_SHARE = (INVITATION, LEVEL_CHANGED, WELCOME, CONFIRM, ANSWER_HELP)
 
 QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
-
-
-def _text(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def enqueue(
@@ -87,8 +84,8 @@ def _insert(
             json.dumps(list(recipients)),
             subject,
             QUEUED,
-            int(now.timestamp()),
-            _text(now),
+            utc_text(now),
+            utc_text(now),
         ],
     )
     return int(cursor.lastrowid or 0)
@@ -134,7 +131,7 @@ class Entry:
     subject: str
     status: str
     attempts: int
-    next_attempt_at: int
+    next_attempt_at: str  # UTC text, as every *_at (calshare.clock)
     last_error: str | None
     created_at: str
     sent_at: str | None
@@ -161,7 +158,7 @@ class Claimed:
     recipients: tuple[str, ...]
     raw: bytes | None  # the message, or None when it is to be composed from ``spec``
     attempts: int
-    created_ts: int
+    created_at: datetime
     spec: str | None = None
 
     def message(self, now: datetime) -> bytes:
@@ -192,7 +189,7 @@ def release_interrupted(db: Database) -> int:
 
 
 def claim(
-    db: Database, now_ts: int, limit: int, *, force: bool = False, after_id: int = 0
+    db: Database, now: datetime, limit: int, *, force: bool = False, after_id: int = 0
 ) -> list[Claimed]:
     """Take up to ``limit`` due mails after ``after_id``, in queue order, marking them ``sending``.
 
@@ -200,10 +197,10 @@ def claim(
     the same flush, even with ``force``.
     """
     due = "" if force else "AND o.next_attempt_at <= ?"
-    parameters: list[str | int] = [QUEUED, after_id, *([] if force else [now_ts]), limit]
+    parameters: list[str | int] = [QUEUED, after_id, *([] if force else [utc_text(now)]), limit]
     rows = db.execute(
         f"""SELECT o.id, o.message_id, o.kind, o.share_id, o.envelope_from, o.recipients,
-                   b.raw, o.attempts, CAST(strftime('%s', o.created_at) AS INTEGER), b.spec
+                   b.raw, o.attempts, o.created_at, b.spec
             FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id
             WHERE o.status = ? AND o.id > ? {due} ORDER BY o.id LIMIT ?""",
         parameters,
@@ -224,7 +221,7 @@ def claim(
             tuple(json.loads(row[5])),
             row[6],
             row[7],
-            row[8],
+            parse_utc(row[8]),
             row[9],
         )
         for row in rows
@@ -241,15 +238,15 @@ def mark_sent(db: Database, mail_id: int, now: datetime) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"
         f" last_error = NULL, envelope_from = {_KEY_FORGOTTEN} WHERE id = ?",
-        [SENT, _text(now), mail_id],
+        [SENT, utc_text(now), mail_id],
     )
 
 
-def mark_deferred(db: Database, mail_id: int, error: str, next_ts: int) -> None:
+def mark_deferred(db: Database, mail_id: int, error: str, next_attempt: datetime) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
         " next_attempt_at = ? WHERE id = ? AND status = ?",
-        [QUEUED, error, next_ts, mail_id, SENDING],
+        [QUEUED, error, utc_text(next_attempt), mail_id, SENDING],
     )
 
 

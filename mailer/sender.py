@@ -22,7 +22,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -154,12 +154,12 @@ async def flush(
         marks = Store.open(store.path, durable=False, same_thread=not offload)
         try:
             while True:
-                now_ts = int(clock.now().timestamp())
+                now = clock.now()
                 claim = partial(
                     outbox.claim, limit=settings.outbox.batch, force=force, after_id=after_id
                 )
                 batch: list[outbox.Claimed] = await run(
-                    partial(_with_write, store, partial(_claim, claim, now_ts))
+                    partial(_with_write, store, partial(_claim, claim, now))
                 )
                 if not batch:
                     break
@@ -197,9 +197,9 @@ def _with_write(store: Store, work: Callable[[Database], T]) -> T:
 
 
 def _claim(
-    claim: Callable[..., list[outbox.Claimed]], now_ts: int, db: Database
+    claim: Callable[..., list[outbox.Claimed]], now: datetime, db: Database
 ) -> list[outbox.Claimed]:
-    return claim(db, now_ts)
+    return claim(db, now)
 
 
 def _drop(ids: list[int], db: Database) -> None:
@@ -303,14 +303,13 @@ def _record(
     result: FlushResult,
     on_failed: OnFailed,
 ) -> None:
-    now_ts = int(now.timestamp())
     for outcome in outcomes:
         mail = outcome.mail
         if outcome.error is None:
             outbox.mark_sent(db, mail.id, now)
             result.sent += 1
             continue
-        gave_up = now_ts - mail.created_ts >= settings.give_up_hours * 3600
+        gave_up = now - mail.created_at >= timedelta(hours=settings.give_up_hours)
         if outcome.permanent or gave_up:
             reason = (
                 outcome.error
@@ -329,7 +328,7 @@ def _record(
             result.problems.append(f"{', '.join(mail.recipients)}: {reason}")
             continue
         delay = retry_delay(mail.attempts + 1, settings)
-        outbox.mark_deferred(db, mail.id, outcome.error, now_ts + delay)
+        outbox.mark_deferred(db, mail.id, outcome.error, now + timedelta(seconds=delay))
         log.info("outbox: %s deferred %d s: %s", mail.message_id, delay, outcome.error)
         result.deferred += 1
         result.problems.append(

@@ -14,6 +14,7 @@ A new migration needs its own rows here (``FILLS``): the test says so if it has 
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -24,7 +25,7 @@ import pytest
 from sqlite_utils import Database
 
 from calshare.calendars import list_calendars
-from calshare.clock import FixedClock
+from calshare.clock import FixedClock, utc_text
 from calshare.feeds import GONE, Grant, find_grant
 from calshare.index import occurrences_between
 from calshare.levels import Level
@@ -32,6 +33,7 @@ from calshare.publishing import find_publication
 from calshare.sharing import list_shares
 from calshare.store import MIGRATIONS, SCHEMA_VERSION, Store
 from calshare.tokens import holds_token, token_hash
+from mailer.outbox import claim, entries, unclaim
 from tests.conftest import NOW
 from tests.support.inbox import DOMAIN, reply
 
@@ -47,6 +49,8 @@ FEED_SECRET = "bobsfeedsecretbobsfeedsecr"
 RETIRED_FEED = "oldfeedsecretoldfeedsecret"
 PUBLICATION_SECRET = "publishedlinkspublishedlin"
 NEW_FEED = "newfeedsecretnewfeedsecret"
+RETRY = NOW + timedelta(minutes=10)  # the next try schema 7's row was deferred to
+STORE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")  # clock.utc_text
 
 
 def _ts(moment: datetime) -> int:
@@ -110,7 +114,7 @@ def _fill_2(db: sqlite3.Connection) -> None:
         """INSERT INTO outbox (id, message_id, kind, share_id, envelope_from, recipients,
                subject, status, attempts, next_attempt_at, created_at)
            VALUES (1, '<invitation-1@share.example.org>', 'invitation', 1,
-               'bounces+key@share.example.org', 'bob@example.org', 'Ann Demo shared',
+               'bounces+key@share.example.org', '["bob@example.org"]', 'Ann Demo shared',
                'queued', 0, ?, ?)""",
         [_ts(NOW), T0],
     )
@@ -178,6 +182,15 @@ def _fill_6(db: sqlite3.Connection) -> None:
     """Schema 6 changed data, no tables: what it must do is checked in ``_check``."""
 
 
+def _fill_7(db: sqlite3.Connection) -> None:
+    """Schema 7: the queued mail deferred once, its next try in UTC text as every ``*_at``."""
+    db.execute(
+        "UPDATE outbox SET attempts = 1, last_error = '451 4.3.0 try later',"
+        " next_attempt_at = ? WHERE id = 1",
+        [utc_text(RETRY)],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -186,6 +199,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_4,
     _fill_5,
     _fill_6,
+    _fill_7,
 ]
 
 
@@ -229,6 +243,22 @@ def _stored_secrets(db: Database) -> list[str]:
     return found
 
 
+def _stored_times(db: Database) -> list[str]:
+    """``*_at`` values not in the store's one time format (``clock.utc_text``)."""
+    found = []
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for column in db.execute(f"PRAGMA table_info({table})").fetchall():
+            name = column[1]
+            if name != "at" and not name.endswith("_at"):
+                continue
+            for (value,) in db.execute(f"SELECT {name} FROM {table}").fetchall():
+                if value is not None and not (
+                    isinstance(value, str) and STORE_TIME.fullmatch(value)
+                ):
+                    found.append(f"{table}.{name}: {value!r}")
+    return found
+
+
 def _check(store: Store, version: int) -> None:
     """The data of every version up to ``version`` is there, read by calshare's own code."""
     (calendar,) = list_calendars(store.db)
@@ -254,6 +284,16 @@ def _check(store: Store, version: int) -> None:
     assert (share.invitee, share.level) == ("bob@example.org", Level.TITLES)
     assert _rows(store, "SELECT kind, status FROM outbox") == [("invitation", "queued")]
     assert _rows(store, "SELECT action FROM audit") == [("invited",)]
+    # Schema 7: the epoch seconds of schema 2's outbox became UTC text, due as before.
+    (entry,) = entries(store.db)
+    due = RETRY if version >= 7 else NOW
+    assert (entry.next_attempt_at, entry.attempts) == (utc_text(due), int(version >= 7))
+    with store.write() as db:
+        assert claim(db, due - timedelta(seconds=1), 10) == []
+        (claimed,) = claim(db, due, 10)
+        assert (claimed.id, claimed.created_at) == (1, datetime(2026, 11, 1, 8, tzinfo=UTC))
+        unclaim(db, [1])
+    assert _stored_times(store.db) == []
     if version < 3:
         assert share.status == "expired"  # invited, expiry passed: shown as it always was
         assert find_grant(store.db, FEED_SECRET) is None
@@ -298,7 +338,8 @@ def test_a_database_at_an_old_schema_upgrades_and_keeps_its_data(
 ) -> None:
     _database_at(db_path, version)
     with closing(sqlite3.connect(db_path)) as conn:  # the secrets schema 6 must take out
-        assert len(_stored_secrets(Database(conn))) == {1: 0, 2: 1}.get(version, 4)
+        left = 0 if version >= 6 else {1: 0, 2: 1}.get(version, 4)  # none once it ran
+        assert len(_stored_secrets(Database(conn))) == left
     with Store.open(db_path) as store:
         assert store.schema_version == LATEST
         _check(store, version)
