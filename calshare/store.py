@@ -285,6 +285,24 @@ def _schema_6(db: Database) -> None:
                 db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [redact(text), row_id])
 
 
+def _schema_7(db: Database) -> None:
+    """Whether we wrote back about an inbound mail, as a field the once-a-day guards read.
+
+    The guards read the outcome's words (``outcome LIKE 'replied%'``, one outcome
+    word for word) and rewording an outcome would have lifted them. ``inbound.reply``
+    says it instead: NULL (nothing), ``explained`` (we told the invitee why or how)
+    or ``confirm_asked`` (the invitee was asked to confirm); the rows of before are
+    filled in once, from the words they were written with.
+    """
+    db.execute("ALTER TABLE inbound ADD COLUMN reply TEXT")
+    db.execute(
+        """UPDATE inbound SET reply = CASE
+               WHEN outcome = 'replied: held, the invitee was asked to confirm'
+               THEN 'confirm_asked' ELSE 'explained' END
+           WHERE outcome LIKE 'replied%'"""
+    )
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -293,6 +311,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_4,
     _schema_5,
     _schema_6,
+    _schema_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,19 +21,32 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from calshare.addresses import normalize_address
 from calshare.errors import AddressError
 from calshare.tokens import parse_token, redact
 
-ACCEPT, DECLINE, AUTO_REPLY, BOUNCE, UNKNOWN = (
-    "accept",
-    "decline",
-    "auto-reply",
-    "bounce",
-    "unknown",
-)
+
+class VerdictKind(StrEnum):
+    """What a message is to the inbox; the inbound log's ``kind`` holds these values."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    AUTO_REPLY = "auto-reply"
+    BOUNCE = "bounce"
+    UNKNOWN = "unknown"
+
+
+class RecipientForm(StrEnum):
+    """Which of our addresses a message was sent to: the part before the ``+``."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    SHARE = "share"
+    BOUNCES = "bounces"
+
 
 _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 # What a client puts before a subject it answers or forwards (en, nb/da/sv, de, nl, pl, fi …).
@@ -42,17 +55,17 @@ _REPLY_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _ANSWER_SUBJECT = {
-    "accept": ACCEPT,
-    "accepted": ACCEPT,
-    "godta": ACCEPT,
-    "godtatt": ACCEPT,
-    "decline": DECLINE,
-    "declined": DECLINE,
-    "avslå": DECLINE,
-    "avslått": DECLINE,
+    "accept": VerdictKind.ACCEPT,
+    "accepted": VerdictKind.ACCEPT,
+    "godta": VerdictKind.ACCEPT,
+    "godtatt": VerdictKind.ACCEPT,
+    "decline": VerdictKind.DECLINE,
+    "declined": VerdictKind.DECLINE,
+    "avslå": VerdictKind.DECLINE,
+    "avslått": VerdictKind.DECLINE,
 }
 _ANSWER_WORDS = {
-    ACCEPT: (
+    VerdictKind.ACCEPT: (
         "accept",
         "accepted",
         "i accept",
@@ -64,7 +77,7 @@ _ANSWER_WORDS = {
         "ja",
         "jeg godtar",
     ),
-    DECLINE: (
+    VerdictKind.DECLINE: (
         "decline",
         "declined",
         "i decline",
@@ -101,15 +114,18 @@ _DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaem
 class Verdict:
     """The inbox's reading of one message for one recipient."""
 
-    kind: str  # accept | decline | auto-reply | bounce | unknown
-    reason: str
+    kind: VerdictKind
+    reason: str  # for people (the log): never read back to decide anything
     token: str | None = None  # the invitation token, if found (never logged)
-    form: str | None = None  # the address form it was sent to: accept, decline, share, bounces
+    form: RecipientForm | None = None  # the address form it was sent to
     bounce_key: str | None = None  # bounces+<key>@…: which of our mails bounced
     sender: str | None = None  # the normalised From address, if any
     message_id: str = ""
     # the recipients a delivery report names (Final-/Original-Recipient), lower case
     reported: tuple[str, ...] = ()
+    # a bounce known by its subject alone (anyone can write "Returned mail" in a subject):
+    # it counts only from the null sender, as real bounces come
+    weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,7 +155,7 @@ def unreadable(raw: bytes, message_id: str | None = None) -> Verdict:
     """The verdict for a message the parser or classifier could not get through."""
     if message_id is None:
         message_id = "<sha256-" + hashlib.sha256(raw).hexdigest()[:40] + "@calshare.invalid>"
-    return Verdict(UNKNOWN, "the message could not be read", message_id=message_id)
+    return Verdict(VerdictKind.UNKNOWN, "the message could not be read", message_id=message_id)
 
 
 def normalize_line_ends(raw: bytes) -> bytes:
@@ -243,16 +259,19 @@ def _read_sender(message: Message) -> str | None:
     return None
 
 
-def recipient_form(recipient: str, domain: str) -> tuple[str | None, str | None]:
+def recipient_form(recipient: str, domain: str) -> tuple[RecipientForm | None, str | None]:
     """The form (accept, decline, share, bounces) and detail of one of our addresses."""
     local, at, host = recipient.strip().strip("<>").rpartition("@")
     if not at or host.lower().rstrip(".") != domain:
         return None, None
     form, plus, detail = local.partition("+")
     form = form.lower()
-    if not plus or form not in ("accept", "decline", "share", "bounces"):
+    if not plus or form not in _FORMS:
         return None, None
-    return form, detail
+    return RecipientForm(form), detail
+
+
+_FORMS = frozenset(RecipientForm)
 
 
 def is_auto_reply(message: Message) -> str | None:
@@ -278,31 +297,37 @@ def is_auto_reply(message: Message) -> str | None:
     return None
 
 
-def is_bounce(message: Message, mail_from: str) -> str | None:
+class Bounce(NamedTuple):
+    """Why a message is a delivery failure report, and whether only its subject says so."""
+
+    reason: str
+    weak: bool = False
+
+
+def is_bounce(message: Message, mail_from: str) -> Bounce | None:
     """Why this is a delivery failure report (DSN or the common non-standard shapes)."""
     content_type = message.get_content_type()
     if content_type == "multipart/report":
-        return f"multipart/report ({message.get_param('report-type') or 'no report-type'})"
+        return Bounce(f"multipart/report ({message.get_param('report-type') or 'no report-type'})")
     if any(part.get_content_type() == "message/delivery-status" for part in _parts(message)):
-        return "a message/delivery-status part"
+        return Bounce("a message/delivery-status part")
     senders = [
         _header(message, "From").lower(),
         _header(message, "Return-Path").lower(),
         mail_from.strip("<> ").lower(),
     ]
     if any(name in sender for sender in senders for name in _DAEMONS):
-        return "from a mailer daemon"
+        return Bounce("from a mailer daemon")
     subject = _strip_prefixes(_header(message, "Subject"))
     if _ANSWER_PREFIX.match(subject):
         return None  # our own Accept:/Decline: subject, whatever the calendar is called
     if _BOUNCE_SUBJECT.search(subject):
-        return f"{WEAK_BOUNCE} {subject[:40]!r}"
+        return Bounce(f"{WEAK_BOUNCE} {subject[:40]!r}", weak=True)
     return None
 
 
-# A bounce recognised by its subject alone: recorded, but it does not kill an
-# invitation unless it came from the null sender, as real bounces do (anyone can
-# write "Returned mail" in a subject).
+# How the reason of a bounce recognised by its subject alone begins (``Bounce.weak``
+# says it; this is only its wording).
 WEAK_BOUNCE = "a delivery-failure subject"
 _ANSWER_PREFIX = re.compile(r"(accept|decline|godta|avslå)\s*:", re.IGNORECASE)
 
@@ -505,7 +530,7 @@ _NOT_AN_ANSWER = re.compile(r"^(no (problem|worries)|nei så)\b")  # "Nei, så h
 _CONTRARY = frozenset({"but", "not", "rather", "men", "ikke", "heller", "aber", "nicht"})
 
 
-def answer_in_words(text: str) -> str | None:
+def answer_in_words(text: str) -> VerdictKind | None:
     """accept/decline if the line is one of the answer words (and nothing much else)."""
     if "?" in text:  # "Yes? What is this?" asks, it does not answer
         return None
@@ -519,18 +544,20 @@ def answer_in_words(text: str) -> str | None:
         for choice in choices:
             if phrase == choice or phrase.startswith(choice + " "):
                 # "OK, but I'd rather not": a yes with a but is no yes (a no with one stays no)
-                return None if kind == ACCEPT and _CONTRARY.intersection(words) else kind
+                return (
+                    None if kind == VerdictKind.ACCEPT and _CONTRARY.intersection(words) else kind
+                )
     return None
 
 
-def _token_in_text(text: str, domain: str) -> tuple[str | None, str | None]:
+def _token_in_text(text: str, domain: str) -> tuple[RecipientForm | None, str | None]:
     pattern = re.compile(
         rf"\b(accept|decline|share)\+([a-z2-7]{{26}})@{re.escape(domain)}", re.IGNORECASE
     )
     found = pattern.search(text)
     if not found:
         return None, None
-    return found[1].lower(), parse_token(found[2])
+    return RecipientForm(found[1].lower()), parse_token(found[2])
 
 
 def classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) -> Verdict:
@@ -545,31 +572,42 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     message = mail.message
     sender = _sender(message)
     form, detail = recipient_form(recipient, domain.lower())
-    token = parse_token(detail) if form in ("accept", "decline", "share") and detail else None
+    answering = form in (RecipientForm.ACCEPT, RecipientForm.DECLINE, RecipientForm.SHARE)
+    token = parse_token(detail) if answering and detail else None
 
-    def verdict(kind: str, reason: str, **found: Any) -> Verdict:
+    def verdict(kind: VerdictKind, reason: str, **found: Any) -> Verdict:
         # A reason quotes the message; the message may quote a token.
         return Verdict(kind, redact(reason), sender=sender, message_id=mail.message_id, **found)
 
     bounce = is_bounce(message, mail_from)
     if bounce and is_delay_warning(message):
-        return verdict(AUTO_REPLY, f"a delay warning, still being retried ({bounce})", form=form)
-    if form == "bounces":
+        why = f"a delay warning, still being retried ({bounce.reason})"
+        return verdict(VerdictKind.AUTO_REPLY, why, form=form)
+    if form == RecipientForm.BOUNCES:
         auto = None if bounce else is_auto_reply(message)
         if auto:  # RFC 3834 responders answer the Return-Path: proof of delivery, not a bounce
-            return verdict(AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form)
+            return verdict(
+                VerdictKind.AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form
+            )
         reported = reported_recipients(message)
         why = "sent to a bounce address"
-        return verdict(BOUNCE, why, bounce_key=detail, form=form, reported=reported)
+        return verdict(VerdictKind.BOUNCE, why, bounce_key=detail, form=form, reported=reported)
     if bounce:
         reported = reported_recipients(message)
-        return verdict(BOUNCE, bounce, token=token, form=form, reported=reported)
+        return verdict(
+            VerdictKind.BOUNCE,
+            bounce.reason,
+            token=token,
+            form=form,
+            reported=reported,
+            weak=bounce.weak,
+        )
     auto = is_auto_reply(message)
     if auto:
-        return verdict(AUTO_REPLY, auto, form=form)
+        return verdict(VerdictKind.AUTO_REPLY, auto, form=form)
     if not mail_from.strip("<> "):
         # RFC 5321: the null sender is for notifications, never for a person's answer.
-        return verdict(AUTO_REPLY, "null sender", form=form)
+        return verdict(VerdictKind.AUTO_REPLY, "null sender", form=form)
 
     subject = _header(message, "Subject")
     text = body_text(message)
@@ -577,12 +615,15 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     if token is None:
         _, token = _token_in_text(f"{subject}\n{text}", domain)  # quoted links: words decide
         if token is None:
-            return verdict(UNKNOWN, "no invitation token in the address, subject or body")
+            return verdict(
+                VerdictKind.UNKNOWN, "no invitation token in the address, subject or body"
+            )
     # accept+<not a token>: the address form decides only with its own token; a token
     # found in quoted text may come from the other link (only the words decide then)
-    if form in (ACCEPT, DECLINE) and from_address:
+    if form in (RecipientForm.ACCEPT, RecipientForm.DECLINE) and from_address:
         assert form is not None
-        return verdict(form, f"sent to the {form}+ address", token=token, form=form)
+        kind = VerdictKind(form.value)
+        return verdict(kind, f"sent to the {form}+ address", token=token, form=form)
     head = _strip_prefixes(subject).split(":", 1)
     if len(head) == 2 and head[0].strip().lower() in _ANSWER_SUBJECT:
         kind = _ANSWER_SUBJECT[head[0].strip().lower()]
@@ -592,4 +633,4 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     if answer:
         return verdict(answer, f"first line says {words[:30]!r}", token=token, form=form)
     why = "no accept or decline in the subject or first line"
-    return verdict(UNKNOWN, why, token=token, form=form)
+    return verdict(VerdictKind.UNKNOWN, why, token=token, form=form)

@@ -35,7 +35,7 @@ from sqlite_utils import Database
 
 from calshare.calendars import utc_text
 from calshare.clock import Clock
-from calshare.config import Settings
+from calshare.config import RequireAuth, Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.store import Store
 from calshare.tokens import redact
@@ -379,7 +379,7 @@ class InboxHandler:
         """A message from a peer that is not the mail server in front: its
         Authentication-Results were written by the client itself (RFC 8601 §5), so
         they count for nothing; without [inbox] require_auth there is nothing to vouch."""
-        return replace(item, authenticated=self.settings.inbox.require_auth == "none")
+        return replace(item, authenticated=self.settings.inbox.require_auth == RequireAuth.NONE)
 
     def _each(self, reply: str, count: int) -> str:
         """LMTP answers DATA once per recipient (RFC 2033); SMTP once."""

@@ -22,13 +22,9 @@ from hypothesis import strategies as st
 from calshare.tokens import log_id
 from inbox import authresults
 from inbox.classify import (
-    ACCEPT,
-    AUTO_REPLY,
-    BOUNCE,
-    DECLINE,
-    UNKNOWN,
     ParsedMail,
     Verdict,
+    VerdictKind,
     _strip_prefixes,
     answer_in_words,
     body_text,
@@ -43,6 +39,8 @@ from inbox.classify import (
 )
 from tests.conftest import CORPUS, FIXTURES, CliResult
 
+ACCEPT, DECLINE, UNKNOWN = VerdictKind.ACCEPT, VerdictKind.DECLINE, VerdictKind.UNKNOWN
+AUTO_REPLY, BOUNCE = VerdictKind.AUTO_REPLY, VerdictKind.BOUNCE
 TOKEN = "k3fp7q2mxa5ttw6nbe4rdzy2oc"  # 26 characters of [a-z2-7], as tokens.new_token makes
 DOMAIN = "share.example.org"  # the default [mail] domain
 ACCEPT_TO = f"accept+{TOKEN}@{DOMAIN}"

@@ -21,13 +21,13 @@ import pytest
 
 from calshare import answers
 from calshare.answers import (
-    CONFIRM_ASKED,
     Action,
     Answered,
     Decision,
     Facts,
     Fresh,
     Invitation,
+    Outcome,
     SentMail,
     WebAnswer,
     decide,
@@ -41,16 +41,15 @@ from calshare.sharing import share
 from calshare.store import Store
 from calshare.tokens import new_token, token_hash
 from inbox.classify import (
-    ACCEPT,
-    AUTO_REPLY,
-    BOUNCE,
-    DECLINE,
-    UNKNOWN,
     WEAK_BOUNCE,
     Inbound,
     Verdict,
+    VerdictKind,
 )
 
+CONFIRM_ASKED = Outcome.CONFIRM_ASKED
+ACCEPT, DECLINE, UNKNOWN = VerdictKind.ACCEPT, VerdictKind.DECLINE, VerdictKind.UNKNOWN
+AUTO_REPLY, BOUNCE = VerdictKind.AUTO_REPLY, VerdictKind.BOUNCE
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 TOKEN = "a" * 26
 KEY = "0123456789abcdef0123456789abcdef"  # a bounces+<key> address's key
@@ -95,6 +94,7 @@ def mail(
     reason: str = "",
     bounce_key: str | None = None,
     reported: tuple[str, ...] = (),
+    weak: bool = False,
 ) -> Inbound:
     """One mail for one recipient, as the inbox hands it to ``record``."""
     local = "bounces+" + (bounce_key or "x") if form == "bounces" else f"{form}+{token}"
@@ -107,6 +107,7 @@ def mail(
         sender=sender,
         message_id="<m1@example.org>",
         reported=reported,
+        weak=weak,
     )
     recipient = f"{local}@calshare.test"
     raw = f"To: <{recipient}>\r\nSubject: x\r\n\r\nyes\r\n".encode()
@@ -124,7 +125,8 @@ def bounce(**given: object) -> Inbound:
 
 
 TO_KEY = {"form": "bounces", "bounce_key": KEY, "token": None}
-WEAK = f"{WEAK_BOUNCE} 'Returned mail'"
+# a bounce known by its subject alone, as the classifier says it: a field, and its words
+WEAK = {"weak": True, "reason": f"{WEAK_BOUNCE} 'Returned mail'"}
 
 
 @dataclass(frozen=True)
@@ -337,24 +339,38 @@ ROWS = {
         share_id=None,
     ),
     "weak bounce (subject alone) from the null sender, to a key: acts": Row(
-        bounce(**TO_KEY, reason=WEAK),
+        bounce(**TO_KEY, **WEAK),
         facts(None, bounced_mail=INVITATION_MAIL),
         Action.UNDELIVERABLE,
         "undeliverable",
         undeliverable=True,
     ),
     "weak bounce from a real sender: recorded, no change": Row(
-        bounce(reason=WEAK, mail_from=STRANGER, sender=STRANGER),
+        bounce(**WEAK, mail_from=STRANGER, sender=STRANGER),
         facts(),
         Action.IGNORE,
         "bounce recorded (by its subject alone, from a real sender: no change)",
     ),
     "weak bounce from a real sender, no token": Row(
-        bounce(**TO_KEY, reason=WEAK, mail_from=STRANGER),
+        bounce(**TO_KEY, **WEAK, mail_from=STRANGER),
         facts(None, bounced_mail=INVITATION_MAIL),
         Action.IGNORE,
         "bounce recorded (by its subject alone, from a real sender: no change)",
         share_id=None,
+    ),
+    # the field decides, not the reason's words (rewording a reason changes nothing)
+    "weak bounce from the invitee, its reason reworded: recorded, no change": Row(
+        bounce(weak=True, reason="Returned mail, by subject", sender=INVITEE, mail_from=INVITEE),
+        facts(),
+        Action.IGNORE,
+        "bounce recorded (by its subject alone, from a real sender: no change)",
+    ),
+    "a bounce whose reason reads weak, not marked weak: acts": Row(
+        bounce(reason=WEAK["reason"], sender=INVITEE, mail_from=INVITEE),
+        facts(),
+        Action.UNDELIVERABLE,
+        "undeliverable",
+        undeliverable=True,
     ),
     # bounces to a token address: only what an answer needs counts
     "bounce to a token address, from the invitee, authenticated": Row(

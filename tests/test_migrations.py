@@ -152,6 +152,27 @@ def _fill_3(db: sqlite3.Connection) -> None:
         ],
     )
     db.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (1, ?)", [raw])
+    # what the once-a-day guards read from these words until schema 7 made it a field
+    for number, outcome in (
+        (2, "replied: held, the invitee was asked to confirm"),
+        (3, "held: not from the invitee"),
+        (4, "replied: invalid token (accepted)"),
+        (5, "ignored"),
+    ):
+        db.execute(
+            """INSERT INTO inbound (id, received_at, dedup, message_id, mail_from, recipient,
+                   sender, token_hash, kind, reason, outcome, share_id, size)
+               VALUES (?, ?, ?, ?, 'carol@example.org', 'share+…@share.example.org',
+                   'carol@example.org', ?, 'accept', 'an answer', ?, 1, 100)""",
+            [
+                number,
+                T0,
+                f"dedup-{number}",
+                f"<reply-{number}@mail.example.org>",
+                token_hash(INVITATION_TOKEN),
+                outcome,
+            ],
+        )
 
 
 def _fill_4(db: sqlite3.Connection) -> None:
@@ -178,6 +199,18 @@ def _fill_6(db: sqlite3.Connection) -> None:
     """Schema 6 changed data, no tables: what it must do is checked in ``_check``."""
 
 
+def _fill_7(db: sqlite3.Connection) -> None:
+    """Schema 7: whether we wrote back is a field, whatever the outcome says (reworded here)."""
+    db.execute(
+        """INSERT INTO inbound (id, received_at, dedup, message_id, mail_from, recipient,
+               sender, token_hash, kind, reason, outcome, reply, share_id, size)
+           VALUES (6, ?, 'dedup-6', '<reply-6@mail.example.org>', 'bob@example.org',
+               'share+…@share.example.org', 'bob@example.org', ?, 'unknown', 'no answer',
+               'wrote back: how to answer', 'explained', 1, 100)""",
+        [T0, token_hash(INVITATION_TOKEN)],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -186,6 +219,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_4,
     _fill_5,
     _fill_6,
+    _fill_7,
 ]
 
 
@@ -266,6 +300,15 @@ def _check(store: Store, version: int) -> None:
         store, "SELECT i.outcome, r.raw FROM inbound i JOIN inbound_raw r ON r.inbound_id = i.id"
     )
     assert outcome == "replied: how to answer"
+    # schema 7 filled ``reply`` in from the words the guards used to read, once
+    assert _rows(store, "SELECT id, reply FROM inbound ORDER BY id") == [
+        (1, "explained"),
+        (2, "confirm_asked"),
+        (3, None),
+        (4, "explained"),
+        (5, None),
+        *([(6, "explained")] if version >= 7 else []),
+    ]
     assert isinstance(raw, bytes) and b"maybe?" in raw  # still readable, once redacted
     assert _stored_secrets(store.db) == []  # schema 6 redacted the mail and the reasons
     assert find_grant(store.db, RETIRED_FEED) == (GONE if version >= 4 else None)
@@ -298,7 +341,8 @@ def test_a_database_at_an_old_schema_upgrades_and_keeps_its_data(
 ) -> None:
     _database_at(db_path, version)
     with closing(sqlite3.connect(db_path)) as conn:  # the secrets schema 6 must take out
-        assert len(_stored_secrets(Database(conn))) == {1: 0, 2: 1}.get(version, 4)
+        expected = {1: 0, 2: 1}.get(version, 4) if version < 6 else 0  # 6 took them out
+        assert len(_stored_secrets(Database(conn))) == expected
     with Store.open(db_path) as store:
         assert store.schema_version == LATEST
         _check(store, version)
