@@ -28,6 +28,7 @@ from calshare.answers import (
     Fresh,
     Invitation,
     Outcome,
+    Reply,
     SentMail,
     WebAnswer,
     decide,
@@ -635,3 +636,43 @@ def test_record_declines_and_logs(
     (raw,) = look.execute("SELECT raw FROM inbound_raw").fetchone()
     assert token.encode() in mail(DECLINE, token=token).raw and token.encode() not in raw
     look.close()
+
+
+def test_rewording_an_outcome_keeps_the_once_a_day_guards(
+    invited: tuple[Store, str], config: Settings
+) -> None:
+    """The guards read ``inbound.reply``, not the outcome's words: reword every outcome
+    already logged and no second reply goes out, nor a second request to confirm."""
+    store, token = invited
+    unclear = mail(UNKNOWN, token=token)
+    stranger = mail(ACCEPT, token=token, sender=STRANGER, mail_from=STRANGER)
+    stranger = replace(stranger, verdict=replace(stranger.verdict, message_id="<m2@x>"))
+    with store.write() as db:
+        assert answers.record(db, config, NOW, unclear) == Outcome.HOW_TO_ANSWER
+        assert answers.record(db, config, NOW, stranger) == Outcome.CONFIRM_ASKED
+        db.execute("UPDATE inbound SET outcome = 'we wrote back (' || id || ')'")
+        later = NOW + timedelta(hours=1)
+        again = replace(unclear, verdict=replace(unclear.verdict, message_id="<m3@example.org>"))
+        assert answers.record(db, config, later, again) == Outcome.UNKNOWN_ANSWER
+        other = mail(DECLINE, token=token, sender="eve@example.net", mail_from="eve@example.net")
+        other = replace(other, verdict=replace(other.verdict, message_id="<m4@x>"))
+        assert answers.record(db, config, later, other) == Outcome.HELD_ASKED_TODAY
+        kinds = [row[0] for row in db.execute("SELECT kind FROM outbox ORDER BY id")]
+    assert kinds == ["invitation", "answer_help", "confirm"]  # one of each, no more
+
+
+def test_words_that_read_like_a_reply_hold_no_guard(
+    invited: tuple[Store, str], config: Settings
+) -> None:
+    """An outcome that starts "replied" without a reply on record holds nothing back."""
+    store, token = invited
+    with store.write() as db:
+        assert (
+            answers.record(db, config, NOW, mail(UNKNOWN, token=token)) == "replied: how to answer"
+        )
+        db.execute("UPDATE inbound SET reply = NULL")  # the words stay, the field says none
+        again = mail(UNKNOWN, token=token)
+        again = replace(again, verdict=replace(again.verdict, message_id="<m2@example.org>"))
+        assert answers.record(db, config, NOW, again) == Outcome.HOW_TO_ANSWER
+        replies = db.execute("SELECT reply FROM inbound ORDER BY id").fetchall()
+    assert replies == [(None,), (Reply.EXPLAINED,)]
