@@ -248,7 +248,7 @@ def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence])
 
 def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
     """calshare share project bob@example.org --level titles --message "For the launch" """
-    from calshare.sharing import share
+    from calshare.sharing import ShareAction, share
 
     outcome = share(
         ctx.store,
@@ -270,9 +270,9 @@ def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
         )
         return 0
     who, level = outcome.share.invitee, outcome.share.level
-    if outcome.action == "unchanged":
+    if outcome.action == ShareAction.UNCHANGED:
         print(f"{args.name!r} is already shared with {who} at {level}; nothing sent", file=ctx.out)
-    elif outcome.action == "level_changed":
+    elif outcome.action == ShareAction.LEVEL_CHANGED:
         print(f"{who} now has {level} on {args.name!r}; a notice is in the outbox", file=ctx.out)
     else:
         print(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import NamedTuple
 
 from sqlite_utils import Database
@@ -45,10 +46,18 @@ class Share:
     revoked_at: str | None
 
 
+class ShareAction(StrEnum):
+    """What sharing did (``calshare share --json`` says it as ``action``)."""
+
+    INVITED = "invited"
+    LEVEL_CHANGED = "level_changed"
+    UNCHANGED = "unchanged"
+
+
 @dataclass(frozen=True)
 class ShareOutcome:
     share: Share
-    action: str  # invited | level_changed | unchanged
+    action: ShareAction
     message_id: str | None
 
 
@@ -96,7 +105,7 @@ def share(
         if row is not None and row.status == ShareStatus.ACCEPTED:
             share_id = row.id
             if row.level == level.value:
-                return ShareOutcome(_load(db, share_id, now), "unchanged", None)
+                return ShareOutcome(_load(db, share_id, now), ShareAction.UNCHANGED, None)
             lifecycle.change_level(db, share_id, level, lang, now)
             mail = compose.notice(
                 sender,
@@ -112,7 +121,9 @@ def share(
             log.info(
                 "share %s -> %s: level %s -> %s", calendar.name, mailbox.address, row.level, level
             )
-            return ShareOutcome(_load(db, share_id, now), "level_changed", mail.message_id)
+            return ShareOutcome(
+                _load(db, share_id, now), ShareAction.LEVEL_CHANGED, mail.message_id
+            )
 
         expires = now + timedelta(days=settings.policy.invitation_days)
         token = new_token(random_bytes) if random_bytes else new_token()
@@ -152,7 +163,7 @@ def share(
             log_id(token),
             mail.message_id,
         )
-        return ShareOutcome(_load(db, share_id, now), "invited", mail.message_id)
+        return ShareOutcome(_load(db, share_id, now), ShareAction.INVITED, mail.message_id)
 
 
 class _Row(NamedTuple):

@@ -865,7 +865,18 @@ def test_bounce_shapes(headers: dict[str, str], mail_from: str) -> None:
         ).encode()
     else:
         raw = make_mail("Accept", headers=headers)
-    assert classify_bytes(raw, recipient=ACCEPT_TO, mail_from=mail_from).kind == BOUNCE
+    verdict = classify_bytes(raw, recipient=ACCEPT_TO, mail_from=mail_from)
+    assert (verdict.kind, verdict.weak) == (BOUNCE, False)  # a report, or from a daemon
+
+
+def test_a_bounce_by_its_subject_alone_is_weak() -> None:
+    """Anyone can write "Returned mail" in a subject: the verdict says so in a field,
+    which is what decides (calshare.answers), not the words of its reason."""
+    raw = make_mail("Your mail could not be sent", subject="Returned mail: see transcript")
+    verdict = classify_bytes(raw, recipient=SHARE_TO, mail_from="ola@example.no")
+    assert (verdict.kind, verdict.weak, verdict.token) == (BOUNCE, True, TOKEN)
+    to_key = classify_bytes(raw, recipient=f"bounces+{'0' * 32}@{DOMAIN}", mail_from="")
+    assert (to_key.kind, to_key.weak) == (BOUNCE, False)  # its address says it is a bounce
 
 
 # --- Authentication-Results -----------------------------------------------------------
