@@ -41,7 +41,11 @@ class ShareStatus(StrEnum):
 
 
 class Move(StrEnum):
-    """The named transitions of a share."""
+    """The named transitions of a share.
+
+    Resending an invitation is ``INVITE`` again (a new token; the old one dies).
+    Expiring is no move: the clock does it (``shown_status``).
+    """
 
     INVITE = "invite"  # a first invitation, or a new one (new token) replacing the last
     CHANGE_LEVEL = "change level"  # an accepted share shows more or less
@@ -107,8 +111,10 @@ def state(db: Database, share_id: int | None, now: datetime) -> State:
 def _check(db: Database, move: Move, share_id: int | None, now: datetime) -> State:
     found = state(db, share_id, now)
     if not allows(move, found):
-        what = "there is no such share" if found is None else f"the share is {found}"
-        raise ShareStateError(f"Cannot {move} share #{share_id}: {what}")
+        what = (
+            f"there is no share #{share_id}" if found is None else f"share #{share_id} is {found}"
+        )
+        raise ShareStateError(f"Cannot {move}: {what}")
     return found
 
 
@@ -232,7 +238,7 @@ def _answer(db: Database, move: Move, share_id: int, invitation_id: int, now: da
     ).fetchone()
     if row is None or row[0] != share_id or row[1] is not None or row[2] is not None:
         raise ShareStateError(
-            f"Cannot {move} share #{share_id}: invitation #{invitation_id} is not open"
+            f"Cannot {move}: invitation #{invitation_id} of share #{share_id} is not open"
         )
 
 
