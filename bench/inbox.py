@@ -166,7 +166,7 @@ def prepare(path: Path, count: int) -> list[Reply]:
         rows = store.db.execute(
             """SELECT o.recipients, b.raw FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id
                WHERE o.kind = ? ORDER BY o.id""",
-            [outbox.INVITATION],
+            [outbox.OutboxKind.INVITATION],
         ).fetchall()
         for number, (recipients, raw) in enumerate(rows):
             assert invitee(number).address in recipients, (number, recipients)
@@ -177,7 +177,7 @@ def prepare(path: Path, count: int) -> list[Reply]:
             db.execute("DELETE FROM outbox_bodies")
             db.execute(
                 "UPDATE outbox SET status = ?, sent_at = created_at WHERE kind = ?",
-                [outbox.SENT, outbox.INVITATION],
+                [outbox.OutboxStatus.SENT, outbox.OutboxKind.INVITATION],
             )
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return replies
@@ -546,7 +546,7 @@ class Bench:
                 """SELECT (SELECT count(*) FROM shares WHERE status = 'accepted'),
                           (SELECT count(*) FROM inbound),
                           (SELECT count(*) FROM outbox WHERE kind = ?)""",
-                [outbox.WELCOME],
+                [outbox.OutboxKind.WELCOME],
             ).fetchone()
         stored = inbound == load.sent if grants > 1 else inbound == 1  # duplicates: one row
         if accepted == welcome == grants and stored and load.sent == len(self.replies):
@@ -578,7 +578,7 @@ def inbox_work(template: Path, replies: Sequence[Reply], work: Path) -> list[Par
     """
     from calshare import answers
     from inbox.authresults import passes
-    from inbox.classify import ACCEPT, Inbound, classify, parse_mail
+    from inbox.classify import Inbound, VerdictKind, classify, parse_mail
 
     settings, clock = Settings(), SystemClock()
     domain, limits = settings.mail.domain, settings.inbox
@@ -600,7 +600,9 @@ def inbox_work(template: Path, replies: Sequence[Reply], work: Path) -> list[Par
         )
         items.append(Inbound(mail.raw, reply.mail_from, reply.rcpt, verdict, trusted))
     classifying = time.perf_counter() - began
-    assert all(item.verdict.kind == ACCEPT for item in items), "a reply is not read as accept"
+    assert all(item.verdict.kind == VerdictKind.ACCEPT for item in items), (
+        "a reply is not read as accept"
+    )
 
     composing = 0.0
     compose_notice = compose.notice

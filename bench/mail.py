@@ -218,7 +218,7 @@ def queued_store(path: Path, mails: Sequence[OutgoingMail]) -> Store:
     store = Store.open(path)
     with store.write() as db:
         for mail in mails:
-            outbox.enqueue(db, mail, kind=outbox.INVITATION, share_id=None, now=NOW)
+            outbox.enqueue(db, mail, kind=outbox.OutboxKind.INVITATION, share_id=None, now=NOW)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return store
 
@@ -458,7 +458,9 @@ class Delivery:
         """Count what reached the sink; note a flush that left mail behind."""
         if not discard:
             self.sent += result.sent
-        left = count_outbox(store, outbox.QUEUED) + count_outbox(store, outbox.SENDING)
+        left = count_outbox(store, outbox.OutboxStatus.QUEUED) + count_outbox(
+            store, outbox.OutboxStatus.SENDING
+        )
         if result.sent != len(self.mails) or result.problems or left:
             self.problems.append(
                 f"{name}: sent {result.sent} of {len(self.mails)}, {left} left in the outbox; "
@@ -617,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
             with fresh_store(work / f"share-{run}.db", fixture) as store:
                 seconds, _ = timed(partial(share_many, store, fixture, shares))
                 sharing_timing.times.append(seconds)
-                queued_by_share.append(count_outbox(store, outbox.QUEUED))
+                queued_by_share.append(count_outbox(store, outbox.OutboxStatus.QUEUED))
 
         # 3. delivery: the same prebuilt messages, bare aiosmtplib and the outbox sender
         prebuilt = [invitation(fixture, number, new_token()) for number in range(messages)]

@@ -25,24 +25,95 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from calshare import wording
+from calshare import lifecycle, wording
 from calshare.addresses import Mailbox, parse_mailbox
 from calshare.clock import utc_text
 from calshare.config import Settings
 from calshare.errors import UsageError
 from calshare.levels import Level
+from calshare.lifecycle import ShareStatus
 from calshare.links import RecipientForm, answer_address, answer_mailto, feed_urls
 from calshare.redaction import redact_mail
-from calshare.sharing import ACCEPTED, DECLINED, INVITED, mark_undeliverable
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
-from inbox.classify import ACCEPT, AUTO_REPLY, BOUNCE, DECLINE, UNKNOWN, WEAK_BOUNCE, Inbound
+from inbox.classify import Inbound, VerdictKind
 from mailer import compose, outbox
+from mailer.outbox import OutboxKind
 
 log = logging.getLogger(__name__)
 
 # One explanatory reply per sender and invitation a day at most: never a loop.
 REPLY_EVERY = timedelta(days=1)
-CONFIRM_ASKED = "replied: held, the invitee was asked to confirm"
+
+
+class Closed(StrEnum):
+    """Why an invitation takes no answer any more; also the wording keys that say so."""
+
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class Outcome(StrEnum):
+    """What an answer came to, in the inbound log's words (its ``outcome`` column).
+
+    For people: nothing reads these back to decide (``Reply`` is the field for that),
+    so rewording one changes no behaviour.
+    """
+
+    DUPLICATE = "duplicate"
+    UNKNOWN_TOKEN = "unknown token"
+    CLOSED = "closed"  # a web answer to an invitation no longer open
+    IGNORED = "ignored"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    UNDELIVERABLE = "undeliverable"
+    UNKNOWN_ANSWER = "unknown answer"
+    HOW_TO_ANSWER = "replied: how to answer"
+    NOT_AUTHENTICATED = "not counted: Authentication-Results did not pass"
+    HELD = "held: not from the invitee"
+    HELD_ASKED_TODAY = "held: not from the invitee (the invitee was asked today)"
+    CONFIRM_ASKED = "replied: held, the invitee was asked to confirm"
+    BOUNCE_RECORDED = "bounce recorded"
+    BOUNCE_WEAK = "bounce recorded (by its subject alone, from a real sender: no change)"
+    BOUNCE_NOT_OURS = "bounce recorded (not a bounce address of ours: no change)"
+    BOUNCE_NOT_NULL_SENDER = "bounce recorded (not from the null sender: no change)"
+    BOUNCE_OTHER_RECIPIENT = "bounce recorded (it reports another recipient: no change)"
+    BOUNCE_NOT_AUTHENTICATED = "bounce recorded (Authentication-Results did not pass: no change)"
+    BOUNCE_NOT_INVITEE = "bounce recorded (not from the invitee: no change)"
+    INVALID_ACCEPTED = "invalid token (accepted)"
+    INVALID_DECLINED = "invalid token (declined)"
+    INVALID_REVOKED = "invalid token (revoked)"
+    INVALID_EXPIRED = "invalid token (expired)"
+    REPLIED_ACCEPTED = "replied: invalid token (accepted)"
+    REPLIED_DECLINED = "replied: invalid token (declined)"
+    REPLIED_REVOKED = "replied: invalid token (revoked)"
+    REPLIED_EXPIRED = "replied: invalid token (expired)"
+
+
+# an answer to a closed invitation, without a reply and with one
+_INVALID = {
+    Closed.ACCEPTED: Outcome.INVALID_ACCEPTED,
+    Closed.DECLINED: Outcome.INVALID_DECLINED,
+    Closed.REVOKED: Outcome.INVALID_REVOKED,
+    Closed.EXPIRED: Outcome.INVALID_EXPIRED,
+}
+_REPLIED_INVALID = {
+    Closed.ACCEPTED: Outcome.REPLIED_ACCEPTED,
+    Closed.DECLINED: Outcome.REPLIED_DECLINED,
+    Closed.REVOKED: Outcome.REPLIED_REVOKED,
+    Closed.EXPIRED: Outcome.REPLIED_EXPIRED,
+}
+
+
+class Reply(StrEnum):
+    """What we wrote back about an inbound mail (the log's ``reply``; NULL: nothing).
+
+    The once-a-day guards read this, never the outcome's words.
+    """
+
+    EXPLAINED = "explained"  # told the invitee why the answer did not count, or how to answer
+    CONFIRM_ASKED = "confirm_asked"  # asked the invitee to confirm an answer from someone else
 
 
 @dataclass(frozen=True)
@@ -54,7 +125,7 @@ class WebAnswer:
     """
 
     token: str
-    answer: str  # ACCEPT | DECLINE
+    answer: VerdictKind  # accept or decline
     by: str  # the address answering
     via: str  # "web"
     message_id: str
@@ -99,7 +170,7 @@ class Invitation(NamedTuple):
 class SentMail:
     """The mail of ours a ``bounces+<key>`` address names."""
 
-    kind: str  # its outbox kind
+    kind: OutboxKind
     share_id: int | None
     recipients: frozenset[str]  # lower case
 
@@ -145,7 +216,7 @@ class Answered:
 
     share_id: int
     invitation_id: int
-    status: str  # ACCEPTED | DECLINED
+    status: ShareStatus  # ACCEPTED | DECLINED
     feed_secret: str | None = None  # accepted: the feed's secret (only its hash is stored)
 
 
@@ -153,7 +224,7 @@ class Answered:
 class Notice:
     """A mail to queue: its outbox kind and what to compose."""
 
-    kind: str
+    kind: OutboxKind
     spec: compose.NoticeSpec
 
 
@@ -167,7 +238,7 @@ class LogRow:
     recipient: str  # as shown: no token, no bounce key
     sender: str | None
     token_hash: str | None
-    kind: str
+    kind: VerdictKind
     reason: str  # redacted
     size: int
     raw_copy: bytes | None  # the redacted copy kept for operators, if they keep any
@@ -178,14 +249,15 @@ class Decision:
     """Everything an answer causes, as a value: ``apply`` writes it, nothing else."""
 
     action: Action
-    outcome: str  # as logged (the inbound row's outcome)
+    outcome: Outcome  # as logged (the inbound row's outcome)
     now: datetime
     share_id: int | None = None  # the share the message concerns
     answered: Answered | None = None
     undeliverable: str | None = None  # why the share's invitation could not be delivered
-    cancel: tuple[str, ...] = ()  # the share's queued mails of these kinds are moot now
+    cancel: tuple[OutboxKind, ...] = ()  # the share's queued mails of these kinds are moot now
     notices: tuple[Notice, ...] = ()
     log: LogRow | None = None  # None: nothing is logged (a duplicate, a closed web answer)
+    reply: Reply | None = None  # what we wrote back about it (the once-a-day guards read it)
 
 
 def find_invitation(db: Database, token: str) -> Invitation | None:
@@ -193,7 +265,7 @@ def find_invitation(db: Database, token: str) -> Invitation | None:
     return _invitation(db, token)
 
 
-def why_invalid(invitation: Invitation, now: datetime) -> str | None:
+def why_invalid(invitation: Invitation, now: datetime) -> Closed | None:
     """Why an answer to this invitation cannot count now: expired, revoked, accepted…"""
     return _why_invalid(invitation, now)
 
@@ -222,7 +294,7 @@ def record(
     item: Inbound,
     *,
     random_bytes: RandomBytes | None = None,
-) -> str:
+) -> Outcome:
     """Apply one inbound message (observe, decide, apply); returns the outcome, as logged."""
     decision = decide(
         item, observe(db, settings, now, item), Fresh.draw(random_bytes), now, settings
@@ -260,7 +332,7 @@ def answer_invitation(
     by: str,
     via: str = "web",
     random_bytes: RandomBytes | None = None,
-) -> str:
+) -> Outcome:
     """Answer the invitation ``token`` names with accept or decline, by ``by``, via ``via``.
 
     The same decision as a mailed answer, inside the caller's transaction, and logged
@@ -268,10 +340,15 @@ def answer_invitation(
     reload) changes nothing and is answered "closed": the page says why, no mail does.
     Returns the outcome ("accepted", "declined", "closed", "unknown token", …).
     """
-    if answer not in (ACCEPT, DECLINE):
-        raise UsageError(f"an invitation is answered with {ACCEPT} or {DECLINE}, not {answer!r}")
+    if answer not in (VerdictKind.ACCEPT, VerdictKind.DECLINE):
+        raise UsageError(
+            f"an invitation is answered with {VerdictKind.ACCEPT} or {VerdictKind.DECLINE},"
+            f" not {answer!r}"
+        )
     message_id = f"<{via}-{secrets.token_hex(16)}@{settings.mail.domain}>"
-    given = WebAnswer(token=token, answer=answer, by=by, via=via, message_id=message_id)
+    given = WebAnswer(
+        token=token, answer=VerdictKind(answer), by=by, via=via, message_id=message_id
+    )
     decision = decide(
         given, observe(db, settings, now, given), Fresh.draw(random_bytes), now, settings
     )
@@ -290,9 +367,9 @@ def observe(db: Database, settings: Settings, now: datetime, given: Inbound | We
         return Facts(duplicate=True)
     invitation = _invitation(db, said.token) if said.token else None
     bounced_mail = None
-    if said.kind == BOUNCE and said.form == "bounces":
+    if said.kind == VerdictKind.BOUNCE and said.form == RecipientForm.BOUNCES:
         bounced_mail = _bounced_mail(db, settings, said.bounce_key or "")
-    if invitation is None or said.token is None or said.kind in (BOUNCE, AUTO_REPLY):
+    if invitation is None or said.token is None or said.kind in _NOT_ANSWERS:
         return Facts(invitation=invitation, bounced_mail=bounced_mail)
     return Facts(
         invitation=invitation,
@@ -302,6 +379,7 @@ def observe(db: Database, settings: Settings, now: datetime, given: Inbound | We
     )
 
 
+_NOT_ANSWERS = (VerdictKind.BOUNCE, VerdictKind.AUTO_REPLY)
 _BOUNCE_KEY = re.compile(r"[0-9a-f]{32}")
 
 
@@ -317,14 +395,14 @@ def _bounced_mail(db: Database, settings: Settings, key: str) -> SentMail | None
     if row is None:
         return None
     recipients = frozenset(str(address).lower() for address in json.loads(row[2]))
-    return SentMail(str(row[0]), row[1], recipients)
+    return SentMail(OutboxKind(row[0]), row[1], recipients)
 
 
 def _replied_lately(db: Database, token: str, sender: str | None, now: datetime) -> bool:
     return (
         db.execute(
             """SELECT 1 FROM inbound WHERE token_hash = ? AND sender IS ?
-               AND outcome LIKE 'replied%' AND received_at > ? LIMIT 1""",
+               AND reply IS NOT NULL AND received_at > ? LIMIT 1""",
             [token_hash(token), sender, utc_text(now - REPLY_EVERY)],
         ).fetchone()
         is not None
@@ -334,9 +412,9 @@ def _replied_lately(db: Database, token: str, sender: str | None, now: datetime)
 def _asked_to_confirm_lately(db: Database, token: str, now: datetime) -> bool:
     return (
         db.execute(
-            """SELECT 1 FROM inbound WHERE token_hash = ? AND outcome = ?
+            """SELECT 1 FROM inbound WHERE token_hash = ? AND reply = ?
                AND received_at > ? LIMIT 1""",
-            [token_hash(token), CONFIRM_ASKED, utc_text(now - REPLY_EVERY)],
+            [token_hash(token), Reply.CONFIRM_ASKED, utc_text(now - REPLY_EVERY)],
         ).fetchone()
         is not None
     )
@@ -349,17 +427,18 @@ def _asked_to_confirm_lately(db: Database, token: str, now: datetime) -> bool:
 class _Said:
     """An answer however it came (a mail for one recipient, a click), as decide reads it."""
 
-    kind: str  # accept | decline | auto-reply | bounce | unknown
-    reason: str
+    kind: VerdictKind
+    reason: str  # for the log only
     token: str | None
     sender: str | None
     message_id: str
     dedup: str
     authenticated: bool
     null_sender: bool = False
-    form: str | None = None
+    form: RecipientForm | None = None
     bounce_key: str | None = None
     reported: tuple[str, ...] = ()
+    weak: bool = False  # a bounce known by its subject alone
 
 
 def _said(given: Inbound | WebAnswer, settings: Settings) -> _Said:
@@ -373,7 +452,7 @@ def _said(given: Inbound | WebAnswer, settings: Settings) -> _Said:
             message_id=given.message_id,
             dedup=dedup_key(given.message_id, _web_recipient(given, settings)),
             authenticated=True,
-            form=given.answer,
+            form=RecipientForm(given.answer.value),
         )
     verdict = given.verdict
     return _Said(
@@ -388,6 +467,7 @@ def _said(given: Inbound | WebAnswer, settings: Settings) -> _Said:
         form=verdict.form,
         bounce_key=verdict.bounce_key,
         reported=verdict.reported,
+        weak=verdict.weak,
     )
 
 
@@ -409,33 +489,34 @@ def decide(
     most once a day per invitation. On the web, a closed invitation is just closed.
     """
     if facts.duplicate:
-        return Decision(Action.IGNORE, "duplicate", now)
+        return Decision(Action.IGNORE, Outcome.DUPLICATE, now)
     said = _said(given, settings)
     if isinstance(given, WebAnswer):
         if facts.invitation is None:
-            return Decision(Action.IGNORE, "unknown token", now)
+            return Decision(Action.IGNORE, Outcome.UNKNOWN_TOKEN, now)
         if _why_invalid(facts.invitation, now) is not None:
             # a second click, a reload: the page says why, and no mail is sent about it
-            return Decision(Action.IGNORE, "closed", now, facts.invitation.share_id)
+            return Decision(Action.IGNORE, Outcome.CLOSED, now, facts.invitation.share_id)
     decision = _decide(said, facts, fresh, now, settings)
     return replace(decision, log=_log_row(given, said, settings))
 
 
 def _decide(said: _Said, facts: Facts, fresh: Fresh, now: datetime, settings: Settings) -> Decision:
     invitation = facts.invitation
-    if said.kind == BOUNCE and said.reason.startswith(WEAK_BOUNCE) and not said.null_sender:
+    if said.kind == VerdictKind.BOUNCE and said.weak and not said.null_sender:
         return Decision(
             Action.IGNORE,
-            "bounce recorded (by its subject alone, from a real sender: no change)",
+            Outcome.BOUNCE_WEAK,
             now,
             invitation.share_id if invitation else None,
         )
-    if said.kind == BOUNCE:
+    if said.kind == VerdictKind.BOUNCE:
         return _bounced(said, facts, now)
-    if said.kind == AUTO_REPLY or said.token is None:
-        return Decision(Action.IGNORE, "ignored", now)  # recorded, never answered: no mail loops
+    if said.kind == VerdictKind.AUTO_REPLY or said.token is None:
+        # recorded, never answered: no mail loops
+        return Decision(Action.IGNORE, Outcome.IGNORED, now)
     if invitation is None:
-        return Decision(Action.IGNORE, "unknown token", now)
+        return Decision(Action.IGNORE, Outcome.UNKNOWN_TOKEN, now)
     return _answer(said, facts, invitation, said.token, fresh, now, settings)
 
 
@@ -451,48 +532,50 @@ def _bounced(said: _Said, facts: Facts, now: datetime) -> Decision:
     the invitee and authenticated. Everything else is recorded and changes nothing.
     """
 
-    def recorded(share_id: int | None, why: str = "") -> Decision:
-        return Decision(Action.IGNORE, f"bounce recorded{why}", now, share_id)
+    def recorded(share_id: int | None, outcome: Outcome = Outcome.BOUNCE_RECORDED) -> Decision:
+        return Decision(Action.IGNORE, outcome, now, share_id)
 
     invitation = facts.invitation
-    if said.form == "bounces":
+    if said.form == RecipientForm.BOUNCES:
         sent = facts.bounced_mail
         if sent is None:
-            return recorded(None, " (not a bounce address of ours: no change)")
+            return recorded(None, Outcome.BOUNCE_NOT_OURS)
         share_id = sent.share_id
-        if sent.kind != outbox.INVITATION or share_id is None:
+        if sent.kind != OutboxKind.INVITATION or share_id is None:
             return recorded(share_id)
         if not said.null_sender:
-            return recorded(share_id, " (not from the null sender: no change)")
+            return recorded(share_id, Outcome.BOUNCE_NOT_NULL_SENDER)
         if said.reported and not set(said.reported) & sent.recipients:
-            return recorded(share_id, " (it reports another recipient: no change)")
+            return recorded(share_id, Outcome.BOUNCE_OTHER_RECIPIENT)
     elif invitation is None:
         return recorded(None)
     else:
         share_id = invitation.share_id
         if not said.authenticated:
-            return recorded(share_id, " (Authentication-Results did not pass: no change)")
+            return recorded(share_id, Outcome.BOUNCE_NOT_AUTHENTICATED)
         if said.sender != invitation.invitee:
-            return recorded(share_id, " (not from the invitee: no change)")
+            return recorded(share_id, Outcome.BOUNCE_NOT_INVITEE)
         if said.reported and invitation.invitee.lower() not in said.reported:
-            return recorded(share_id, " (it reports another recipient: no change)")
+            return recorded(share_id, Outcome.BOUNCE_OTHER_RECIPIENT)
     return Decision(
         Action.UNDELIVERABLE,
-        "undeliverable",
+        Outcome.UNDELIVERABLE,
         now,
         share_id,
         undeliverable=f"bounced: {said.reason}",
     )
 
 
-def _why_invalid(invitation: Invitation, now: datetime) -> str | None:
-    """Why an answer cannot count, as a wording key: an answered invitation says how."""
-    if invitation.used_at and invitation.status in (ACCEPTED, DECLINED):
-        return invitation.status
-    if invitation.used_at or invitation.revoked_at or invitation.status != INVITED:
-        return "revoked"
+def _why_invalid(invitation: Invitation, now: datetime) -> Closed | None:
+    """Why an answer cannot count: an answered invitation says how."""
+    if invitation.used_at and invitation.status == ShareStatus.ACCEPTED:
+        return Closed.ACCEPTED
+    if invitation.used_at and invitation.status == ShareStatus.DECLINED:
+        return Closed.DECLINED
+    if invitation.used_at or invitation.revoked_at or invitation.status != ShareStatus.INVITED:
+        return Closed.REVOKED
     if invitation.expires_at <= utc_text(now):
-        return "expired"
+        return Closed.EXPIRED
     return None
 
 
@@ -518,14 +601,12 @@ def _answer(
     invitee = Mailbox(invitation.invitee, invitation.invitee_name)
     lang = invitation.lang
     if not said.authenticated:  # before any reply: a forged From must not draw backscatter
-        return Decision(
-            Action.IGNORE, "not counted: Authentication-Results did not pass", now, share_id
-        )
+        return Decision(Action.IGNORE, Outcome.NOT_AUTHENTICATED, now, share_id)
     why = _why_invalid(invitation, now)
     if why is not None:
         # only the invitee is told: a stranger holding the token learns nothing of it
         if said.sender != invitation.invitee or facts.replied_today:
-            return Decision(Action.IGNORE, f"invalid token ({why})", now, share_id)
+            return Decision(Action.IGNORE, _INVALID[why], now, share_id)
         advice = wording.text(f"invalid_token.advice_{why}", lang, owner=sender.owner_name)
         spec = compose.NoticeSpec(
             sender=sender,
@@ -539,22 +620,18 @@ def _answer(
         )
         return Decision(
             Action.EXPLAIN,
-            f"replied: invalid token ({why})",
+            _REPLIED_INVALID[why],
             now,
             share_id,
-            notices=(Notice(outbox.INVALID_TOKEN, spec),),
+            notices=(Notice(OutboxKind.INVALID_TOKEN, spec),),
+            reply=Reply.EXPLAINED,
         )
     if said.sender != invitation.invitee:
-        if said.kind not in (ACCEPT, DECLINE) or facts.replied_today:
-            return Decision(Action.HOLD, "held: not from the invitee", now, share_id)
+        if said.kind not in (VerdictKind.ACCEPT, VerdictKind.DECLINE) or facts.replied_today:
+            return Decision(Action.HOLD, Outcome.HELD, now, share_id)
         if facts.confirm_asked_today:
             # one question a day per invitation, however many strangers hold the token
-            return Decision(
-                Action.HOLD,
-                "held: not from the invitee (the invitee was asked today)",
-                now,
-                share_id,
-            )
+            return Decision(Action.HOLD, Outcome.HELD_ASKED_TODAY, now, share_id)
         spec = compose.NoticeSpec(
             sender=sender,
             to=invitee,
@@ -567,23 +644,30 @@ def _answer(
             key=fresh.keys[0],
         )
         return Decision(
-            Action.HOLD, CONFIRM_ASKED, now, share_id, notices=(Notice(outbox.CONFIRM, spec),)
-        )
-    if said.kind == ACCEPT:
-        return _accept(settings, now, invitation, sender, invitee, fresh)
-    if said.kind == DECLINE:
-        return Decision(
-            Action.DECLINE,
-            "declined",
+            Action.HOLD,
+            Outcome.CONFIRM_ASKED,
             now,
             share_id,
-            answered=Answered(share_id, invitation.id, DECLINED),
-            cancel=_MOOT,
-            notices=(_tell_owner(settings, invitation, sender, "declined", fresh.keys[0]),),
+            notices=(Notice(OutboxKind.CONFIRM, spec),),
+            reply=Reply.CONFIRM_ASKED,
         )
-    assert said.kind == UNKNOWN
+    if said.kind == VerdictKind.ACCEPT:
+        return _accept(settings, now, invitation, sender, invitee, fresh)
+    if said.kind == VerdictKind.DECLINE:
+        return Decision(
+            Action.DECLINE,
+            Outcome.DECLINED,
+            now,
+            share_id,
+            answered=Answered(share_id, invitation.id, ShareStatus.DECLINED),
+            cancel=_MOOT,
+            notices=(
+                _tell_owner(settings, invitation, sender, ShareStatus.DECLINED, fresh.keys[0]),
+            ),
+        )
+    assert said.kind == VerdictKind.UNKNOWN
     if facts.replied_today:
-        return Decision(Action.IGNORE, "unknown answer", now, share_id)
+        return Decision(Action.IGNORE, Outcome.UNKNOWN_ANSWER, now, share_id)
     spec = compose.NoticeSpec(
         sender=sender,
         to=invitee,
@@ -597,15 +681,16 @@ def _answer(
     )
     return Decision(
         Action.EXPLAIN,
-        "replied: how to answer",
+        Outcome.HOW_TO_ANSWER,
         now,
         share_id,
-        notices=(Notice(outbox.ANSWER_HELP, spec),),
+        notices=(Notice(OutboxKind.ANSWER_HELP, spec),),
+        reply=Reply.EXPLAINED,
     )
 
 
 # asking to confirm or explaining how to answer is moot once the answer is in
-_MOOT = (outbox.CONFIRM, outbox.ANSWER_HELP)
+_MOOT = (OutboxKind.CONFIRM, OutboxKind.ANSWER_HELP)
 
 
 def _answer_links(settings: Settings, token: str, invitation: Invitation) -> list[tuple[str, str]]:
@@ -639,21 +724,35 @@ def _accept(
     )
     return Decision(
         Action.GRANT,
-        "accepted",
+        Outcome.ACCEPTED,
         now,
         invitation.share_id,
-        answered=Answered(invitation.share_id, invitation.id, ACCEPTED, fresh.feed_secret),
+        answered=Answered(
+            invitation.share_id, invitation.id, ShareStatus.ACCEPTED, fresh.feed_secret
+        ),
         cancel=_MOOT,
         notices=(
-            Notice(outbox.WELCOME, welcome),
-            _tell_owner(settings, invitation, sender, "accepted", fresh.keys[1]),
+            Notice(OutboxKind.WELCOME, welcome),
+            _tell_owner(settings, invitation, sender, ShareStatus.ACCEPTED, fresh.keys[1]),
         ),
     )
 
 
+# the owner's notice of an answer: its outbox kind, and its template
+_OWNER_TOLD = {
+    ShareStatus.ACCEPTED: (OutboxKind.OWNER_ACCEPTED, "accepted"),
+    ShareStatus.DECLINED: (OutboxKind.OWNER_DECLINED, "declined"),
+}
+
+
 def _tell_owner(
-    settings: Settings, invitation: Invitation, sender: compose.Sender, kind: str, key: str
+    settings: Settings,
+    invitation: Invitation,
+    sender: compose.Sender,
+    answer: ShareStatus,
+    key: str,
 ) -> Notice:
+    outbox_kind, kind = _OWNER_TOLD[answer]
     invitee = invitation.invitee_name or invitation.invitee
     spec = compose.NoticeSpec(
         sender=sender,
@@ -665,7 +764,7 @@ def _tell_owner(
         extra=(("invitee", invitee), ("invitee_address", invitation.invitee)),
         key=key,
     )
-    return Notice(f"owner_{kind}", spec)
+    return Notice(outbox_kind, spec)
 
 
 def _log_row(given: Inbound | WebAnswer, said: _Said, settings: Settings) -> LogRow:
@@ -700,20 +799,19 @@ def apply(db: Database, decision: Decision) -> None:
         outbox.cancel(db, share_id, decision.cancel)
     answered = decision.answered
     if answered is not None:
-        if answered.feed_secret is None:
-            db.execute(
-                "UPDATE shares SET status = ?, answered_at = ?, updated_at = ? WHERE id = ?",
-                [answered.status, now, now, answered.share_id],
+        if answered.status == ShareStatus.ACCEPTED:
+            assert answered.feed_secret is not None
+            lifecycle.accept(
+                db,
+                answered.share_id,
+                answered.invitation_id,
+                token_hash(answered.feed_secret),
+                decision.now,
             )
         else:
-            db.execute(
-                """UPDATE shares SET status = ?, answered_at = ?, feed_hash = ?, updated_at = ?
-                   WHERE id = ?""",
-                [answered.status, now, token_hash(answered.feed_secret), now, answered.share_id],
-            )
-        db.execute("UPDATE invitations SET used_at = ? WHERE id = ?", [now, answered.invitation_id])
+            lifecycle.decline(db, answered.share_id, answered.invitation_id, decision.now)
     if decision.undeliverable is not None and share_id is not None:
-        mark_undeliverable(db, share_id, decision.now, decision.undeliverable)
+        lifecycle.mark_undeliverable(db, share_id, decision.now, decision.undeliverable)
     for notice in decision.notices:
         outbox.enqueue_notice(
             db, notice.spec, kind=notice.kind, share_id=share_id, now=decision.now
@@ -723,8 +821,8 @@ def apply(db: Database, decision: Decision) -> None:
         return
     cursor = db.execute(
         """INSERT INTO inbound (received_at, dedup, message_id, mail_from, recipient, sender,
-               token_hash, kind, reason, outcome, share_id, size)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               token_hash, kind, reason, outcome, reply, share_id, size)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
             now,
             row.dedup,
@@ -736,6 +834,7 @@ def apply(db: Database, decision: Decision) -> None:
             row.kind,
             row.reason,
             decision.outcome,
+            decision.reply,
             share_id,
             row.size,
         ],

@@ -248,7 +248,7 @@ def _print_agenda(out: IO[str], calendar: Calendar, found: Sequence[Occurrence])
 
 def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
     """calshare share project bob@example.org --level titles --message "For the launch" """
-    from calshare.sharing import share
+    from calshare.sharing import ShareAction, share
 
     outcome = share(
         ctx.store,
@@ -270,9 +270,9 @@ def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
         )
         return 0
     who, level = outcome.share.invitee, outcome.share.level
-    if outcome.action == "unchanged":
+    if outcome.action == ShareAction.UNCHANGED:
         print(f"{args.name!r} is already shared with {who} at {level}; nothing sent", file=ctx.out)
-    elif outcome.action == "level_changed":
+    elif outcome.action == ShareAction.LEVEL_CHANGED:
         print(f"{who} now has {level} on {args.name!r}; a notice is in the outbox", file=ctx.out)
     else:
         print(
@@ -286,13 +286,14 @@ def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_snapshot(ctx: Context, args: argparse.Namespace) -> int:
     """calshare snapshot project --range next-7-days --detail titles --to bob@example.org"""
     from calshare.snapshots import Options, preview, send_snapshots
+    from mailer.snapshot import Layout
 
     options = Options(
         range_text=args.range,
         detail=args.detail,
         working_hours_only=args.working_hours_only,
         include_private=args.include_private,
-        layout=args.layout,
+        layout=Layout(args.layout),
         lang=args.lang,
     )
     if args.out is not None:
@@ -521,7 +522,7 @@ def _share_json(item: Any) -> dict[str, Any]:
 def cmd_outbox(ctx: Context, args: argparse.Namespace) -> int:
     """calshare outbox --json"""
     from calshare.clock import parse_utc
-    from mailer.outbox import entries
+    from mailer.outbox import OutboxStatus, entries
 
     waiting = entries(ctx.store.db)
     if args.json:
@@ -548,7 +549,11 @@ def cmd_outbox(ctx: Context, args: argparse.Namespace) -> int:
     for entry in waiting:
         when = parse_utc(entry.next_attempt_at).strftime("%Y-%m-%d %H:%M")
         why = f" — {entry.last_error}" if entry.last_error else ""
-        state = f"{entry.status}, next try {when}" if entry.status == "queued" else entry.status
+        state = (
+            f"{entry.status}, next try {when}"
+            if entry.status == OutboxStatus.QUEUED
+            else entry.status
+        )
         print(
             f"#{entry.id} {entry.kind} to {', '.join(entry.recipients)}: {state}, "
             f"{entry.attempts} attempts{why}",
@@ -864,6 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument(
         "--include-private", action="store_true", help="show private items (else busy time)"
     )
+    # mailer.snapshot.Layout's values: not imported here, the parser stays light
     snap.add_argument("--layout", choices=["daily", "list"], default="daily")
     snap.add_argument("--lang", choices=["en", "nb"], help="language (default mail.lang)")
     where = snap.add_mutually_exclusive_group(required=True)

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,6 +93,32 @@ def _choice(*allowed: str) -> Parser:
         return text
 
     return parse
+
+
+def _enum(kind: type[StrEnum]) -> Parser:
+    """One of an enum's values, any case: the enum member, so a typo is caught here."""
+    allowed = [member.value for member in kind]
+
+    def parse(value: Any) -> StrEnum:
+        return kind(_choice(*allowed)(value))
+
+    return parse
+
+
+class RelaySecurity(StrEnum):
+    """How the outbox talks to its relay: plain, STARTTLS upgrade, or TLS from the start."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class RequireAuth(StrEnum):
+    """What the mail server's Authentication-Results must show for an answer to count."""
+
+    NONE = "none"
+    DMARC = "dmarc"
+    DKIM = "dkim"
 
 
 def _level_or_none(value: Any) -> Level | None:
@@ -244,7 +271,9 @@ class MailSettings:
 class RelaySettings:
     host: str = _option("127.0.0.1", _hostname, "SMTP relay host")
     port: int = _option(25, _port, "SMTP relay port")
-    security: str = _option("none", _choice("none", "starttls", "tls"), "none, starttls or tls")
+    security: RelaySecurity = _option(
+        RelaySecurity.NONE, _enum(RelaySecurity), "none, starttls or tls"
+    )
     username: str = _option("", _text, "AUTH user name (empty: no AUTH)")
     password: str = _option("", _text, "AUTH password", secret=True)
     ca_file: str = _option(
@@ -390,8 +419,8 @@ class InboxSettings:
     keep_raw_days: int = _option(14, _integer(0, 3650), "days raw inbound messages are kept")
     tls_cert: str = _option("", _file_or_empty, "PEM certificate for STARTTLS (empty: no STARTTLS)")
     tls_key: str = _option("", _file_or_empty, "PEM private key for STARTTLS")
-    require_auth: str = _option(
-        "none", _choice("none", "dmarc", "dkim"), "what Authentication-Results must show to count"
+    require_auth: RequireAuth = _option(
+        RequireAuth.NONE, _enum(RequireAuth), "what Authentication-Results must show to count"
     )
     authserv_id: str = _option(
         "", _text, "the authserv-id of your own mail server's Authentication-Results"
@@ -541,12 +570,12 @@ def _check_consistency(settings: Settings) -> None:
     inbox = settings.inbox
     if bool(inbox.tls_cert) != bool(inbox.tls_key):
         raise ConfigError(f"{settings.source}: [inbox] tls_cert and tls_key go together")
-    if inbox.require_auth != "none" and not inbox.authserv_id:
+    if inbox.require_auth != RequireAuth.NONE and not inbox.authserv_id:
         raise ConfigError(
             f"{settings.source}: [inbox] require_auth needs authserv_id, the name your mail "
             "server writes in Authentication-Results"
         )
-    if inbox.require_auth != "none" and not inbox.trusted_peers:
+    if inbox.require_auth != RequireAuth.NONE and not inbox.trusted_peers:
         raise ConfigError(
             f"{settings.source}: [inbox] require_auth needs trusted_peers, the addresses of "
             'the mail server in front of calshare (e.g. ["127.0.0.1"]): a client that '

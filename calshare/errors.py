@@ -48,6 +48,10 @@ class UnknownShare(CalshareError, LookupError):
     """The calendar is not shared with that address."""
 
 
+class ShareStateError(CalshareError, ValueError):
+    """A share cannot make that move from the state it is in (``calshare.lifecycle``)."""
+
+
 class DeliveryError(CalshareError, RuntimeError):
     """A mail could not be handed to the relay or written to the Maildir."""
 

@@ -29,8 +29,8 @@ from calshare.errors import UnknownCalendar
 from calshare.expansion import Caps
 from calshare.ics_writer import write_calendar
 from calshare.levels import Level, calendar_title, lower_of
+from calshare.lifecycle import ShareStatus
 from calshare.policy import highest_level
-from calshare.sharing import ACCEPTED
 from calshare.store import Store
 from calshare.tokens import parse_token, token_hash
 from calshare.views import visible_occurrences
@@ -93,7 +93,7 @@ def find_grant(db: Database, secret_text: str) -> Grant | str | None:
     ).fetchone()
     if row is not None:
         share_id, calendar, level, status, updated_at, invitee = row
-        if status != ACCEPTED:
+        if status != ShareStatus.ACCEPTED:
             return GONE
         return Grant(share_id, calendar, Level(level), updated_at, invitee)
     if db.execute("SELECT 1 FROM retired_feeds WHERE hash = ?", [digest]).fetchone():

@@ -37,10 +37,10 @@ from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavEr
 from calshare.expansion import Caps
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
+from calshare.lifecycle import audit
 from calshare.links import Links, published_links
 from calshare.pages import Nav, published_html
 from calshare.ranges import DateRange
-from calshare.sharing import audit
 from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, parse_token, token_hash
 from calshare.views import visible_occurrences

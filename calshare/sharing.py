@@ -10,31 +10,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import NamedTuple
 
 from sqlite_utils import Database
 
+from calshare import lifecycle
 from calshare.addresses import Mailbox, parse_mailbox
 from calshare.calendars import Calendar, get_calendar
-from calshare.clock import Clock, utc_text
+from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.errors import ShareRefused, UnknownShare, UsageError
 from calshare.levels import Level
+from calshare.lifecycle import ShareStatus, audit, shown_status
 from calshare.policy import check_share
 from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, token_hash
 from mailer import compose, outbox
+from mailer.outbox import OutboxKind, OutboxStatus
 
 log = logging.getLogger(__name__)
-
-INVITED, ACCEPTED, DECLINED, REVOKED, EXPIRED, UNDELIVERABLE = (
-    "invited",
-    "accepted",
-    "declined",
-    "revoked",
-    "expired",
-    "undeliverable",
-)
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ class Share:
     invitee: str
     invitee_name: str
     level: Level
-    status: str  # as shown: "expired" is an invitation past its date
+    status: ShareStatus  # as shown: "expired" is an invitation past its date
     lang: str
     invited_at: str
     expires_at: str
@@ -51,10 +46,18 @@ class Share:
     revoked_at: str | None
 
 
+class ShareAction(StrEnum):
+    """What sharing did (``calshare share --json`` says it as ``action``)."""
+
+    INVITED = "invited"
+    LEVEL_CHANGED = "level_changed"
+    UNCHANGED = "unchanged"
+
+
 @dataclass(frozen=True)
 class ShareOutcome:
     share: Share
-    action: str  # invited | level_changed | unchanged
+    action: ShareAction
     message_id: str | None
 
 
@@ -72,15 +75,6 @@ def check_deliverable(mailbox: Mailbox) -> None:
             f"{mailbox.address} has letters outside ASCII before the @, which mail "
             "can only carry with SMTPUTF8; use the person's ASCII address"
         )
-
-
-def audit(
-    db: Database, now: datetime, action: str, calendar_id: int, subject: str, detail: str
-) -> None:
-    db.execute(
-        "INSERT INTO audit (at, action, calendar_id, subject, detail) VALUES (?, ?, ?, ?, ?)",
-        [utc_text(now), action, calendar_id, subject, detail],
-    )
 
 
 def share(
@@ -108,14 +102,11 @@ def share(
         row = _existing(db, calendar.id, mailbox.address)
         if row is not None and not mailbox.display_name and row.name:
             mailbox = Mailbox(mailbox.address, row.name)  # the name given before still holds
-        if row is not None and row.status == ACCEPTED:
+        if row is not None and row.status == ShareStatus.ACCEPTED:
             share_id = row.id
             if row.level == level.value:
-                return ShareOutcome(_load(db, share_id, now), "unchanged", None)
-            db.execute(
-                "UPDATE shares SET level = ?, lang = ?, updated_at = ? WHERE id = ?",
-                [level.value, lang, utc_text(now), share_id],
-            )
+                return ShareOutcome(_load(db, share_id, now), ShareAction.UNCHANGED, None)
+            lifecycle.change_level(db, share_id, level, lang, now)
             mail = compose.notice(
                 sender,
                 mailbox,
@@ -125,62 +116,30 @@ def share(
                 now=now,
                 level=level,
             )
-            outbox.enqueue(db, mail, kind=outbox.LEVEL_CHANGED, share_id=share_id, now=now)
+            outbox.enqueue(db, mail, kind=OutboxKind.LEVEL_CHANGED, share_id=share_id, now=now)
             audit(db, now, "level_changed", calendar.id, mailbox.address, f"{row.level} -> {level}")
             log.info(
                 "share %s -> %s: level %s -> %s", calendar.name, mailbox.address, row.level, level
             )
-            return ShareOutcome(_load(db, share_id, now), "level_changed", mail.message_id)
+            return ShareOutcome(
+                _load(db, share_id, now), ShareAction.LEVEL_CHANGED, mail.message_id
+            )
 
         expires = now + timedelta(days=settings.policy.invitation_days)
         token = new_token(random_bytes) if random_bytes else new_token()
-        if row is None:
-            share_id = int(
-                db.execute(
-                    """INSERT INTO shares (calendar_id, invitee, invitee_name, level, status, lang,
-                           message, created_at, invited_at, expires_at, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [
-                        calendar.id,
-                        mailbox.address,
-                        mailbox.display_name,
-                        level.value,
-                        INVITED,
-                        lang,
-                        message,
-                        utc_text(now),
-                        utc_text(now),
-                        utc_text(expires),
-                        utc_text(now),
-                    ],
-                ).lastrowid
-                or 0
-            )
-        else:
-            share_id = row.id
-            _withdraw(db, share_id, now)
-            db.execute(
-                """UPDATE shares SET invitee_name = COALESCE(NULLIF(?, ''), invitee_name),
-                       level = ?, status = ?, lang = ?, message = ?,
-                       invited_at = ?, expires_at = ?, answered_at = NULL, revoked_at = NULL,
-                       feed_hash = NULL, updated_at = ?
-                   WHERE id = ?""",
-                [
-                    mailbox.display_name,
-                    level.value,
-                    INVITED,
-                    lang,
-                    message,
-                    utc_text(now),
-                    utc_text(expires),
-                    utc_text(now),
-                    share_id,
-                ],
-            )
-        db.execute(
-            """INSERT INTO invitations (share_id, token_hash, level, created_at, expires_at)
-               VALUES (?, ?, ?, ?, ?)""",
-            [share_id, token_hash(token), level.value, utc_text(now), utc_text(expires)],
+        if row is not None:
+            _withdraw(db, row.id)
+        share_id = lifecycle.invite(
+            db,
+            None if row is None else row.id,
+            calendar_id=calendar.id,
+            invitee=mailbox,
+            level=level,
+            lang=lang,
+            message=message,
+            token_hash=token_hash(token),
+            now=now,
+            expires=expires,
         )
         mail = compose.invitation(
             sender,
@@ -194,7 +153,7 @@ def share(
             message=message,
             now=now,
         )
-        outbox.enqueue(db, mail, kind=outbox.INVITATION, share_id=share_id, now=now)
+        outbox.enqueue(db, mail, kind=OutboxKind.INVITATION, share_id=share_id, now=now)
         audit(db, now, "invited", calendar.id, mailbox.address, f"level {level}")
         log.info(
             "share %s -> %s: invited at %s, token %s, mail %s",
@@ -204,12 +163,12 @@ def share(
             log_id(token),
             mail.message_id,
         )
-        return ShareOutcome(_load(db, share_id, now), "invited", mail.message_id)
+        return ShareOutcome(_load(db, share_id, now), ShareAction.INVITED, mail.message_id)
 
 
 class _Row(NamedTuple):
     id: int
-    status: str
+    status: ShareStatus  # as stored
     level: str
     lang: str
     name: str
@@ -222,16 +181,11 @@ def _existing(db: Database, calendar_id: int, address: str) -> _Row | None:
         " WHERE calendar_id = ? AND invitee = ?",
         [calendar_id, address],
     ).fetchone()
-    return None if row is None else _Row(*row)
+    return None if row is None else _Row(row[0], ShareStatus(row[1]), *row[2:])
 
 
-def _withdraw(db: Database, share_id: int, now: datetime) -> None:
-    """Old tokens stop working and their unsent invitations are not sent."""
-    db.execute(
-        "UPDATE invitations SET revoked_at = ? WHERE share_id = ? AND revoked_at IS NULL"
-        " AND used_at IS NULL",
-        [utc_text(now), share_id],
-    )
+def _withdraw(db: Database, share_id: int) -> None:
+    """Mails with the share's old tokens or feed are not sent (the lifecycle kills the tokens)."""
     outbox.cancel(db, share_id, outbox.WITHDRAWN_WITH_SHARE)
 
 
@@ -244,16 +198,11 @@ def unshare(
     now = clock.now()
     with store.write() as db:
         row = _existing(db, calendar.id, mailbox.address)
-        if row is None or row.status in (REVOKED, DECLINED):
+        if row is None or not lifecycle.allows(lifecycle.Move.REVOKE, row.status):
             raise UnknownShare(f"{calendar.name!r} is not shared with {mailbox.address}")
-        share_id, status, lang, name = row.id, row.status, row.lang, row.name
-        _withdraw(db, share_id, now)
-        db.execute(
-            # the feed secret goes with the share: its URL stops working at once
-            """UPDATE shares SET status = ?, revoked_at = ?, feed_hash = NULL, updated_at = ?
-               WHERE id = ?""",
-            [REVOKED, utc_text(now), utc_text(now), share_id],
-        )
+        share_id, lang, name = row.id, row.lang, row.name
+        _withdraw(db, share_id)
+        status = lifecycle.revoke(db, share_id, now)
         if settings.mail.notify_unshare and _was_told(db, share_id, status):
             mail = compose.notice(
                 mail_sender(settings, calendar),
@@ -263,51 +212,33 @@ def unshare(
                 lang=lang,
                 now=now,
             )
-            outbox.enqueue(db, mail, kind=outbox.UNSHARED, share_id=share_id, now=now)
+            outbox.enqueue(db, mail, kind=OutboxKind.UNSHARED, share_id=share_id, now=now)
         audit(db, now, "unshared", calendar.id, mailbox.address, f"was {status}")
         log.info("share %s -> %s: revoked (was %s)", calendar.name, mailbox.address, status)
         return _load(db, share_id, now)
 
 
-def _was_told(db: Database, share_id: int, status: str) -> bool:
+def _was_told(db: Database, share_id: int, status: ShareStatus) -> bool:
     """Whether the invitee knows of the share: accepted it, or got an invitation.
 
     Someone whose invitation was withdrawn before it went out hears nothing.
     """
-    if status == ACCEPTED:
+    if status == ShareStatus.ACCEPTED:
         return True
-    if status != INVITED:
+    if status != ShareStatus.INVITED:
         return False
     sent = db.execute(
-        "SELECT 1 FROM outbox WHERE share_id = ? AND kind = ? AND status = 'sent' LIMIT 1",
-        [share_id, outbox.INVITATION],
+        "SELECT 1 FROM outbox WHERE share_id = ? AND kind = ? AND status = ? LIMIT 1",
+        [share_id, OutboxKind.INVITATION, OutboxStatus.SENT],
     ).fetchone()
     return sent is not None
-
-
-def mark_undeliverable(db: Database, share_id: int, now: datetime, reason: str) -> None:
-    """The invitation could not be delivered: the share says so, and its tokens die."""
-    row = db.execute(
-        "SELECT status, calendar_id, invitee FROM shares WHERE id = ?", [share_id]
-    ).fetchone()
-    if row is None or row[0] != INVITED:
-        return
-    db.execute(
-        "UPDATE shares SET status = ?, updated_at = ? WHERE id = ?",
-        [UNDELIVERABLE, utc_text(now), share_id],
-    )
-    db.execute(
-        "UPDATE invitations SET revoked_at = ? WHERE share_id = ? AND revoked_at IS NULL",
-        [utc_text(now), share_id],
-    )
-    audit(db, now, "undeliverable", row[1], row[2], reason[:300])
 
 
 def delivery_failed(db: Database, mail: outbox.Claimed, now: datetime, reason: str) -> None:
     """What a mail the recipient's side refused for good means here (the outbox sender's
     ``on_failed``): an invitation nobody can receive makes its share undeliverable."""
-    if mail.kind == outbox.INVITATION and mail.share_id is not None:
-        mark_undeliverable(db, mail.share_id, now, reason)
+    if mail.kind == OutboxKind.INVITATION and mail.share_id is not None:
+        lifecycle.mark_undeliverable(db, mail.share_id, now, reason)
 
 
 _SELECT = """
@@ -317,10 +248,6 @@ FROM shares s JOIN calendars c ON c.id = s.calendar_id
 """
 
 
-def _shown_status(status: str, expires_at: str, now: datetime) -> str:
-    return EXPIRED if status == INVITED and expires_at <= utc_text(now) else status
-
-
 def _from_row(row: tuple[str, ...], now: datetime) -> Share:
     name, invitee, invitee_name, level, status, lang, invited, expires, answered, revoked = row
     return Share(
@@ -328,7 +255,7 @@ def _from_row(row: tuple[str, ...], now: datetime) -> Share:
         invitee,
         invitee_name,
         Level(level),
-        _shown_status(status, expires, now),
+        shown_status(status, expires, now),
         lang,
         invited,
         expires,

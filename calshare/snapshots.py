@@ -20,20 +20,28 @@ from calshare.config import Settings
 from calshare.errors import UsageError
 from calshare.expansion import Caps
 from calshare.levels import Level, lower_of
+from calshare.lifecycle import audit
 from calshare.occurrence import Occurrence
 from calshare.policy import check_recipient
 from calshare.ranges import FIRST_DAY, LAST_DAY, MAX_DAYS, DateRange, resolve_range
 from calshare.schedule import WorkingWindow, clip_to_working_hours
-from calshare.sharing import audit, check_deliverable, mail_sender
+from calshare.sharing import check_deliverable, mail_sender
 from calshare.store import Store
 from calshare.views import visible_occurrences
 from mailer import outbox
 from mailer.compose import OutgoingMail
-from mailer.snapshot import LAYOUTS, Rendered, SnapshotRequest, addressed, render_snapshot
+from mailer.outbox import OutboxKind
+from mailer.snapshot import (
+    LAYOUTS,
+    Layout,
+    Rendered,
+    SnapshotRequest,
+    addressed,
+    render_snapshot,
+)
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "snapshot"
 MAX_RECIPIENTS = 50
 # `whole` shows series that never end up to this far ahead, as Outlook does with
 # its own "whole calendar" (a never-ending series would otherwise never stop).
@@ -47,7 +55,7 @@ class Options:
     detail: Level = Level.DETAILS
     working_hours_only: bool = False
     include_private: bool = False
-    layout: str = "daily"
+    layout: Layout = Layout.DAILY
     lang: str | None = None
 
 
@@ -225,7 +233,7 @@ def send_snapshots(
     now = clock.now()
     with store.write() as db:
         for item in sent:
-            outbox.enqueue(db, item.mail, kind=SNAPSHOT, share_id=None, now=now)
+            outbox.enqueue(db, item.mail, kind=OutboxKind.SNAPSHOT, share_id=None, now=now)
             audit(
                 db,
                 now,

@@ -306,6 +306,24 @@ def _schema_7(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_8(db: Database) -> None:
+    """Whether we wrote back about an inbound mail, as a field the once-a-day guards read.
+
+    The guards read the outcome's words (``outcome LIKE 'replied%'``, one outcome
+    word for word) and rewording an outcome would have lifted them. ``inbound.reply``
+    says it instead: NULL (nothing), ``explained`` (we told the invitee why or how)
+    or ``confirm_asked`` (the invitee was asked to confirm); the rows of before are
+    filled in once, from the words they were written with.
+    """
+    db.execute("ALTER TABLE inbound ADD COLUMN reply TEXT")
+    db.execute(
+        """UPDATE inbound SET reply = CASE
+               WHEN outcome = 'replied: held, the invitee was asked to confirm'
+               THEN 'confirm_asked' ELSE 'explained' END
+           WHERE outcome LIKE 'replied%'"""
+    )
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -315,6 +333,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_5,
     _schema_6,
     _schema_7,
+    _schema_8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

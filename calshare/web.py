@@ -47,7 +47,7 @@ from calshare.pages import Nav, month_range
 from calshare.publishing import Publication, find_publication, page_html, served_level
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
-from inbox.classify import ACCEPT, DECLINE
+from inbox.classify import VerdictKind
 from mailer.templates import render
 
 log = logging.getLogger(__name__)
@@ -411,6 +411,10 @@ def _unknown(lang: str) -> dict[str, str]:
     }
 
 
+# the page that thanks for an answer that counted, by its outcome (wording keys page.*)
+_ANSWERED_PAGE = {answers.Outcome.ACCEPTED: "accepted", answers.Outcome.DECLINED: "declined"}
+
+
 async def answer_post(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     settings = context.settings
@@ -428,17 +432,17 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
     choice = str(form.get("answer", ""))
     if not hmac.compare_digest(given, csrf_token(context.csrf_key, token).encode()):
         raise web.HTTPForbidden(text="This form has expired; open the link in the mail again.\n")
-    if choice not in (ACCEPT, DECLINE):
+    if choice not in (VerdictKind.ACCEPT, VerdictKind.DECLINE):
         raise web.HTTPBadRequest(text="Choose Accept or Decline.\n")
     now = context.clock.now()
 
-    def answer() -> tuple[str, Any]:
+    def answer() -> tuple[answers.Outcome, Any]:
         invitation = answers.find_invitation(context.store.db, token)
         if invitation is None:
-            return "unknown", None
+            return answers.Outcome.UNKNOWN_TOKEN, None
         if answers.why_invalid(invitation, now) is not None:
             # a second click, a reload: the page says why, and no mail is sent about it
-            return "closed", invitation
+            return answers.Outcome.CLOSED, invitation
         with context.store.write() as db:  # the page is the invitee's own link
             outcome = answers.answer_invitation(
                 db, settings, now, token, choice, by=invitation.invitee, via="web"
@@ -449,18 +453,19 @@ async def answer_post(request: web.Request) -> web.StreamResponse:
     log.info("web: answer %s for token %s: %s", choice, log_id(token), outcome)
     if invitation is None:
         return _page(settings.mail.lang, 404, domain=settings.mail.domain, **_unknown("en"))
-    if outcome != "closed":
+    if outcome != answers.Outcome.CLOSED:
         context.on_mail_queued()
     lang = invitation.lang
     owner = invitation.owner_name or invitation.owner
-    if outcome in ("accepted", "declined"):
+    page = _ANSWERED_PAGE.get(outcome)
+    if page is not None:
         return _page(
             lang,
             domain=settings.mail.domain,
-            title=wording.text(f"page.{outcome}_title", lang),
-            body=wording.text(f"page.{outcome}", lang, owner=owner, calendar=invitation.calendar),
+            title=wording.text(f"page.{page}_title", lang),
+            body=wording.text(f"page.{page}", lang, owner=owner, calendar=invitation.calendar),
         )
-    why = answers.why_invalid(invitation, now) or "revoked"
+    why = answers.why_invalid(invitation, now) or answers.Closed.REVOKED
     return _page(
         lang,
         410,

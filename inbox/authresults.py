@@ -18,6 +18,8 @@ from typing import Any
 
 from publicsuffixlist import PublicSuffixList
 
+from calshare.config import RequireAuth
+
 Token = tuple[str, bool]  # (text, whether any of it was a quoted string)
 
 
@@ -108,10 +110,10 @@ def _suffixes() -> PublicSuffixList:
     return PublicSuffixList()
 
 
-def prepare(require: str) -> None:
+def prepare(require: RequireAuth) -> None:
     """Load what ``passes`` will need now (the suffix list takes 0.2 s to build), at start,
     rather than on the first message, in the middle of serving."""
-    if require == "dkim":
+    if require == RequireAuth.DKIM:
         _suffixes()
 
 
@@ -171,9 +173,9 @@ def _aligned(signer: str, author_domain: str) -> bool:
     )
 
 
-def passes(message: Message, *, require: str, authserv_id: str, author: str | None) -> bool:
+def passes(message: Message, *, require: RequireAuth, authserv_id: str, author: str | None) -> bool:
     """Whether the message meets ``require`` (none, dmarc, dkim) according to our server."""
-    if require == "none":
+    if require == RequireAuth.NONE:
         return True
     if author is None or _from_headers(message) != 1:
         return False  # with two From headers, which one did the server vouch for?
@@ -184,12 +186,12 @@ def passes(message: Message, *, require: str, authserv_id: str, author: str | No
     for method, outcome, properties in _resinfos(results):
         if outcome != "pass":
             continue
-        if method == "dmarc" and require == "dmarc":
+        if method == "dmarc" and require == RequireAuth.DMARC:
             # the From our server judged must be the From we read (RFC 7489 §6.6.1)
             judged = properties.get("header.from")
             if judged is None or _domain_of(judged) == author_domain:
                 return True
-        if method == "dkim" and require == "dkim":
+        if method == "dkim" and require == RequireAuth.DKIM:
             # d= is the signing domain; i= (an identity, [local-part]@domain) is at or
             # below it (RFC 6376 §3.5): its domain is after the last "@"
             signer = properties.get("header.d") or properties.get("header.i")

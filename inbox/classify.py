@@ -21,20 +21,25 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
 from calshare.addresses import normalize_address
 from calshare.errors import AddressError
-from calshare.links import ANSWER_FORMS, RecipientForm, parse_address, quoted_answer
+from calshare.links import ANSWER_FORMS, parse_address, quoted_answer
+from calshare.links import RecipientForm as RecipientForm  # re-exported: the verdict's form
 from calshare.tokens import parse_token, redact
 
-ACCEPT, DECLINE, AUTO_REPLY, BOUNCE, UNKNOWN = (
-    "accept",
-    "decline",
-    "auto-reply",
-    "bounce",
-    "unknown",
-)
+
+class VerdictKind(StrEnum):
+    """What a message is to the inbox; the inbound log's ``kind`` holds these values."""
+
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    AUTO_REPLY = "auto-reply"
+    BOUNCE = "bounce"
+    UNKNOWN = "unknown"
+
 
 _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 # What a client puts before a subject it answers or forwards (en, nb/da/sv, de, nl, pl, fi …).
@@ -43,17 +48,17 @@ _REPLY_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _ANSWER_SUBJECT = {
-    "accept": ACCEPT,
-    "accepted": ACCEPT,
-    "godta": ACCEPT,
-    "godtatt": ACCEPT,
-    "decline": DECLINE,
-    "declined": DECLINE,
-    "avslå": DECLINE,
-    "avslått": DECLINE,
+    "accept": VerdictKind.ACCEPT,
+    "accepted": VerdictKind.ACCEPT,
+    "godta": VerdictKind.ACCEPT,
+    "godtatt": VerdictKind.ACCEPT,
+    "decline": VerdictKind.DECLINE,
+    "declined": VerdictKind.DECLINE,
+    "avslå": VerdictKind.DECLINE,
+    "avslått": VerdictKind.DECLINE,
 }
 _ANSWER_WORDS = {
-    ACCEPT: (
+    VerdictKind.ACCEPT: (
         "accept",
         "accepted",
         "i accept",
@@ -65,7 +70,7 @@ _ANSWER_WORDS = {
         "ja",
         "jeg godtar",
     ),
-    DECLINE: (
+    VerdictKind.DECLINE: (
         "decline",
         "declined",
         "i decline",
@@ -102,15 +107,18 @@ _DAEMONS = ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaem
 class Verdict:
     """The inbox's reading of one message for one recipient."""
 
-    kind: str  # accept | decline | auto-reply | bounce | unknown
-    reason: str
+    kind: VerdictKind
+    reason: str  # for people (the log): never read back to decide anything
     token: str | None = None  # the invitation token, if found (never logged)
-    form: str | None = None  # the address form it was sent to: accept, decline, share, bounces
+    form: RecipientForm | None = None  # the address form it was sent to
     bounce_key: str | None = None  # bounces+<key>@…: which of our mails bounced
     sender: str | None = None  # the normalised From address, if any
     message_id: str = ""
     # the recipients a delivery report names (Final-/Original-Recipient), lower case
     reported: tuple[str, ...] = ()
+    # a bounce known by its subject alone (anyone can write "Returned mail" in a subject):
+    # it counts only from the null sender, as real bounces come
+    weak: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,7 @@ def unreadable(raw: bytes, message_id: str | None = None) -> Verdict:
     """The verdict for a message the parser or classifier could not get through."""
     if message_id is None:
         message_id = "<sha256-" + hashlib.sha256(raw).hexdigest()[:40] + "@calshare.invalid>"
-    return Verdict(UNKNOWN, "the message could not be read", message_id=message_id)
+    return Verdict(VerdictKind.UNKNOWN, "the message could not be read", message_id=message_id)
 
 
 def normalize_line_ends(raw: bytes) -> bytes:
@@ -267,31 +275,37 @@ def is_auto_reply(message: Message) -> str | None:
     return None
 
 
-def is_bounce(message: Message, mail_from: str) -> str | None:
+class Bounce(NamedTuple):
+    """Why a message is a delivery failure report, and whether only its subject says so."""
+
+    reason: str
+    weak: bool = False
+
+
+def is_bounce(message: Message, mail_from: str) -> Bounce | None:
     """Why this is a delivery failure report (DSN or the common non-standard shapes)."""
     content_type = message.get_content_type()
     if content_type == "multipart/report":
-        return f"multipart/report ({message.get_param('report-type') or 'no report-type'})"
+        return Bounce(f"multipart/report ({message.get_param('report-type') or 'no report-type'})")
     if any(part.get_content_type() == "message/delivery-status" for part in _parts(message)):
-        return "a message/delivery-status part"
+        return Bounce("a message/delivery-status part")
     senders = [
         _header(message, "From").lower(),
         _header(message, "Return-Path").lower(),
         mail_from.strip("<> ").lower(),
     ]
     if any(name in sender for sender in senders for name in _DAEMONS):
-        return "from a mailer daemon"
+        return Bounce("from a mailer daemon")
     subject = _strip_prefixes(_header(message, "Subject"))
     if _ANSWER_PREFIX.match(subject):
         return None  # our own Accept:/Decline: subject, whatever the calendar is called
     if _BOUNCE_SUBJECT.search(subject):
-        return f"{WEAK_BOUNCE} {subject[:40]!r}"
+        return Bounce(f"{WEAK_BOUNCE} {subject[:40]!r}", weak=True)
     return None
 
 
-# A bounce recognised by its subject alone: recorded, but it does not kill an
-# invitation unless it came from the null sender, as real bounces do (anyone can
-# write "Returned mail" in a subject).
+# How the reason of a bounce recognised by its subject alone begins (``Bounce.weak``
+# says it; this is only its wording).
 WEAK_BOUNCE = "a delivery-failure subject"
 _ANSWER_PREFIX = re.compile(r"(accept|decline|godta|avslå)\s*:", re.IGNORECASE)
 
@@ -494,7 +508,7 @@ _NOT_AN_ANSWER = re.compile(r"^(no (problem|worries)|nei så)\b")  # "Nei, så h
 _CONTRARY = frozenset({"but", "not", "rather", "men", "ikke", "heller", "aber", "nicht"})
 
 
-def answer_in_words(text: str) -> str | None:
+def answer_in_words(text: str) -> VerdictKind | None:
     """accept/decline if the line is one of the answer words (and nothing much else)."""
     if "?" in text:  # "Yes? What is this?" asks, it does not answer
         return None
@@ -508,7 +522,9 @@ def answer_in_words(text: str) -> str | None:
         for choice in choices:
             if phrase == choice or phrase.startswith(choice + " "):
                 # "OK, but I'd rather not": a yes with a but is no yes (a no with one stays no)
-                return None if kind == ACCEPT and _CONTRARY.intersection(words) else kind
+                return (
+                    None if kind == VerdictKind.ACCEPT and _CONTRARY.intersection(words) else kind
+                )
     return None
 
 
@@ -526,29 +542,39 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     form, detail = parse_address(recipient, domain.lower())
     token = parse_token(detail) if form in ANSWER_FORMS and detail else None
 
-    def verdict(kind: str, reason: str, **found: Any) -> Verdict:
+    def verdict(kind: VerdictKind, reason: str, **found: Any) -> Verdict:
         # A reason quotes the message; the message may quote a token.
         return Verdict(kind, redact(reason), sender=sender, message_id=mail.message_id, **found)
 
     bounce = is_bounce(message, mail_from)
     if bounce and is_delay_warning(message):
-        return verdict(AUTO_REPLY, f"a delay warning, still being retried ({bounce})", form=form)
+        why = f"a delay warning, still being retried ({bounce.reason})"
+        return verdict(VerdictKind.AUTO_REPLY, why, form=form)
     if form == RecipientForm.BOUNCES:
         auto = None if bounce else is_auto_reply(message)
         if auto:  # RFC 3834 responders answer the Return-Path: proof of delivery, not a bounce
-            return verdict(AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form)
+            return verdict(
+                VerdictKind.AUTO_REPLY, f"sent to a bounce address, but {auto}", form=form
+            )
         reported = reported_recipients(message)
         why = "sent to a bounce address"
-        return verdict(BOUNCE, why, bounce_key=detail, form=form, reported=reported)
+        return verdict(VerdictKind.BOUNCE, why, bounce_key=detail, form=form, reported=reported)
     if bounce:
         reported = reported_recipients(message)
-        return verdict(BOUNCE, bounce, token=token, form=form, reported=reported)
+        return verdict(
+            VerdictKind.BOUNCE,
+            bounce.reason,
+            token=token,
+            form=form,
+            reported=reported,
+            weak=bounce.weak,
+        )
     auto = is_auto_reply(message)
     if auto:
-        return verdict(AUTO_REPLY, auto, form=form)
+        return verdict(VerdictKind.AUTO_REPLY, auto, form=form)
     if not mail_from.strip("<> "):
         # RFC 5321: the null sender is for notifications, never for a person's answer.
-        return verdict(AUTO_REPLY, "null sender", form=form)
+        return verdict(VerdictKind.AUTO_REPLY, "null sender", form=form)
 
     subject = _header(message, "Subject")
     text = body_text(message)
@@ -556,12 +582,15 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     if token is None:
         _, token = quoted_answer(f"{subject}\n{text}", domain)  # quoted links: words decide
         if token is None:
-            return verdict(UNKNOWN, "no invitation token in the address, subject or body")
+            return verdict(
+                VerdictKind.UNKNOWN, "no invitation token in the address, subject or body"
+            )
     # accept+<not a token>: the address form decides only with its own token; a token
     # found in quoted text may come from the other link (only the words decide then)
-    if form in (ACCEPT, DECLINE) and from_address:
+    if form in (RecipientForm.ACCEPT, RecipientForm.DECLINE) and from_address:
         assert form is not None
-        return verdict(form.value, f"sent to the {form}+ address", token=token, form=form)
+        kind = VerdictKind(form.value)
+        return verdict(kind, f"sent to the {form}+ address", token=token, form=form)
     head = _strip_prefixes(subject).split(":", 1)
     if len(head) == 2 and head[0].strip().lower() in _ANSWER_SUBJECT:
         kind = _ANSWER_SUBJECT[head[0].strip().lower()]
@@ -571,4 +600,4 @@ def _classify(mail: ParsedMail, *, mail_from: str, recipient: str, domain: str) 
     if answer:
         return verdict(answer, f"first line says {words[:30]!r}", token=token, form=form)
     why = "no accept or decline in the subject or first line"
-    return verdict(UNKNOWN, why, token=token, form=form)
+    return verdict(VerdictKind.UNKNOWN, why, token=token, form=form)

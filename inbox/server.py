@@ -34,7 +34,7 @@ from aiosmtpd.smtp import SMTP
 from sqlite_utils import Database
 
 from calshare.clock import Clock, utc_text
-from calshare.config import Settings
+from calshare.config import RequireAuth, Settings
 from calshare.errors import CalshareError, StoreError
 from calshare.links import parse_address
 from calshare.store import Store
@@ -379,7 +379,7 @@ class InboxHandler:
         """A message from a peer that is not the mail server in front: its
         Authentication-Results were written by the client itself (RFC 8601 §5), so
         they count for nothing; without [inbox] require_auth there is nothing to vouch."""
-        return replace(item, authenticated=self.settings.inbox.require_auth == "none")
+        return replace(item, authenticated=self.settings.inbox.require_auth == RequireAuth.NONE)
 
     def _each(self, reply: str, count: int) -> str:
         """LMTP answers DATA once per recipient (RFC 2033); SMTP once."""

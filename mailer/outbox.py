@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlite_utils import Database
 
@@ -20,23 +21,44 @@ from calshare.clock import parse_utc, utc_text
 from calshare.links import BOUNCE_KEY_FORGOTTEN_SQL
 from mailer.compose import NoticeSpec, OutgoingMail
 
-INVITATION = "invitation"
-LEVEL_CHANGED = "level_changed"
-UNSHARED = "unshared"
-WELCOME = "welcome"  # carries the feed link
-CONFIRM = "confirm"  # asks the invitee to confirm an answer from another address
-ANSWER_HELP = "answer_help"
-INVALID_TOKEN = "invalid_token"
-OWNER_ACCEPTED = "owner_accepted"
-OWNER_DECLINED = "owner_declined"
-# What a withdrawn share must not send any more: mails with its token or its feed.
-WITHDRAWN_WITH_SHARE = (INVITATION, LEVEL_CHANGED, WELCOME, CONFIRM, ANSWER_HELP)
 
-QUEUED, SENDING, SENT, FAILED, CANCELLED = "queued", "sending", "sent", "failed", "cancelled"
+class OutboxKind(StrEnum):
+    """What a queued mail is; the outbox's ``kind`` column holds these values."""
+
+    INVITATION = "invitation"
+    LEVEL_CHANGED = "level_changed"
+    UNSHARED = "unshared"
+    WELCOME = "welcome"  # carries the feed link
+    CONFIRM = "confirm"  # asks the invitee to confirm an answer from another address
+    ANSWER_HELP = "answer_help"
+    INVALID_TOKEN = "invalid_token"
+    OWNER_ACCEPTED = "owner_accepted"
+    OWNER_DECLINED = "owner_declined"
+    SNAPSHOT = "snapshot"  # a copy of a date range, sent by its owner
+
+
+class OutboxStatus(StrEnum):
+    """Where a mail is in its life (see the module's docstring); the ``status`` column."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# What a withdrawn share must not send any more: mails with its token or its feed.
+WITHDRAWN_WITH_SHARE = (
+    OutboxKind.INVITATION,
+    OutboxKind.LEVEL_CHANGED,
+    OutboxKind.WELCOME,
+    OutboxKind.CONFIRM,
+    OutboxKind.ANSWER_HELP,
+)
 
 
 def enqueue(
-    db: Database, mail: OutgoingMail, *, kind: str, share_id: int | None, now: datetime
+    db: Database, mail: OutgoingMail, *, kind: OutboxKind, share_id: int | None, now: datetime
 ) -> int:
     """Queue a mail; call inside the write transaction of the change it reports."""
     mail_id = _insert(
@@ -47,7 +69,7 @@ def enqueue(
 
 
 def enqueue_notice(
-    db: Database, spec: NoticeSpec, *, kind: str, share_id: int | None, now: datetime
+    db: Database, spec: NoticeSpec, *, kind: OutboxKind, share_id: int | None, now: datetime
 ) -> int:
     """Queue a notice to be composed by the sender (see NoticeSpec)."""
     subject = (
@@ -83,7 +105,7 @@ def _insert(
             envelope_from,
             json.dumps(list(recipients)),
             subject,
-            QUEUED,
+            OutboxStatus.QUEUED,
             utc_text(now),
             utc_text(now),
         ],
@@ -91,14 +113,14 @@ def _insert(
     return int(cursor.lastrowid or 0)
 
 
-def cancel(db: Database, share_id: int, kinds: Sequence[str]) -> int:
+def cancel(db: Database, share_id: int, kinds: Sequence[OutboxKind]) -> int:
     """Drop queued mails of a share that no longer hold (a superseded invitation)."""
     marks = ", ".join("?" * len(kinds))
     # A mail being sent right now is cancelled too: the sender checks before each send.
     cursor = db.execute(
         f"""UPDATE outbox SET status = ?
             WHERE share_id = ? AND status IN (?, ?) AND kind IN ({marks})""",
-        [CANCELLED, share_id, QUEUED, SENDING, *kinds],
+        [OutboxStatus.CANCELLED, share_id, OutboxStatus.QUEUED, OutboxStatus.SENDING, *kinds],
     )
     ids = [row[0] for row in db.execute("SELECT id FROM outbox WHERE share_id = ?", [share_id])]
     drop_bodies(db, ids)
@@ -113,23 +135,23 @@ def drop_bodies(db: Database, mail_ids: Sequence[int]) -> None:
     db.execute(
         f"""DELETE FROM outbox_bodies WHERE outbox_id IN
                (SELECT id FROM outbox WHERE id IN ({marks}) AND status NOT IN (?, ?))""",
-        [*mail_ids, QUEUED, SENDING],
+        [*mail_ids, OutboxStatus.QUEUED, OutboxStatus.SENDING],
     )
 
 
 def still_claimed(db: Database, mail_id: int) -> bool:
     row = db.execute("SELECT status FROM outbox WHERE id = ?", [mail_id]).fetchone()
-    return row is not None and row[0] == SENDING
+    return row is not None and row[0] == OutboxStatus.SENDING
 
 
 @dataclass(frozen=True)
 class Entry:
     id: int
     message_id: str
-    kind: str
+    kind: OutboxKind
     recipients: tuple[str, ...]
     subject: str
-    status: str
+    status: OutboxStatus
     attempts: int
     next_attempt_at: str  # UTC text, as every *_at (calshare.clock)
     last_error: str | None
@@ -137,7 +159,14 @@ class Entry:
     sent_at: str | None
 
 
-def entries(db: Database, statuses: Sequence[str] = (QUEUED, SENDING, FAILED)) -> list[Entry]:
+def entries(
+    db: Database,
+    statuses: Sequence[OutboxStatus] = (
+        OutboxStatus.QUEUED,
+        OutboxStatus.SENDING,
+        OutboxStatus.FAILED,
+    ),
+) -> list[Entry]:
     marks = ", ".join("?" * len(statuses))
     rows = db.execute(
         f"""SELECT id, message_id, kind, recipients, subject, status, attempts, next_attempt_at,
@@ -145,14 +174,25 @@ def entries(db: Database, statuses: Sequence[str] = (QUEUED, SENDING, FAILED)) -
             FROM outbox WHERE status IN ({marks}) ORDER BY id""",
         list(statuses),
     ).fetchall()
-    return [Entry(row[0], row[1], row[2], tuple(json.loads(row[3])), *row[4:]) for row in rows]
+    return [
+        Entry(
+            row[0],
+            row[1],
+            OutboxKind(row[2]),
+            tuple(json.loads(row[3])),
+            row[4],
+            OutboxStatus(row[5]),
+            *row[6:],
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
 class Claimed:
     id: int
     message_id: str
-    kind: str
+    kind: OutboxKind
     share_id: int | None
     envelope_from: str
     recipients: tuple[str, ...]
@@ -176,14 +216,14 @@ def release_interrupted(db: Database) -> int:
     again with the same Message-ID, which receiving systems use to drop duplicates.
     """
     released = db.execute(
-        "UPDATE outbox SET status = ? WHERE status = ?", [QUEUED, SENDING]
+        "UPDATE outbox SET status = ? WHERE status = ?", [OutboxStatus.QUEUED, OutboxStatus.SENDING]
     ).rowcount
     # The dead sender may have recorded deliveries without reaching the end of its
     # batch, where the bytes of sent mail are dropped: drop them now.
     db.execute(
         """DELETE FROM outbox_bodies WHERE outbox_id IN
                (SELECT id FROM outbox WHERE status NOT IN (?, ?))""",
-        [QUEUED, SENDING],
+        [OutboxStatus.QUEUED, OutboxStatus.SENDING],
     )
     return int(released)
 
@@ -197,7 +237,12 @@ def claim(
     the same flush, even with ``force``.
     """
     due = "" if force else "AND o.next_attempt_at <= ?"
-    parameters: list[str | int] = [QUEUED, after_id, *([] if force else [utc_text(now)]), limit]
+    parameters: list[str | int] = [
+        OutboxStatus.QUEUED,
+        after_id,
+        *([] if force else [utc_text(now)]),
+        limit,
+    ]
     rows = db.execute(
         f"""SELECT o.id, o.message_id, o.kind, o.share_id, o.envelope_from, o.recipients,
                    b.raw, o.attempts, o.created_at, b.spec
@@ -209,13 +254,13 @@ def claim(
         marks = ", ".join("?" * len(rows))
         db.execute(
             f"UPDATE outbox SET status = ? WHERE id IN ({marks})",
-            [SENDING, *(row[0] for row in rows)],
+            [OutboxStatus.SENDING, *(row[0] for row in rows)],
         )
     return [
         Claimed(
             row[0],
             row[1],
-            row[2],
+            OutboxKind(row[2]),
             row[3],
             row[4],
             tuple(json.loads(row[5])),
@@ -238,7 +283,7 @@ def mark_sent(db: Database, mail_id: int, now: datetime) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"
         f" last_error = NULL, envelope_from = {_KEY_FORGOTTEN} WHERE id = ?",
-        [SENT, utc_text(now), mail_id],
+        [OutboxStatus.SENT, utc_text(now), mail_id],
     )
 
 
@@ -246,7 +291,7 @@ def mark_deferred(db: Database, mail_id: int, error: str, next_attempt: datetime
     db.execute(
         "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
         " next_attempt_at = ? WHERE id = ? AND status = ?",
-        [QUEUED, error, utc_text(next_attempt), mail_id, SENDING],
+        [OutboxStatus.QUEUED, error, utc_text(next_attempt), mail_id, OutboxStatus.SENDING],
     )
 
 
@@ -254,7 +299,7 @@ def mark_failed(db: Database, mail_id: int, error: str) -> None:
     db.execute(
         "UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?,"
         f" envelope_from = {_KEY_FORGOTTEN} WHERE id = ? AND status = ?",
-        [FAILED, error, mail_id, SENDING],
+        [OutboxStatus.FAILED, error, mail_id, OutboxStatus.SENDING],
     )
 
 
@@ -264,5 +309,5 @@ def unclaim(db: Database, mail_ids: Sequence[int]) -> None:
         marks = ", ".join("?" * len(mail_ids))
         db.execute(
             f"UPDATE outbox SET status = ? WHERE id IN ({marks}) AND status = ?",
-            [QUEUED, *mail_ids, SENDING],
+            [OutboxStatus.QUEUED, *mail_ids, OutboxStatus.SENDING],
         )

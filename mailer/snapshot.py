@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
+from enum import StrEnum
 
 from babel.dates import format_date, get_timezone_name
 
@@ -26,7 +27,15 @@ from calshare.schedule import Schedule, Words, WorkingWindow, arrange
 from mailer.compose import Attachment, OutgoingMail, Sender, build, clean, new_message_key
 from mailer.templates import render
 
-LAYOUTS = ("daily", "list")
+
+class Layout(StrEnum):
+    """How a snapshot lays the days out: a column per day, or one list of occurrences."""
+
+    DAILY = "daily"
+    LIST = "list"
+
+
+LAYOUTS = tuple(Layout)
 
 # Outlook's colours for busy states, so Outlook users read them at a glance.
 BUSY_COLORS = {
@@ -46,7 +55,7 @@ class SnapshotRequest:
     zone: str
     days: DateRange
     level: Level
-    layout: str
+    layout: Layout
     lang: str
     include_private: bool
     working_hours: WorkingWindow | None
@@ -108,7 +117,7 @@ COLORS = {str(busy): color for busy, color in BUSY_COLORS.items()}
 
 
 def schedule_for(occurrences: Sequence[Occurrence], request: SnapshotRequest) -> Schedule:
-    daily = request.layout == "daily"
+    daily = request.layout == Layout.DAILY
     window = request.working_hours
     return arrange(
         occurrences,

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 
-from calshare.config import RelaySettings
+from calshare.config import RelaySecurity, RelaySettings
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +114,15 @@ class SmtpRelay:
         return aiosmtplib.SMTP(
             hostname=relay.host,
             port=relay.port,
-            use_tls=relay.security == "tls",
-            start_tls=relay.security == "starttls",
+            use_tls=relay.security == RelaySecurity.TLS,
+            start_tls=relay.security == RelaySecurity.STARTTLS,
             username=relay.username or None,
             password=relay.password or None,
             timeout=self._timeout,
             local_hostname=self._helo_name,
             tls_context=(
                 ssl.create_default_context(cafile=relay.ca_file or None)
-                if relay.security != "none"
+                if relay.security != RelaySecurity.NONE
                 else None
             ),
         )

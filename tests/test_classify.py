@@ -22,13 +22,9 @@ from hypothesis import strategies as st
 from calshare.tokens import log_id
 from inbox import authresults
 from inbox.classify import (
-    ACCEPT,
-    AUTO_REPLY,
-    BOUNCE,
-    DECLINE,
-    UNKNOWN,
     ParsedMail,
     Verdict,
+    VerdictKind,
     _strip_prefixes,
     answer_in_words,
     body_text,
@@ -42,6 +38,8 @@ from inbox.classify import (
 )
 from tests.conftest import CORPUS, FIXTURES, CliResult
 
+ACCEPT, DECLINE, UNKNOWN = VerdictKind.ACCEPT, VerdictKind.DECLINE, VerdictKind.UNKNOWN
+AUTO_REPLY, BOUNCE = VerdictKind.AUTO_REPLY, VerdictKind.BOUNCE
 TOKEN = "k3fp7q2mxa5ttw6nbe4rdzy2oc"  # 26 characters of [a-z2-7], as tokens.new_token makes
 DOMAIN = "share.example.org"  # the default [mail] domain
 ACCEPT_TO = f"accept+{TOKEN}@{DOMAIN}"
@@ -839,7 +837,18 @@ def test_bounce_shapes(headers: dict[str, str], mail_from: str) -> None:
         ).encode()
     else:
         raw = make_mail("Accept", headers=headers)
-    assert classify_bytes(raw, recipient=ACCEPT_TO, mail_from=mail_from).kind == BOUNCE
+    verdict = classify_bytes(raw, recipient=ACCEPT_TO, mail_from=mail_from)
+    assert (verdict.kind, verdict.weak) == (BOUNCE, False)  # a report, or from a daemon
+
+
+def test_a_bounce_by_its_subject_alone_is_weak() -> None:
+    """Anyone can write "Returned mail" in a subject: the verdict says so in a field,
+    which is what decides (calshare.answers), not the words of its reason."""
+    raw = make_mail("Your mail could not be sent", subject="Returned mail: see transcript")
+    verdict = classify_bytes(raw, recipient=SHARE_TO, mail_from="ola@example.no")
+    assert (verdict.kind, verdict.weak, verdict.token) == (BOUNCE, True, TOKEN)
+    to_key = classify_bytes(raw, recipient=f"bounces+{'0' * 32}@{DOMAIN}", mail_from="")
+    assert (to_key.kind, to_key.weak) == (BOUNCE, False)  # its address says it is a bounce
 
 
 # --- Authentication-Results -----------------------------------------------------------

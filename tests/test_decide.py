@@ -21,13 +21,14 @@ import pytest
 
 from calshare import answers
 from calshare.answers import (
-    CONFIRM_ASKED,
     Action,
     Answered,
     Decision,
     Facts,
     Fresh,
     Invitation,
+    Outcome,
+    Reply,
     SentMail,
     WebAnswer,
     decide,
@@ -41,16 +42,15 @@ from calshare.sharing import share
 from calshare.store import Store
 from calshare.tokens import new_token, token_hash
 from inbox.classify import (
-    ACCEPT,
-    AUTO_REPLY,
-    BOUNCE,
-    DECLINE,
-    UNKNOWN,
     WEAK_BOUNCE,
     Inbound,
     Verdict,
+    VerdictKind,
 )
 
+CONFIRM_ASKED = Outcome.CONFIRM_ASKED
+ACCEPT, DECLINE, UNKNOWN = VerdictKind.ACCEPT, VerdictKind.DECLINE, VerdictKind.UNKNOWN
+AUTO_REPLY, BOUNCE = VerdictKind.AUTO_REPLY, VerdictKind.BOUNCE
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 TOKEN = "a" * 26
 KEY = "0123456789abcdef0123456789abcdef"  # a bounces+<key> address's key
@@ -95,6 +95,7 @@ def mail(
     reason: str = "",
     bounce_key: str | None = None,
     reported: tuple[str, ...] = (),
+    weak: bool = False,
 ) -> Inbound:
     """One mail for one recipient, as the inbox hands it to ``record``."""
     local = "bounces+" + (bounce_key or "x") if form == "bounces" else f"{form}+{token}"
@@ -107,6 +108,7 @@ def mail(
         sender=sender,
         message_id="<m1@example.org>",
         reported=reported,
+        weak=weak,
     )
     recipient = f"{local}@calshare.test"
     raw = f"To: <{recipient}>\r\nSubject: x\r\n\r\nyes\r\n".encode()
@@ -124,7 +126,8 @@ def bounce(**given: object) -> Inbound:
 
 
 TO_KEY = {"form": "bounces", "bounce_key": KEY, "token": None}
-WEAK = f"{WEAK_BOUNCE} 'Returned mail'"
+# a bounce known by its subject alone, as the classifier says it: a field, and its words
+WEAK = {"weak": True, "reason": f"{WEAK_BOUNCE} 'Returned mail'"}
 
 
 @dataclass(frozen=True)
@@ -337,24 +340,38 @@ ROWS = {
         share_id=None,
     ),
     "weak bounce (subject alone) from the null sender, to a key: acts": Row(
-        bounce(**TO_KEY, reason=WEAK),
+        bounce(**TO_KEY, **WEAK),
         facts(None, bounced_mail=INVITATION_MAIL),
         Action.UNDELIVERABLE,
         "undeliverable",
         undeliverable=True,
     ),
     "weak bounce from a real sender: recorded, no change": Row(
-        bounce(reason=WEAK, mail_from=STRANGER, sender=STRANGER),
+        bounce(**WEAK, mail_from=STRANGER, sender=STRANGER),
         facts(),
         Action.IGNORE,
         "bounce recorded (by its subject alone, from a real sender: no change)",
     ),
     "weak bounce from a real sender, no token": Row(
-        bounce(**TO_KEY, reason=WEAK, mail_from=STRANGER),
+        bounce(**TO_KEY, **WEAK, mail_from=STRANGER),
         facts(None, bounced_mail=INVITATION_MAIL),
         Action.IGNORE,
         "bounce recorded (by its subject alone, from a real sender: no change)",
         share_id=None,
+    ),
+    # the field decides, not the reason's words (rewording a reason changes nothing)
+    "weak bounce from the invitee, its reason reworded: recorded, no change": Row(
+        bounce(weak=True, reason="Returned mail, by subject", sender=INVITEE, mail_from=INVITEE),
+        facts(),
+        Action.IGNORE,
+        "bounce recorded (by its subject alone, from a real sender: no change)",
+    ),
+    "a bounce whose reason reads weak, not marked weak: acts": Row(
+        bounce(reason=WEAK["reason"], sender=INVITEE, mail_from=INVITEE),
+        facts(),
+        Action.UNDELIVERABLE,
+        "undeliverable",
+        undeliverable=True,
     ),
     # bounces to a token address: only what an answer needs counts
     "bounce to a token address, from the invitee, authenticated": Row(
@@ -619,3 +636,43 @@ def test_record_declines_and_logs(
     (raw,) = look.execute("SELECT raw FROM inbound_raw").fetchone()
     assert token.encode() in mail(DECLINE, token=token).raw and token.encode() not in raw
     look.close()
+
+
+def test_rewording_an_outcome_keeps_the_once_a_day_guards(
+    invited: tuple[Store, str], config: Settings
+) -> None:
+    """The guards read ``inbound.reply``, not the outcome's words: reword every outcome
+    already logged and no second reply goes out, nor a second request to confirm."""
+    store, token = invited
+    unclear = mail(UNKNOWN, token=token)
+    stranger = mail(ACCEPT, token=token, sender=STRANGER, mail_from=STRANGER)
+    stranger = replace(stranger, verdict=replace(stranger.verdict, message_id="<m2@x>"))
+    with store.write() as db:
+        assert answers.record(db, config, NOW, unclear) == Outcome.HOW_TO_ANSWER
+        assert answers.record(db, config, NOW, stranger) == Outcome.CONFIRM_ASKED
+        db.execute("UPDATE inbound SET outcome = 'we wrote back (' || id || ')'")
+        later = NOW + timedelta(hours=1)
+        again = replace(unclear, verdict=replace(unclear.verdict, message_id="<m3@example.org>"))
+        assert answers.record(db, config, later, again) == Outcome.UNKNOWN_ANSWER
+        other = mail(DECLINE, token=token, sender="eve@example.net", mail_from="eve@example.net")
+        other = replace(other, verdict=replace(other.verdict, message_id="<m4@x>"))
+        assert answers.record(db, config, later, other) == Outcome.HELD_ASKED_TODAY
+        kinds = [row[0] for row in db.execute("SELECT kind FROM outbox ORDER BY id")]
+    assert kinds == ["invitation", "answer_help", "confirm"]  # one of each, no more
+
+
+def test_words_that_read_like_a_reply_hold_no_guard(
+    invited: tuple[Store, str], config: Settings
+) -> None:
+    """An outcome that starts "replied" without a reply on record holds nothing back."""
+    store, token = invited
+    with store.write() as db:
+        assert (
+            answers.record(db, config, NOW, mail(UNKNOWN, token=token)) == "replied: how to answer"
+        )
+        db.execute("UPDATE inbound SET reply = NULL")  # the words stay, the field says none
+        again = mail(UNKNOWN, token=token)
+        again = replace(again, verdict=replace(again.verdict, message_id="<m2@example.org>"))
+        assert answers.record(db, config, NOW, again) == Outcome.HOW_TO_ANSWER
+        replies = db.execute("SELECT reply FROM inbound ORDER BY id").fetchall()
+    assert replies == [(None,), (Reply.EXPLAINED,)]

@@ -71,6 +71,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
         {
             "calshare.store": (
                 "calshare.store",
+                "calshare.lifecycle",
                 "calshare.calendars",
                 "calshare.index",
                 "calshare.views",

@@ -156,6 +156,27 @@ def _fill_3(db: sqlite3.Connection) -> None:
         ],
     )
     db.execute("INSERT INTO inbound_raw (inbound_id, raw) VALUES (1, ?)", [raw])
+    # what the once-a-day guards read from these words until schema 8 made it a field
+    for number, outcome in (
+        (2, "replied: held, the invitee was asked to confirm"),
+        (3, "held: not from the invitee"),
+        (4, "replied: invalid token (accepted)"),
+        (5, "ignored"),
+    ):
+        db.execute(
+            """INSERT INTO inbound (id, received_at, dedup, message_id, mail_from, recipient,
+                   sender, token_hash, kind, reason, outcome, share_id, size)
+               VALUES (?, ?, ?, ?, 'carol@example.org', 'share+…@share.example.org',
+                   'carol@example.org', ?, 'accept', 'an answer', ?, 1, 100)""",
+            [
+                number,
+                T0,
+                f"dedup-{number}",
+                f"<reply-{number}@mail.example.org>",
+                token_hash(INVITATION_TOKEN),
+                outcome,
+            ],
+        )
 
 
 def _fill_4(db: sqlite3.Connection) -> None:
@@ -191,6 +212,18 @@ def _fill_7(db: sqlite3.Connection) -> None:
     )
 
 
+def _fill_8(db: sqlite3.Connection) -> None:
+    """Schema 8: whether we wrote back is a field, whatever the outcome says (reworded here)."""
+    db.execute(
+        """INSERT INTO inbound (id, received_at, dedup, message_id, mail_from, recipient,
+               sender, token_hash, kind, reason, outcome, reply, share_id, size)
+           VALUES (6, ?, 'dedup-6', '<reply-6@mail.example.org>', 'bob@example.org',
+               'share+…@share.example.org', 'bob@example.org', ?, 'unknown', 'no answer',
+               'wrote back: how to answer', 'explained', 1, 100)""",
+        [T0, token_hash(INVITATION_TOKEN)],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -200,6 +233,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_5,
     _fill_6,
     _fill_7,
+    _fill_8,
 ]
 
 
@@ -306,6 +340,15 @@ def _check(store: Store, version: int) -> None:
         store, "SELECT i.outcome, r.raw FROM inbound i JOIN inbound_raw r ON r.inbound_id = i.id"
     )
     assert outcome == "replied: how to answer"
+    # schema 8 filled ``reply`` in from the words the guards used to read, once
+    assert _rows(store, "SELECT id, reply FROM inbound ORDER BY id") == [
+        (1, "explained"),
+        (2, "confirm_asked"),
+        (3, None),
+        (4, "explained"),
+        (5, None),
+        *([(6, "explained")] if version >= 8 else []),
+    ]
     assert isinstance(raw, bytes) and b"maybe?" in raw  # still readable, once redacted
     assert _stored_secrets(store.db) == []  # schema 6 redacted the mail and the reasons
     assert find_grant(store.db, RETIRED_FEED) == (GONE if version >= 4 else None)

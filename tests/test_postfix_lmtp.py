@@ -40,7 +40,8 @@ from calshare.calendars import add_calendar
 from calshare.clock import SystemClock
 from calshare.config import load_settings
 from calshare.levels import Level
-from calshare.sharing import ACCEPTED, INVITED, share
+from calshare.lifecycle import ShareStatus
+from calshare.sharing import share
 from calshare.store import Store
 from mailer import outbox
 from tests.support.net import free_port
@@ -108,7 +109,7 @@ def invitation_tokens(db_path: Path) -> dict[str, str]:
         rows = store.db.execute(
             """SELECT o.recipients, b.raw FROM outbox o
                JOIN outbox_bodies b ON b.outbox_id = o.id WHERE o.kind = ?""",
-            [outbox.INVITATION],
+            [outbox.OutboxKind.INVITATION],
         ).fetchall()
     for recipients, raw in rows:
         message = message_from_bytes(raw, policy=email_policy.default)
@@ -258,7 +259,7 @@ def test_a_reply_injected_with_sendmail_becomes_a_grant(mail_system: MailSystem)
     bob = "bob@example.org"
     address = f"share+{mail_system.tokens[bob]}@{DOMAIN}"
     answer = reply(f"Bob <{bob}>", [address], "Yes, thanks!")
-    assert mail_system.share_status(bob) == INVITED
+    assert mail_system.share_status(bob) == ShareStatus.INVITED
 
     mail_system.postfix.sendmail(answer, bob)
 
@@ -267,20 +268,20 @@ def test_a_reply_injected_with_sendmail_becomes_a_grant(mail_system: MailSystem)
     assert "/lmtp[" in line and f"relay=127.0.0.1[127.0.0.1]:{port}," in line, line
     assert "status=sent (250 2.0.0 OK accepted)" in line, line
     # 250 came after the commit: the grant is there as soon as Postfix has logged it
-    assert mail_system.share_status(bob) == ACCEPTED
+    assert mail_system.share_status(bob) == ShareStatus.ACCEPTED
     assert mail_system.calshare.query(
         "SELECT kind, outcome, mail_from FROM inbound WHERE message_id = ?", answer["Message-ID"]
     ) == [("accept", "accepted", bob)]
     welcome = """SELECT count(*) FROM outbox o JOIN shares s ON s.id = o.share_id
                  WHERE s.invitee = ? AND o.kind = ?"""
-    assert mail_system.calshare.query(welcome, bob, outbox.WELCOME) == [(1,)]
+    assert mail_system.calshare.query(welcome, bob, outbox.OutboxKind.WELCOME) == [(1,)]
 
     # The same message again (a retry after a lost 250, say): 250 again, nothing changes.
     mail_system.postfix.sendmail(answer, bob)
     _, again = mail_system.delivered(address, 2)
     assert "status=sent (250 2.0.0 OK duplicate)" in again, again
-    assert mail_system.share_status(bob) == ACCEPTED
-    assert mail_system.calshare.query(welcome, bob, outbox.WELCOME) == [(1,)]
+    assert mail_system.share_status(bob) == ShareStatus.ACCEPTED
+    assert mail_system.calshare.query(welcome, bob, outbox.OutboxKind.WELCOME) == [(1,)]
     assert mail_system.calshare.query(
         "SELECT count(*) FROM inbound WHERE message_id = ?", answer["Message-ID"]
     ) == [(1,)]
@@ -332,11 +333,11 @@ def test_one_lmtp_transaction_for_two_recipients_gets_a_reply_for_each(
     held = "status=sent (250 2.0.0 OK replied: held, the invitee was asked to confirm)"
     assert held in for_dave, for_dave
     assert for_carol.split(": ")[1] == for_dave.split(": ")[1]  # one message, one queue id
-    assert mail_system.share_status(carol) == ACCEPTED
-    assert mail_system.share_status(dave) == INVITED
+    assert mail_system.share_status(carol) == ShareStatus.ACCEPTED
+    assert mail_system.share_status(dave) == ShareStatus.INVITED
     assert mail_system.calshare.query(
         """SELECT count(*) FROM outbox o JOIN shares s ON s.id = o.share_id
            WHERE s.invitee = ? AND o.kind = ?""",
         dave,
-        outbox.CONFIRM,
+        outbox.OutboxKind.CONFIRM,
     ) == [(1,)]
