@@ -33,6 +33,10 @@ from calshare.errors import ExpansionLimit, ImportFailed
 from calshare.reindex import apply_source
 from calshare.store import Store
 from tests.support.corpus import ACCEPTED
+from tests.support.snapshot import AWKWARD
+from tests.support.web import Web, http, web
+
+__all__ = ["web"]  # the fixture
 
 NAME = "work"
 OWNER = "owner@example.org"
@@ -330,3 +334,192 @@ def test_corpus_calendars_apply_like_a_fresh_import(
                 continue
             assert_same_as_fresh(store, tmp, new)
             assert applied.visible == (before != shown(store)), what
+
+
+# --- what changes and what stays
+
+
+def _ids(store: Store) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for row_id, uid in store.db.execute("SELECT id, uid FROM events ORDER BY id"):
+        found.setdefault(uid, []).append(row_id)
+    return found
+
+
+def test_one_changed_event_rewrites_only_its_rows(tmp_path: Path) -> None:
+    with fresh(tmp_path, BASE) as store:
+        before = _ids(store)
+        calendar = Editable.of(BASE)
+        series = next(i for i, block in enumerate(calendar.events) if "RRULE" in block)
+        uid = _uid(calendar.events[series])
+        edit(calendar, "override", series)
+        applied = apply_source(store, plain_settings(), NAME, calendar.bytes(), "new", CLOCK)
+        assert (applied.added, applied.changed, applied.removed) == (0, 1, 0)
+        assert applied.unchanged == len(before) - 1 and applied.visible and not applied.full
+        after = _ids(store)
+        assert len(after[uid]) == 2 and set(after[uid]).isdisjoint(before[uid])
+        assert {u: ids for u, ids in after.items() if u != uid} == {
+            u: ids for u, ids in before.items() if u != uid
+        }
+
+
+def test_a_reordered_or_restamped_calendar_keeps_its_version(tmp_path: Path) -> None:
+    """Google writes every DTSTAMP as the time of the request; order is no change either."""
+    with fresh(tmp_path, BASE) as store:
+        version = get_calendar(store.db, NAME).version
+        before = shown(store)
+        calendar = Editable.of(BASE)
+        calendar.events.reverse()
+        calendar.events = [
+            block.replace("DTSTAMP:20260101T000000Z", "DTSTAMP:20261204T184500Z")
+            for block in calendar.events
+        ]
+        applied = apply_source(store, plain_settings(), NAME, calendar.bytes(), "new", CLOCK)
+        assert not applied.visible and not applied.full
+        assert (applied.added, applied.changed, applied.removed) == (0, 0, 0)
+        assert get_calendar(store.db, NAME).version == version
+        assert shown(store) == before
+        # line numbers follow the file
+        expected = fresh(tmp_path, calendar.bytes())
+        try:
+            lines = sorted(row[3] for row in events_rows(store))
+            assert lines == sorted(row[3] for row in events_rows(expected))
+        finally:
+            expected.close()
+
+
+def test_a_changed_vtimezone_or_zone_reads_everything_again(tmp_path: Path) -> None:
+    with fresh(tmp_path, BASE) as store:
+        version = get_calendar(store.db, NAME).version
+        new = BASE.replace(b"TZNAME:CEST", b"TZNAME:CEST-renamed")
+        applied = apply_source(store, plain_settings(), NAME, new, "new", CLOCK)
+        assert applied.full and applied.visible and applied.version == version + 1
+        assert_same_as_fresh(store, tmp_path, new)
+        zoned = new.replace(
+            b"X-WR-CALNAME:Benchmark\r\n", b"X-WR-CALNAME:Benchmark\r\nX-WR-TIMEZONE:Asia/Tokyo\r\n"
+        )
+        applied = apply_source(store, plain_settings(), NAME, zoned, "new", CLOCK)
+        assert (
+            applied.full and applied.visible and get_calendar(store.db, NAME).zone == "Asia/Tokyo"
+        )
+        assert_same_as_fresh(store, tmp_path, zoned)
+
+
+def test_a_new_title_moves_the_version_and_nothing_else(tmp_path: Path) -> None:
+    with fresh(tmp_path, BASE) as store:
+        ids = _ids(store)
+        new = BASE.replace(b"X-WR-CALNAME:Benchmark", b"X-WR-CALNAME:Team")
+        applied = apply_source(store, plain_settings(), NAME, new, "new", CLOCK)
+        assert applied.visible and not applied.full and applied.changed == 0
+        assert get_calendar(store.db, NAME).source_name == "Team"
+        assert _ids(store) == ids
+
+
+def test_the_caps_count_the_unchanged_events_too(tmp_path: Path) -> None:
+    """An incremental apply refuses what a full import of the same bytes refuses."""
+    big = generate(n_events=400)  # the cap cannot be set below 1,000
+    with fresh(tmp_path, big) as store:
+        stored = store.db.execute("SELECT COUNT(*) FROM occurrences").fetchone()[0]
+        assert stored > 1000
+        calendar = Editable.of(big)
+        edit(calendar, "add", 7)  # one more single event: one occurrence more
+        new = calendar.bytes()
+        capped = load_settings(
+            None, env={"CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT": str(stored)}
+        )
+        with pytest.raises(ExpansionLimit, match="max_occurrences_per_import"):
+            apply_source(store, capped, NAME, new, "new", CLOCK)
+        other = open_store(tmp_path / "other.db")
+        add_calendar(other, CLOCK, NAME, OWNER, None, "UTC")
+        with pytest.raises(ExpansionLimit, match="max_occurrences_per_import"):
+            apply_source(other, capped, NAME, new, "new", CLOCK)
+        other.close()
+        # nothing changed; with room for one more, it goes through incrementally
+        assert store.db.execute("SELECT COUNT(*) FROM occurrences").fetchone()[0] == stored
+        roomy = load_settings(
+            None, env={"CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT": str(stored + 1)}
+        )
+        applied = apply_source(store, roomy, NAME, new, "new", CLOCK)
+        assert applied.added == 1 and not applied.full
+
+
+def test_a_calendar_changed_meanwhile_is_planned_again(tmp_path: Path) -> None:
+    """An index extension between reading and writing: the plan is dropped, not half-applied."""
+    from calshare.index import occurrences_between
+    from calshare.reindex import _plan, _write
+
+    with fresh(tmp_path, BASE) as store:
+        calendar = Editable.of(BASE)
+        edit(calendar, "rrule", 3)
+        new = calendar.bytes()
+        before = get_calendar(store.db, NAME)
+        plan = _plan(store, plain_settings(), CLOCK, before, new, "new")
+        far = CLOCK.now() + timedelta(days=3 * 365)
+        occurrences_between(store, before, far, far + timedelta(days=30), now=CLOCK.now())
+        assert get_calendar(store.db, NAME).indexed_until != before.indexed_until
+        assert _write(store, before, plan, "digest", None, CLOCK) is None
+        # apply_source plans again from the extended index and matches a fresh import's rows
+        apply_source(store, plain_settings(), NAME, new, "new", CLOCK)
+        expected = fresh(tmp_path, new)
+        try:
+            assert events_rows(store) == events_rows(expected)
+            low, high = (
+                (get_calendar(expected.db, NAME).indexed_from or 0),
+                (get_calendar(expected.db, NAME).indexed_until or 0),
+            )
+
+            def inside(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+                return [row for row in rows if low <= row[3] < high]
+
+            assert inside(occurrence_rows(store)) == inside(occurrence_rows(expected))
+        finally:
+            expected.close()
+
+
+def test_calendar_import_of_a_changed_file_uses_the_same_path(
+    cli: Any, tmp_path: Path, db_path: Path
+) -> None:
+    """`calendar import` of an edited file: only the changed UID gets new rows."""
+    first = tmp_path / "a.ics"
+    first.write_bytes(BASE)
+    assert cli("calendar", "add", NAME, "--owner", OWNER).code == 0
+    assert cli("calendar", "import", NAME, str(first)).code == 0
+    with open_store(db_path) as store:
+        before = _ids(store)
+    calendar = Editable.of(BASE)
+    edit(calendar, "cancel", 11)
+    cancelled = next(_uid(block) for block in calendar.events if "CANCELLED" in block)
+    first.write_bytes(calendar.bytes())
+    result = cli("calendar", "import", NAME, str(first), "--json")
+    assert result.code == 0, result.err
+    assert result.json()["events"] == 40
+    listed = cli("calendar", "list", "--json").json()
+    assert [item["version"] for item in listed] == [2]
+    with open_store(db_path) as store:
+        after = _ids(store)
+    assert after[cancelled] != before[cancelled]
+    del after[cancelled], before[cancelled]
+    assert after == before
+
+
+def test_feeds_stay_304_across_a_refresh_that_changes_nothing_shown(web: Web) -> None:
+    """Re-ordered events and new DTSTAMPs: the feed's ETag and Last-Modified stay."""
+    url = web.accept_by_mail("bob@example.org")
+    first = http(url)
+    assert first.status == 200
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    web.clock.advance(timedelta(minutes=5))
+    calendar = Editable.of(AWKWARD)
+    calendar.events.reverse()
+    calendar.events = [
+        block.replace("DTSTAMP:20270101T000000Z", "DTSTAMP:20270102T101500Z")
+        for block in calendar.events
+    ]
+    web.reimport(calendar.bytes())
+    assert http(url, **{"If-None-Match": etag}).status == 304
+    assert http(url, **{"If-Modified-Since": modified}).status == 304
+    # a change a viewer sees: a new body, a new ETag
+    web.reimport(calendar.bytes().replace(b"Floating coffee", b"Floating tea"))
+    changed = http(url, **{"If-None-Match": etag})
+    assert changed.status == 200 and changed.headers["ETag"] != etag
+    assert b"Floating tea" in changed.body
