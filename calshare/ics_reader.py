@@ -118,6 +118,8 @@ def scan(lines: list[str], label: str) -> tuple[list[Span], list[int]]:
     for number, line in enumerate(lines):
         if not line or line[0] in " \t":
             continue
+        if stack and line[0] not in "BbEe":
+            continue  # a property line: the bulk of a file, and nothing to check here
         head = line[:6].upper()
         if head == "BEGIN:":
             stack.append((line[6:].strip().upper(), number, []))
@@ -233,15 +235,17 @@ def read_lines(
     *,
     notes: list[str] | None = None,
     max_timezone_transitions: int | None = None,
+    structure: tuple[list[Span], list[int]] | None = None,
 ) -> ParsedCalendar:
     """read_calendar on a file already decoded and split into its physical lines.
 
     calshare.reindex reads a changed calendar with its unchanged VEVENTs blanked
-    out (empty lines), so that what it reads keeps the line numbers of the file.
+    out (empty lines), so that what it reads keeps the line numbers of the file;
+    it knows the structure (``scan``'s answer) already and hands it in.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _read_lines(lines, label, list(notes or []), max_timezone_transitions)
+        result = _read_lines(lines, label, list(notes or []), max_timezone_transitions, structure)
     result.warnings.extend(f"{label}: {warning.message}" for warning in caught)
     return result
 
@@ -285,9 +289,13 @@ def _shorten(text: str) -> str:
 
 
 def _read_lines(
-    lines: list[str], label: str, notes: list[str], max_timezone_transitions: int | None
+    lines: list[str],
+    label: str,
+    notes: list[str],
+    max_timezone_transitions: int | None,
+    structure: tuple[list[Span], list[int]] | None,
 ) -> ParsedCalendar:
-    top, stray = scan(lines, label)
+    top, stray = structure if structure is not None else scan(lines, label)
     if max_timezone_transitions is not None:
         check_timezones(lines, top, label, max_timezone_transitions)
     result = ParsedCalendar(warnings=notes)

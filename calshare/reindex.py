@@ -209,21 +209,29 @@ def _plan(
 ) -> _Plan:
     meter = Meter(Caps.of(settings.calendars))  # reading counts toward the deadline too
     lines, notes = split_lines(data, label)
-    top, _ = scan(lines, label)
+    top, stray = scan(lines, label)
     check_timezones(lines, top, label, settings.calendars.max_timezone_transitions)
     if calendar.imported_at is None or any(span.name == "VEVENT" for span in top):
-        return _full(store, settings, clock, calendar, lines, notes, label)
+        return _full(store, settings, clock, calendar, (lines, notes, label), (top, stray))
     rows = _stored_rows(store.db, calendar.id)
     components = _components(lines, top)
     _match(components, rows)
     unmatched = [component for component in components if component.row is None]
     if len(unmatched) > FULL_SHARE * max(len(components), 1):
-        return _full(store, settings, clock, calendar, lines, notes, label)
+        return _full(store, settings, clock, calendar, (lines, notes, label), (top, stray))
     plan = _incremental(
-        store, settings, clock, calendar, (lines, notes, label), components, rows, meter
+        store,
+        settings,
+        clock,
+        calendar,
+        (lines, notes, label),
+        (top, stray),
+        components,
+        rows,
+        meter,
     )
     if plan is None:
-        return _full(store, settings, clock, calendar, lines, notes, label)
+        return _full(store, settings, clock, calendar, (lines, notes, label), (top, stray))
     return plan
 
 
@@ -325,13 +333,15 @@ def _incremental(
     clock: Clock,
     calendar: Calendar,
     source: tuple[list[str], list[str], str],
+    structure: tuple[list[Span], list[int]],
     components: list[_Component],
     rows: list[_Row],
     meter: Meter,
 ) -> _Plan | None:
     """The plan that re-reads only the changed UIDs, or None where a full read is needed.
 
-    ``source`` is the file's lines, the notes on its encoding and its label.
+    ``source`` is the file's lines, the notes on its encoding and its label;
+    ``structure`` what ``scan`` found in them.
     """
     lines, notes, label = source
     matched_ids = {component.row.id for component in components if component.row is not None}
@@ -346,7 +356,7 @@ def _incremental(
     chosen: list[_Component] = []
     for _ in range(_ATTEMPTS):
         chosen = [c for c in components if c.row is None or c.row.uid in touched]
-        parsed = _read_some(lines, notes, label, components, chosen)
+        parsed = _read_some(lines, notes, label, components, chosen, structure)
         found = {event.uid for event in parsed.events} | parsed.dropped_uids
         # A component left unread may belong to a UID that turned out to be touched
         # (a UID the raw guess spelled differently): read its group too.
@@ -476,6 +486,7 @@ def _read_some(
     label: str,
     components: list[_Component],
     chosen: list[_Component],
+    structure: tuple[list[Span], list[int]],
 ) -> ParsedCalendar:
     """Read the file with every VEVENT but ``chosen`` blanked out, keeping line numbers."""
     keep = {c.span.first for c in chosen}
@@ -484,7 +495,17 @@ def _read_some(
         first, last = component.span.first, component.span.last
         if first not in keep:
             blanked[first : last + 1] = [""] * (last - first + 1)
-    return read_lines(blanked, label, notes=notes)
+    # What scan would say of the blanked lines: the same, less the blanked VEVENTs.
+    top = [
+        Span(
+            span.name,
+            span.first,
+            span.last,
+            tuple(c for c in span.children if c.name != "VEVENT" or c.first in keep),
+        )
+        for span in structure[0]
+    ]
+    return read_lines(blanked, label, notes=notes, structure=(top, structure[1]))
 
 
 def _occurrence_count(db: Database, calendar_id: int, event_ids: list[int] | None = None) -> int:
@@ -516,13 +537,13 @@ def _full(
     settings: Settings,
     clock: Clock,
     calendar: Calendar,
-    lines: list[str],
-    notes: list[str],
-    label: str,
+    source: tuple[list[str], list[str], str],
+    structure: tuple[list[Span], list[int]],
 ) -> _Plan:
     """Read and expand the whole calendar, as an import always did."""
+    lines, notes, label = source
     meter = Meter(Caps.of(settings.calendars))
-    parsed = read_lines(lines, label, notes=notes)
+    parsed = read_lines(lines, label, notes=notes, structure=structure)
     zone_name, zone_warnings = choose_zone(calendar, parsed, settings.calendars.default_tz, label)
     zone = ZoneInfo(zone_name)
     window = horizon(

@@ -523,3 +523,25 @@ def test_feeds_stay_304_across_a_refresh_that_changes_nothing_shown(web: Web) ->
     changed = http(url, **{"If-None-Match": etag})
     assert changed.status == 200 and changed.headers["ETag"] != etag
     assert b"Floating tea" in changed.body
+
+
+def test_an_event_without_uid_is_named_by_its_whole_text_dtstamp_included(
+    tmp_path: Path,
+) -> None:
+    """Its stand-in UID is a digest of its text: a new DTSTAMP is a new event there."""
+    calendar = Editable.of(BASE)
+    calendar.events.append(
+        "BEGIN:VEVENT\r\nDTSTAMP:20260101T000000Z\r\n"
+        "DTSTART;TZID=Europe/Oslo:20260320T100000\r\nDTEND;TZID=Europe/Oslo:20260320T110000\r\n"
+        "SUMMARY:No UID\r\nEND:VEVENT\r\n"
+    )
+    base = calendar.bytes()
+    with fresh(tmp_path, base) as store:
+        new = base.replace(
+            b"DTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Europe/Oslo:20260320T100000",
+            b"DTSTAMP:20261204T120000Z\r\nDTSTART;TZID=Europe/Oslo:20260320T100000",
+        )
+        assert new != base
+        applied = apply_source(store, plain_settings(), NAME, new, "new", CLOCK)
+        assert applied.visible and (applied.added, applied.removed) == (1, 1)
+        assert_same_as_fresh(store, tmp_path, new)
