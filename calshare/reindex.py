@@ -40,7 +40,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -177,8 +177,6 @@ class _Plan:
     unchanged: int = 0
     meta_changed: bool = False
     snapshot: tuple[object, ...] = ()  # the calendar's state the plan was made from
-    series: int = 0
-    parsed: ParsedCalendar = field(default_factory=ParsedCalendar)
 
 
 @dataclass
@@ -471,7 +469,6 @@ def _incremental(
         unchanged=len(stored_uids - deleted_uids),
         meta_changed=parsed.name != calendar.source_name,
         snapshot=_snapshot(calendar),
-        parsed=parsed,
     )
 
 
@@ -620,7 +617,6 @@ def _full(
             or parsed.vtimezones != calendar.vtimezones
         ),
         snapshot=_snapshot(calendar),
-        parsed=parsed,
     )
 
 
