@@ -77,6 +77,9 @@ class ParsedCalendar:
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # one line per VEVENT left out
     vevent_count: int = 0  # VEVENTs in the file, usable or not
+    # UIDs whose series was left out because its RRULE never occurs (see reindex: a
+    # partial read must know every UID it touched, kept or not)
+    dropped_uids: set[str] = field(default_factory=set)
 
 
 def decode(data: bytes, label: str) -> tuple[str, list[str]]:
@@ -115,6 +118,8 @@ def scan(lines: list[str], label: str) -> tuple[list[Span], list[int]]:
     for number, line in enumerate(lines):
         if not line or line[0] in " \t":
             continue
+        if stack and line[0] not in "BbEe":
+            continue  # a property line: the bulk of a file, and nothing to check here
         head = line[:6].upper()
         if head == "BEGIN:":
             stack.append((line[6:].strip().upper(), number, []))
@@ -209,9 +214,38 @@ def read_calendar(
     of the result, not as Python warnings on stderr. A VTIMEZONE with more than
     ``max_timezone_transitions`` is refused before parsing (see check_timezones).
     """
+    text, notes = decode(data, label)
+    return read_lines(
+        _LINE_BREAK.split(text),
+        label,
+        notes=notes,
+        max_timezone_transitions=max_timezone_transitions,
+    )
+
+
+def split_lines(data: bytes, label: str) -> tuple[list[str], list[str]]:
+    """The physical lines of a calendar file, and notes on its encoding (see decode)."""
+    text, notes = decode(data, label)
+    return _LINE_BREAK.split(text), notes
+
+
+def read_lines(
+    lines: list[str],
+    label: str,
+    *,
+    notes: list[str] | None = None,
+    max_timezone_transitions: int | None = None,
+    structure: tuple[list[Span], list[int]] | None = None,
+) -> ParsedCalendar:
+    """read_calendar on a file already decoded and split into its physical lines.
+
+    calshare.reindex reads a changed calendar with its unchanged VEVENTs blanked
+    out (empty lines), so that what it reads keeps the line numbers of the file;
+    it knows the structure (``scan``'s answer) already and hands it in.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _read_calendar(data, label, max_timezone_transitions)
+        result = _read_lines(lines, label, list(notes or []), max_timezone_transitions, structure)
     result.warnings.extend(f"{label}: {warning.message}" for warning in caught)
     return result
 
@@ -254,10 +288,14 @@ def _shorten(text: str) -> str:
     return text if len(text) <= 60 else text[:60] + "…"
 
 
-def _read_calendar(data: bytes, label: str, max_timezone_transitions: int | None) -> ParsedCalendar:
-    text, notes = decode(data, label)
-    lines = _LINE_BREAK.split(text)
-    top, stray = scan(lines, label)
+def _read_lines(
+    lines: list[str],
+    label: str,
+    notes: list[str],
+    max_timezone_transitions: int | None,
+    structure: tuple[list[Span], list[int]] | None,
+) -> ParsedCalendar:
+    top, stray = structure if structure is not None else scan(lines, label)
     if max_timezone_transitions is not None:
         check_timezones(lines, top, label, max_timezone_transitions)
     result = ParsedCalendar(warnings=notes)
@@ -312,6 +350,7 @@ def _skip_rules_that_never_occur(label: str, result: ParsedCalendar) -> None:
                 if event.summary and event.summary.strip():
                     name += f" ({_shorten(' '.join(event.summary.split()))!r})"
                 never[event.uid] = why
+                result.dropped_uids.add(event.uid)
                 result.skipped.append(f"{label}, line {event.line}: skipped {name}: {why}")
     if never:
         result.events = [event for event in result.events if event.uid not in never]

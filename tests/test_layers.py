@@ -76,6 +76,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.index",
                 "calshare.views",
                 "calshare.importer",
+                "calshare.reindex",
                 "calshare.sources",
                 "calshare.webdav",
             )
