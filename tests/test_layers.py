@@ -75,6 +75,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.views",
                 "calshare.importer",
                 "calshare.sources",
+                "calshare.caldav_source",
                 "calshare.webdav",
             )
         },
