@@ -7,10 +7,11 @@ time asking the server what changed. In order of preference:
 1. RFC 6578 ``sync-collection`` with the sync token kept from last time: the
    server names the changed and the removed objects; only those are fetched (one
    ``calendar-multiget``).
-2. A server without it (or whose token we lost): a PROPFIND of every object's
-   ETag, compared with the ETags kept from last time; again only the changed
-   objects are fetched.
-3. The first time, or when the server no longer knows our token: the whole
+2. A server without it, or one that no longer knows our token (RFC 6578 3.2: a
+   403/409 with DAV:valid-sync-token): a PROPFIND of every object's ETag (and a
+   new token), compared with the ETags kept from last time; again only the
+   changed objects are fetched.
+3. The first time, or with a state that cannot be read (a reset): the whole
    collection in one ``calendar-query``, flagged ``complete``.
 
 What is kept between calls is ``ObjectChanges.state``, opaque JSON text. The
@@ -54,10 +55,12 @@ _VALID_SYNC_TOKEN = dav.ValidSyncToken.tag
 class CalDavFetchError(FetchError):
     """A CalDAV collection could not be read; ``cause`` says why in one word.
 
-    ``cause`` is one of: ``credentials`` (401), ``forbidden`` (403), ``gone``
-    (404/410), ``timeout``, ``network``, ``not-calendar`` (a web page, a plain
-    folder, broken XML), ``too-large``, ``rate-limited`` (429/503, see
-    ``retry_after``), ``server`` (any other answer). ``status`` is the HTTP status
+    ``cause`` uses the words of calshare.sources' fetches, so a live source's
+    schedule and its owner's mail treat both alike: ``auth`` (401, 403),
+    ``not_found`` (404, 410), ``html`` (not a CalDAV calendar: a web page such as a
+    login page, a plain folder, XML that cannot be read), ``redirect_loop``,
+    ``timeout``, ``network``, ``too_large``, ``rate_limited`` (429, 503; see
+    ``retry_after``), ``http`` (any other answer). ``status`` is the HTTP status
     when there was one.
     """
 
@@ -200,7 +203,7 @@ class _Session:
         return CalDavFetchError(
             f"{self.label} holds more than the import limit of {_size(self.max_bytes)} "
             "(setting import.max_bytes)",
-            "too-large",
+            "too_large",
         )
 
     def _timed_out(self) -> CalDavFetchError:
@@ -225,7 +228,7 @@ class _Session:
             raise CalDavFetchError(
                 f"Could not fetch {self.label}: the server is busy (HTTP {exc.status or 429}); "
                 "it asks to try again later",
-                "rate-limited",
+                "rate_limited",
                 exc.status or 429,
                 exc.retry_after_seconds,
             ) from None
@@ -243,12 +246,12 @@ class _Session:
             return CalDavFetchError(
                 f"{self.label} refused the CalDAV user name or password (HTTP 401): check the "
                 "credentials in the configuration (for iCloud and Fastmail, an app password)",
-                "credentials",
+                "auth",
                 401,
             )
         return CalDavFetchError(
             f"{self.label} answered 403 Forbidden: the CalDAV account may not read that calendar",
-            "forbidden",
+            "auth",
             exc.status or 403,
         )
 
@@ -256,7 +259,7 @@ class _Session:
         return CalDavFetchError(
             f"{self.label} is not a CalDAV calendar collection: {why}; give the URL of the "
             "calendar itself (see CalDAV sources in the operator guide)",
-            "not-calendar",
+            "html",
         )
 
     def _network(self, exc: Exception) -> CalDavFetchError:
@@ -264,7 +267,9 @@ class _Session:
             return self._timed_out()
         name = type(exc).__name__
         if name == "TooManyRedirects":
-            why = "it redirects in a loop"
+            return CalDavFetchError(
+                f"Could not fetch {self.label}: it redirects in a loop", "redirect_loop"
+            )
         elif "refused" in str(exc).lower():
             why = "connection refused"
         elif "name or service not known" in str(exc).lower() or "resolve" in str(exc).lower():
@@ -284,14 +289,15 @@ class _Session:
             raise CalDavFetchError(
                 f"{self.label} has no calendar at that address (HTTP {status}): it may have "
                 "been deleted or moved; check the collection URL",
-                "gone",
+                "not_found",
                 status,
             )
         if status == 200 or (300 <= status < 400):
             raise self._not_calendar(f"it answered HTTP {status} where CalDAV answers 207")
+        busy = status in (429, 503)
         raise CalDavFetchError(
             f"Could not fetch {self.label}: HTTP {status} {response.reason or ''}".rstrip(),
-            "server",
+            "rate_limited" if busy else "http",
             status,
         )
 
@@ -316,24 +322,28 @@ class _Session:
             return found.props.get(dav.SyncToken.tag) or None
         raise self._not_calendar("it does not describe itself")
 
-    def etags(self) -> dict[str, tuple[str, str]]:
-        """PROPFIND Depth 1 of getetag: key -> (href as the server spells it, ETag)."""
-        body = _xml(_tree(dav.Propfind(), _tree(dav.Prop(), dav.ResourceType(), dav.GetEtag())))
+    def etags(self) -> tuple[str | None, dict[str, tuple[str, str]]]:
+        """PROPFIND Depth 1: the collection's sync token (None: it has none), and each
+        object's key -> (href as the server spells it, ETag)."""
+        prop = _tree(dav.Prop(), dav.ResourceType(), dav.GetEtag(), dav.SyncToken())
+        body = _xml(_tree(dav.Propfind(), prop))
         response = self.call("PROPFIND", self.url, body, 1)
         self.check_status(response)
         if response.tree is None:
             raise self._not_calendar("it answered a web page, not WebDAV")
         found: dict[str, tuple[str, str]] = {}
+        token: str | None = None
         for item in _responses(response.tree):
             key = _path_of(urljoin(self.url, item.href))
             if key == self.path:
                 if _CALENDAR not in item.types:
                     raise self._not_calendar("it is a folder, not a calendar")
+                token = item.props.get(dav.SyncToken.tag) or None
                 continue
             if _COLLECTION in item.types or item.status == 404:
                 continue
             found[key] = (item.href, item.props.get(dav.GetEtag.tag) or "")
-        return found
+        return token, found
 
     def query_all(self) -> dict[str, tuple[str, bytes]]:
         """calendar-query: every object with its data and ETag, in one request."""
@@ -371,9 +381,8 @@ class _Session:
                 )
             )
             response = self.call("REPORT", self.url, body, 0)
-            if int(response.status) in (403, 409, 412) and _VALID_SYNC_TOKEN in _preconditions(
-                response
-            ):
+            refused = int(response.status) in (409, 412)  # a conflict: no other meaning here
+            if refused or _VALID_SYNC_TOKEN in _preconditions(response):
                 raise _SyncTokenRefused()
             if int(response.status) in (400, 405, 415, 501) or (
                 int(response.status) == 403 and _preconditions(response)
@@ -553,7 +562,10 @@ def _fetch(session: _Session, known: _State | None) -> ObjectChanges:
         try:
             return _by_sync_token(session, known, known.token)
         except _SyncTokenRefused:
-            log.info("CalDAV %s forgot our sync token: fetching everything", session.label)
+            # RFC 6578 3.2: the server no longer knows the token (expired, or reset). The
+            # kept ETags still tell what changed; the same PROPFIND brings a new token.
+            log.info("CalDAV %s forgot our sync token: comparing ETags", session.label)
+            return _by_etags(session, known, sync=True)
         except _SyncUnsupported:
             log.info("CalDAV %s has no sync-collection: comparing ETags", session.label)
             return _by_etags(session, known, sync=False)
@@ -589,13 +601,14 @@ def _by_sync_token(session: _Session, known: _State, token: str) -> ObjectChange
 
 
 def _by_etags(session: _Session, known: _State, *, sync: bool) -> ObjectChanges:
-    listed = session.etags()
+    token, listed = session.etags()
     stale = {
         k: href for k, (href, etag) in listed.items() if not etag or known.etags.get(k) != etag
     }
     deleted = known.etags.keys() - listed.keys()
     fetched = session.multiget(stale.values()) if stale else {}
-    return _changes(session, known, None, sync, fetched, deleted | (stale.keys() - fetched.keys()))
+    gone = deleted | (stale.keys() - fetched.keys())
+    return _changes(session, known, token if sync else None, sync, fetched, gone)
 
 
 def _changes(

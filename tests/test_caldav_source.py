@@ -181,29 +181,39 @@ def test_an_unchanged_collection_costs_one_request(fifty: Collection) -> None:
     assert later.deleted == frozenset({fifty.href("ev03")}) and later.changed == {}
 
 
-def test_a_forgotten_sync_token_means_a_full_resync(few: Collection) -> None:
-    first = few.fetch(None)
+def test_a_forgotten_sync_token_is_followed_by_etags_and_a_new_token(fifty: Collection) -> None:
+    first = fifty.fetch(None)
     state = json.loads(first.state)
     state["token"] = "http://radicale.org/ns/sync/" + "0" * 64  # well formed, unknown
-    few.seen()
-    got = few.fetch(json.dumps(state))
-    assert got.complete and len(got.changed) == 5
-    seen = few.seen()
-    # the REPORT refused (403 DAV:valid-sync-token), then the first fetch's two requests
+    fifty.calendar.save_event(event("after", "After the reset"))
+    fifty.calendar.get_event_by_uid("ev05").delete()
+    fifty.seen()
+    got = fifty.fetch(json.dumps(state))
+    assert not got.complete
+    assert sorted(got.changed) == [fifty.href("after")]
+    assert got.deleted == frozenset({fifty.href("ev05")})
+    seen = fifty.seen()
+    # the REPORT refused (403 DAV:valid-sync-token), the ETags and a new token in one
+    # PROPFIND, a multiget of the one new object: not the whole collection again
     assert [(s.method, s.status) for s in seen] == [
         ("REPORT", 403),
         ("PROPFIND", 207),
         ("REPORT", 207),
     ]
-    assert _reports(seen, b"calendar-query")
-    # and the new state syncs again
-    few.calendar.save_event(event("after", "After the reset"))
-    assert sorted(few.fetch(got.state).changed) == [few.href("after")]
+    assert _reports(seen, b"calendar-multiget")[0].body.count(b"<D:href>") == 1
+    # the new token works: the next fetch is one sync-collection again
+    assert json.loads(got.state)["token"] != state["token"]
+    fifty.calendar.save_event(event("later", "Later"))
+    later = fifty.fetch(got.state)
+    assert sorted(later.changed) == [fifty.href("later")] and later.requests == 2
+    assert len(_reports(fifty.seen(), b"sync-collection")) == 1
 
 
-def test_unreadable_state_starts_over(few: Collection) -> None:
-    got = few.fetch("{not json")
+@pytest.mark.parametrize("state", ["{not json", '{"v": 99}', "[]", '{"v": 1, "etags": 3}'])
+def test_a_state_that_cannot_be_read_is_a_reset(few: Collection, state: str) -> None:
+    got = few.fetch(state)
     assert got.complete and len(got.changed) == 5
+    assert _reports(few.seen(), b"calendar-query")
 
 
 def test_a_server_without_sync_collection_is_followed_by_etags(fifty: Collection) -> None:
@@ -242,7 +252,7 @@ def test_a_wrong_password_is_a_clear_error_without_the_password(
         fetch_changes(few.url, USER, "wrong " + PASSWORD, None, timeout=30, max_bytes=LIMIT)
     error = raised.value
     assert isinstance(error, FetchError) and isinstance(error, ImportFailed)
-    assert (error.cause, error.status) == ("credentials", 401)
+    assert (error.cause, error.status) == ("auth", 401)
     assert str(error) == (
         f"{few.server.base}/… refused the CalDAV user name or password (HTTP 401): check "
         "the credentials in the configuration (for iCloud and Fastmail, an app password)"
@@ -268,7 +278,7 @@ def test_a_wrong_path_is_a_404_error(few: Collection) -> None:
     url = f"{few.server.base}/{USER}/no-such-calendar/"
     with pytest.raises(CalDavFetchError) as raised:
         fetch_changes(url, USER, PASSWORD, None, timeout=30, max_bytes=LIMIT)
-    assert (raised.value.cause, raised.value.status) == ("gone", 404)
+    assert (raised.value.cause, raised.value.status) == ("not_found", 404)
     assert str(raised.value) == (
         f"{few.server.base}/… has no calendar at that address (HTTP 404): it may have been "
         "deleted or moved; check the collection URL"
@@ -278,14 +288,14 @@ def test_a_wrong_path_is_a_404_error(few: Collection) -> None:
     few.calendar.delete()
     with pytest.raises(CalDavFetchError) as gone:
         few.fetch(first.state)
-    assert gone.value.cause == "gone", gone.value
+    assert gone.value.cause == "not_found", gone.value
 
 
 def test_a_folder_is_not_a_calendar(few: Collection) -> None:
     home = f"{few.server.base}/{USER}/"  # the user's home: it holds calendars
     with pytest.raises(CalDavFetchError) as raised:
         fetch_changes(home, USER, PASSWORD, None, timeout=30, max_bytes=LIMIT)
-    assert raised.value.cause == "not-calendar"
+    assert raised.value.cause == "html"
     assert "is not a CalDAV calendar collection: it is a folder, not a calendar" in str(
         raised.value
     )
@@ -320,7 +330,7 @@ def test_a_web_page_is_not_a_calendar() -> None:
         server.shutdown()
         server.server_close()
         thread.join(10)
-    assert raised.value.cause == "not-calendar"
+    assert raised.value.cause == "html"
     assert "where CalDAV answers 207" in str(raised.value)
     assert "remote.php" not in str(raised.value)
 
@@ -329,7 +339,7 @@ def test_max_bytes_counts_every_object_together(few: Collection) -> None:
     whole = sum(len(data) for data in few.fetch(None).changed.values())
     with pytest.raises(CalDavFetchError) as raised:
         few.fetch(None, max_bytes=whole - 1)  # each object is far below it
-    assert raised.value.cause == "too-large"
+    assert raised.value.cause == "too_large"
     assert f"holds more than the import limit of {whole - 1:,} bytes" in str(raised.value)
     assert len(few.fetch(None, max_bytes=whole).changed) == 5
 
