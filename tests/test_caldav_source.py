@@ -18,7 +18,8 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -304,38 +305,104 @@ def test_a_folder_is_not_a_calendar(few: Collection) -> None:
     )
 
 
-class _LoginPage(BaseHTTPRequestHandler):
-    """A web server that answers everything with an HTML login page (a captive portal)."""
+class _Scripted(BaseHTTPRequestHandler):
+    """A web server whose every answer is the server's ``answer(path) -> (status, headers,
+    body chunks)``: a login page, a redirect loop, a busy server, an endless body."""
 
-    def _page(self) -> None:
-        body = b"<!doctype html><html><body><form>Log in</form></body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        status, headers, chunks = self.server.answer(self.path)  # type: ignore[attr-defined]
+        self.server.count += 1  # type: ignore[attr-defined]
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers:
+            self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            for chunk in chunks:
+                if "Content-Length" in headers:
+                    self.wfile.write(chunk)
+                else:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            if "Content-Length" not in headers:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client stopped reading: as it should
 
-    do_GET = do_PROPFIND = do_REPORT = _page
+    do_GET = do_PROPFIND = do_REPORT = _answer
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-def test_a_web_page_is_not_a_calendar() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _LoginPage)
+@contextmanager
+def scripted(answer: Callable[[str], tuple[int, dict[str, str], Iterable[bytes]]]) -> Iterator[str]:
+    """Serve ``answer`` on 127.0.0.1:0; yields a collection URL on it (with a secret path)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    server.answer = answer  # type: ignore[attr-defined]
+    server.count = 0  # type: ignore[attr-defined]
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/remote.php/dav/calendars/ann/x/"
-        with pytest.raises(CalDavFetchError) as raised:
-            fetch_changes(url, USER, PASSWORD, None, timeout=30, max_bytes=LIMIT)
+        yield f"http://127.0.0.1:{server.server_address[1]}/remote.php/dav/calendars/{SECRET}/"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(10)
-    assert raised.value.cause == "html"
-    assert "where CalDAV answers 207" in str(raised.value)
-    assert "remote.php" not in str(raised.value)
+
+
+def _fails(url: str, **limits: Any) -> CalDavFetchError:
+    with pytest.raises(CalDavFetchError) as raised:
+        fetch_changes(url, USER, PASSWORD, None, **{"timeout": 30, "max_bytes": LIMIT, **limits})
+    assert SECRET not in str(raised.value) and PASSWORD not in str(raised.value)
+    return raised.value
+
+
+def test_a_web_page_is_not_a_calendar() -> None:
+    page = b"<!doctype html><html><body><form>Log in</form></body></html>"
+    headers = {"Content-Type": "text/html", "Content-Length": str(len(page))}
+    with scripted(lambda path: (200, headers, [page])) as url:
+        error = _fails(url)
+    assert error.cause == "html" and "where CalDAV answers 207" in str(error)
+
+
+def test_a_redirect_loop_is_named() -> None:
+    loop = {"Location": "/elsewhere/", "Content-Length": "0"}
+    with scripted(lambda path: (302, loop, [])) as url:
+        error = _fails(url)
+    assert error.cause == "redirect_loop" and "it redirects in a loop" in str(error)
+
+
+def test_a_busy_server_says_when_to_come_back() -> None:
+    busy = {"Retry-After": "120", "Content-Length": "0"}
+    with scripted(lambda path: (503, busy, [])) as url:
+        error = _fails(url)
+    assert (error.cause, error.status, error.retry_after) == ("rate_limited", 503, 120.0)
+
+
+def test_an_endless_answer_is_cut_at_the_limit() -> None:
+    sent: list[int] = []
+
+    def endless(path: str) -> tuple[int, dict[str, str], Iterable[bytes]]:
+        def chunks() -> Iterator[bytes]:
+            for _ in range(2000):  # 128 MB at most: far past the cap, bounded all the same
+                sent.append(1)
+                yield b"x" * 65536
+
+        return 207, {"Content-Type": "application/xml"}, chunks()
+
+    with scripted(endless) as url:
+        error = _fails(url, max_bytes=1000)
+    assert error.cause == "too_large"
+    assert len(sent) < 200, len(sent)  # stopped about 1 MB in (XML room), not at the end
+    declared = {"Content-Type": "application/xml", "Content-Length": str(10**9)}
+    with scripted(lambda path: (207, declared, [])) as url:
+        assert _fails(url, max_bytes=1000).cause == "too_large"  # said so up front
 
 
 def test_max_bytes_counts_every_object_together(few: Collection) -> None:
