@@ -32,6 +32,7 @@ from calshare.caldav_source import CalDavFetchError, ObjectChanges, assemble, fe
 from calshare.errors import FetchError, ImportFailed
 from tests.conftest import CliResult
 from tests.support.radicale import Radicale, Seen, start_radicale
+from tests.support.xandikos import start_xandikos
 
 Cli = Callable[..., CliResult]
 USER, PASSWORD = "ann", "hunter2 correct horse"
@@ -540,3 +541,60 @@ def test_a_change_on_the_server_reaches_events_after_a_refetch(
     assert after["ev01"]["start"].startswith("2027-03-15T10:00:00")
     assert "ev04" not in after and after["new"]["summary"] == "Added"
     assert set(after) == {"ev00", "ev01", "ev02", "ev03", "new"}
+
+
+# -- the same client against Xandikos ---------------------------------------------------
+
+
+def test_xandikos_sync_fetches_only_changes_and_its_412_for_a_forgotten_token(
+    tmp_path: Path,
+) -> None:
+    with (
+        start_xandikos(tmp_path, USER, PASSWORD) as xandikos,
+        caldav.DAVClient(url=xandikos.base + "/", username=USER, password=PASSWORD) as client,
+    ):
+        calendar = client.calendar(url=xandikos.calendar)
+        for number in range(20):
+            calendar.save_event(event(f"ev{number:02d}", f"Event {number}", 1 + number))
+        path = xandikos.calendar.removeprefix(xandikos.base)
+        recorder = xandikos.recorder
+        recorder.take()
+
+        def fetch(state: str | None) -> ObjectChanges:
+            return fetch_changes(
+                xandikos.calendar, USER, PASSWORD, state, timeout=30, max_bytes=LIMIT
+            )
+
+        first = fetch(None)
+        assert first.complete and len(first.changed) == 20
+        assert [(s.method, s.status) for s in recorder.take()] == [
+            ("PROPFIND", 401),
+            ("PROPFIND", 207),
+            ("REPORT", 207),
+        ]
+        calendar.save_event(event("new", "Added"))
+        moved = calendar.get_event_by_uid("ev03")
+        moved.data = event("ev03", "Moved", 25)
+        moved.save()
+        calendar.get_event_by_uid("ev04").delete()
+        recorder.take()
+
+        got = fetch(first.state)
+        assert sorted(got.changed) == [f"{path}ev03.ics", f"{path}new.ics"]
+        assert got.deleted == frozenset({f"{path}ev04.ics"}) and not got.complete
+        seen = recorder.take()
+        assert [(s.method, s.status) for s in seen] == [("REPORT", 207), ("REPORT", 207)]
+        assert _reports(seen, b"calendar-multiget")[0].body.count(b"<D:href>") == 2
+
+        state = json.loads(got.state)
+        state["token"] = "0" * 40  # a commit Xandikos never made
+        calendar.get_event_by_uid("ev05").delete()
+        recorder.take()
+        again = fetch(json.dumps(state))
+        assert (again.changed, again.deleted) == ({}, frozenset({f"{path}ev05.ics"}))
+        assert [(s.method, s.status) for s in recorder.take()] == [
+            ("REPORT", 412),  # Xandikos' way of saying it does not know the token
+            ("PROPFIND", 207),
+        ]
+        later = fetch(again.state)  # the token from that PROPFIND syncs again
+        assert (later.changed, later.deleted, later.requests) == ({}, frozenset(), 1)
