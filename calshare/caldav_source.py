@@ -211,8 +211,14 @@ class _Session:
             f"Could not fetch {self.label}: no answer within {self.timeout:g} s", "timeout"
         )
 
-    def call(self, method: str, url: str, body: bytes, depth: int | None) -> Any:
-        """One request through the caldav client, its failures turned into ours."""
+    def call(
+        self, method: str, url: str, body: bytes, depth: int | None, *, sync: bool = False
+    ) -> Any:
+        """One request through the caldav client, its failures turned into ours.
+
+        ``sync``: this is the sync-collection REPORT, whose refusals can mean "that token
+        is unknown" or "no such report here" rather than "forbidden".
+        """
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise self._timed_out()
@@ -221,9 +227,11 @@ class _Session:
         try:
             response = self.client.request(url, method, body.decode("utf-8"), headers)
         except caldav_error.AuthorizationError as exc:
-            if dav.SupportedReport.tag in exc.preconditions:
-                raise _SyncUnsupported() from None  # a 403 for a REPORT it does not do
-            raise _SyncTokenRefused() if _token_refused(exc) else self._refused(exc) from None
+            if sync and exc.status == 403 and _VALID_SYNC_TOKEN in exc.preconditions:
+                raise _SyncTokenRefused() from None
+            if sync and exc.status == 403 and dav.SupportedReport.tag in exc.preconditions:
+                raise _SyncUnsupported() from None
+            raise self._refused(exc) from None
         except caldav_error.RateLimitError as exc:
             raise CalDavFetchError(
                 f"Could not fetch {self.label}: the server is busy (HTTP {exc.status or 429}); "
@@ -270,7 +278,7 @@ class _Session:
             return CalDavFetchError(
                 f"Could not fetch {self.label}: it redirects in a loop", "redirect_loop"
             )
-        elif "refused" in str(exc).lower():
+        if "refused" in str(exc).lower():
             why = "connection refused"
         elif "name or service not known" in str(exc).lower() or "resolve" in str(exc).lower():
             why = "unknown host"
@@ -281,9 +289,10 @@ class _Session:
         log.info("CalDAV fetch of %s failed: %s", self.label, name)
         return CalDavFetchError(f"Could not fetch {self.label}: {why}", "network")
 
-    def check_status(self, response: Any, expected: tuple[int, ...] = (207,)) -> None:
+    def check_status(self, response: Any) -> None:
+        """A multistatus (207) is what every request here expects; anything else fails."""
         status = int(response.status)
-        if status in expected:
+        if status == 207:
             return
         if status in (404, 410):
             raise CalDavFetchError(
@@ -293,7 +302,10 @@ class _Session:
                 status,
             )
         if status == 200 or (300 <= status < 400):
-            raise self._not_calendar(f"it answered HTTP {status} where CalDAV answers 207")
+            raise self._not_calendar(
+                f"it answered HTTP {status} where CalDAV answers 207 (an .ics address is "
+                "a plain URL source, without --caldav)"
+            )
         busy = status in (429, 503)
         raise CalDavFetchError(
             f"Could not fetch {self.label}: HTTP {status} {response.reason or ''}".rstrip(),
@@ -380,13 +392,13 @@ class _Session:
                     _tree(dav.Prop(), dav.GetEtag()),
                 )
             )
-            response = self.call("REPORT", self.url, body, 0)
-            refused = int(response.status) in (409, 412)  # a conflict: no other meaning here
-            if refused or _VALID_SYNC_TOKEN in _preconditions(response):
+            response = self.call("REPORT", self.url, body, 0, sync=True)
+            status = int(response.status)
+            # RFC 6578 3.2 says 403 for an unknown token (the caldav client raised that
+            # one); 409 and 412 (Xandikos) say the same, whatever their body names
+            if status in (409, 412) or _VALID_SYNC_TOKEN in _error_conditions(response):
                 raise _SyncTokenRefused()
-            if int(response.status) in (400, 405, 415, 501) or (
-                int(response.status) == 403 and _preconditions(response)
-            ):
+            if status in (400, 405, 415, 501):  # no such report here
                 raise _SyncUnsupported()
             self.check_status(response)
             if response.tree is None:
@@ -478,13 +490,12 @@ def _status(line: str | None) -> int:
     return int(matched[1]) if matched else 200
 
 
-def _preconditions(response: Any) -> list[str]:
-    raw = response._raw if isinstance(response._raw, (bytes, str)) else None
-    return caldav_error.parse_preconditions(raw)
-
-
-def _token_refused(exc: caldav_error.AuthorizationError) -> bool:
-    return exc.status == 403 and _VALID_SYNC_TOKEN in exc.preconditions
+def _error_conditions(response: Any) -> list[str]:
+    """The pre/postconditions a DAV:error answer names (RFC 4918 16)."""
+    tree = response.tree
+    if tree is None or tree.tag != "{DAV:}error":
+        return []
+    return [str(child.tag) for child in tree]
 
 
 def _is_timeout(exc: BaseException) -> bool:
@@ -532,17 +543,23 @@ def fetch_changes(
     URL's scheme and host.
     """
     if not url.lower().startswith(("http://", "https://")):
-        raise FetchError(f"A CalDAV source needs an http(s) URL, not {redact(url)}")
+        raise CalDavFetchError(
+            f"A CalDAV source needs an http(s) URL, not {redact(url)}", "invalid"
+        )
     known = _load_state(state)
-    session = _Session(
-        url,
-        username,
-        password,
-        timeout=timeout,
-        max_bytes=max_bytes,
-        auth=known.auth if known else None,
-    )
+    pinned = known.auth if known else None
+    session = _Session(url, username, password, timeout=timeout, max_bytes=max_bytes, auth=pinned)
     try:
+        result = _fetch(session, known)
+    except CalDavFetchError as exc:
+        if exc.status != 401 or pinned is None:
+            raise
+        # the scheme remembered may be one the server dropped (Basic -> Digest): negotiate
+        # again, once, within what is left of the time
+        log.info("CalDAV %s refused %s auth: negotiating again", session.label, pinned)
+        session.client.close()
+        again = _Session(url, username, password, timeout=timeout, max_bytes=max_bytes, auth=None)
+        again.requests, again.deadline, session = session.requests, session.deadline, again
         result = _fetch(session, known)
     finally:
         session.client.close()

@@ -247,6 +247,24 @@ def test_a_server_without_sync_collection_is_followed_by_etags(fifty: Collection
     assert [s.method for s in fifty.seen()] == ["PROPFIND"]
 
 
+def test_an_auth_scheme_the_server_dropped_is_negotiated_again(few: Collection) -> None:
+    state = json.loads(few.fetch(None).state)
+    state["auth"] = "digest"  # as if the server had asked for Digest before
+    few.calendar.save_event(event("new", "Added"))
+    few.seen()
+    got = few.fetch(json.dumps(state))
+    assert sorted(got.changed) == [few.href("new")]
+    assert json.loads(got.state)["auth"] == "basic"
+    # digest's bare try (401), the sync again with Basic negotiated (401, 207), the multiget
+    assert [(s.method, s.status) for s in few.seen()] == [
+        ("REPORT", 401),
+        ("REPORT", 401),
+        ("REPORT", 207),
+        ("REPORT", 207),
+    ]
+    assert got.requests == 4
+
+
 def test_a_wrong_password_is_a_clear_error_without_the_password(
     few: Collection, caplog: pytest.LogCaptureFixture
 ) -> None:
