@@ -96,7 +96,7 @@ class ObjectChanges:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # hrefs hold the collection's path: a secret
 class _State:
     token: str | None  # the server's sync token, None: the server has no sync-collection
     etags: dict[str, str]  # href -> ETag, for the ETag fallback and to skip no-op changes
