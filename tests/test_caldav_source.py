@@ -8,7 +8,9 @@ calendar app would. What is checked: the first fetch is the whole collection, a
 later one fetches only what changed (RFC 6578 sync-collection), a server without
 sync-collection is followed by ETags, a forgotten token means a full resync, and
 every failure is one of our messages naming scheme and host only, never the
-password.
+password. Xandikos (PyPI), a second implementation of sync-collection, gets the
+same counts; a small scripted HTTP server plays what no CalDAV server does on
+purpose (a login page, a redirect loop, a busy server, an endless answer).
 """
 
 from __future__ import annotations
