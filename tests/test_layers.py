@@ -78,6 +78,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.importer",
                 "calshare.reindex",
                 "calshare.sources",
+                "calshare.caldav_source",
                 "calshare.webdav",
             )
         },

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,9 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import radicale
-from cheroot import wsgi
-from radicale import config as radicale_config
 
 from calshare.clock import FixedClock
 from tests.conftest import CliResult
@@ -39,6 +35,7 @@ from tests.support.publish import (
     daemon,
     local,
 )
+from tests.support.radicale import Radicale, start_radicale
 from tests.support.snapshot import AWKWARD
 from tests.support.web import http
 
@@ -185,31 +182,10 @@ def test_nginx_first_write_never_replaces_a_file_calshare_did_not_write(
     assert http(local(daemon.web, made["html"])).status == 200  # the links stayed
 
 
-@dataclass
-class Radicale:
-    base: str
-    storage: Path
-
-
 @pytest.fixture
 def radicale_server(tmp_path: Path) -> Iterator[Radicale]:
-    storage = tmp_path / "radicale"
-    conf = tmp_path / "radicale.conf"
-    conf.write_text(
-        f"[auth]\ntype = none\n[storage]\nfilesystem_folder = {storage}\n"
-        "[logging]\nlevel = error\n",
-        encoding="utf-8",
-    )
-    app = radicale.Application(radicale_config.load([(str(conf), False)]))
-    server = wsgi.Server(("127.0.0.1", 0), app)
-    server.prepare()
-    thread = threading.Thread(target=server.serve, name="test-radicale", daemon=True)
-    thread.start()
-    try:
-        yield Radicale(f"http://127.0.0.1:{server.bind_addr[1]}", storage)
-    finally:
-        server.stop()
-        thread.join(10)
+    with start_radicale(tmp_path) as server:  # auth none: anyone is who they say
+        yield server
 
 
 def _radicale(method: str, url: str) -> int:
