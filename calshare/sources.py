@@ -9,6 +9,7 @@ addresses do), so messages and logs show only the scheme and host.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import http.client
 import logging
 import socket
@@ -200,14 +201,56 @@ def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
     return opener
 
 
-def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
+@dataclass(frozen=True)
+class Fetched:
+    """What a (conditional) GET of a calendar URL gave.
+
+    ``status`` is 200 (``data`` is the body) or 304 (not modified: ``data`` is empty).
+    The validators and cache hints are the server's, for the next request and schedule.
+    """
+
+    status: int
+    data: bytes
+    label: str
+    etag: str | None = None
+    last_modified: str | None = None
+    max_age: float | None = None  # Cache-Control: max-age, seconds
+    content_type: str = ""
+
+
+def https_url(url: str) -> str:
+    """webcal:// and webcals:// are https:// (what every calendar app does with them)."""
     if url.lower().startswith("webcal"):
-        url = "https" + url[len("webcal") :].removeprefix("s")
+        return "https" + url[len("webcal") :].removeprefix("s")
+    return url
+
+
+def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
+    fetched = fetch_url(url, max_bytes=max_bytes, timeout=timeout)
+    return Source(fetched.data, fetched.label)
+
+
+def fetch_url(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> Fetched:
+    """GET a calendar URL, conditionally when validators from last time are given.
+
+    Every failure is a FetchError whose ``cause`` says what kind it was; its message
+    names the source by scheme and host only.
+    """
+    url = https_url(url)
     label = redact(url)
-    request = urllib.request.Request(
-        url,
-        headers={"User-Agent": f"calshare/{__version__}", "Accept": "text/calendar, */*;q=0.5"},
-    )
+    headers = {"User-Agent": f"calshare/{__version__}", "Accept": "text/calendar, */*;q=0.5"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    request = urllib.request.Request(url, headers=headers)
     started = time.monotonic()
     watchdog = _Watchdog(timeout)
     chunks: list[bytes] = []
@@ -218,24 +261,111 @@ def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
             if length and length.isdigit() and int(length) > max_bytes:
                 raise FetchError(
                     f"{label} sends {_megabytes(int(length))}; the import limit is "
-                    f"{_megabytes(max_bytes)} (setting import.max_bytes)"
+                    f"{_megabytes(max_bytes)} (setting import.max_bytes)",
+                    cause="too_large",
                 )
             while chunk := response.read1(_CHUNK):
                 received += len(chunk)
                 if received > max_bytes:
                     raise FetchError(
                         f"{label} sends more than the import limit of {_megabytes(max_bytes)} "
-                        "(setting import.max_bytes)"
+                        "(setting import.max_bytes)",
+                        cause="too_large",
                     )
                 chunks.append(chunk)
             if watchdog.expired:  # the end of the body was ours, not the server's
                 raise TimeoutError
+            if length and length.isdigit() and received < int(length):
+                raise FetchError(
+                    f"Could not fetch {label}: the answer stopped after {received:,} of "
+                    f"{int(length):,} bytes",
+                    cause="truncated",
+                )
+            answer = response.headers
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            log.debug("fetched %s: not modified", label)
+            return Fetched(
+                304,
+                b"",
+                label,
+                exc.headers.get("ETag") or etag,
+                exc.headers.get("Last-Modified") or last_modified,
+                max_age(exc.headers.get("Cache-Control")),
+            )
+        raise FetchError(
+            f"Could not fetch {label}: {_failure(exc, timeout)}",
+            cause=_http_cause(exc.code),
+            status=exc.code,
+            retry_after=retry_after(exc.headers.get("Retry-After"), time.time()),
+        ) from None
+    except http.client.IncompleteRead:
+        raise FetchError(
+            f"Could not fetch {label}: the answer stopped before its end", cause="truncated"
+        ) from None
     except (OSError, http.client.HTTPException) as exc:
         if watchdog.expired:  # whatever the shut-down socket made http.client raise
-            raise FetchError(f"Could not fetch {label}: no answer within {timeout:g} s") from None
-        raise FetchError(f"Could not fetch {label}: {_failure(exc, timeout)}") from None
+            raise FetchError(
+                f"Could not fetch {label}: no answer within {timeout:g} s", cause="timeout"
+            ) from None
+        cause = "timeout" if _timed_out(exc) else "network"
+        raise FetchError(
+            f"Could not fetch {label}: {_failure(exc, timeout)}", cause=cause
+        ) from None
     log.info("fetched %s: %d bytes in %.2f s", label, received, time.monotonic() - started)
-    return Source(b"".join(chunks), label)
+    return Fetched(
+        200,
+        b"".join(chunks),
+        label,
+        answer.get("ETag"),
+        answer.get("Last-Modified"),
+        max_age(answer.get("Cache-Control")),
+        answer.get("Content-Type", ""),
+    )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, TimeoutError)
+
+
+def _http_cause(code: int) -> str:
+    if code in (401, 403):
+        return "auth"
+    if code in (404, 410):
+        return "not_found"
+    if 300 <= code < 400:
+        return "redirect_loop"
+    if code in (429, 503):
+        return "rate_limited"
+    return "http"
+
+
+def max_age(cache_control: str | None) -> float | None:
+    """Seconds of ``Cache-Control: max-age=N`` (s-maxage is for shared caches: not us)."""
+    if not cache_control:
+        return None
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.strip().lower() == "max-age" and value.strip().strip('"').isdigit():
+            return float(value.strip().strip('"'))
+    return None
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` asks for: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - now)
 
 
 def _failure(exc: Exception, timeout: float) -> str:

@@ -27,6 +27,8 @@ ANSWER_HELP = "answer_help"
 INVALID_TOKEN = "invalid_token"
 OWNER_ACCEPTED = "owner_accepted"
 OWNER_DECLINED = "owner_declined"
+SOURCE_FAILING = "source_failing"  # to an owner: the calendar's source has failed for long
+SOURCE_RECOVERED = "source_recovered"  # to an owner: it works again
 # What a withdrawn share must not send any more: mails with its token or its feed.
 WITHDRAWN_WITH_SHARE = (INVITATION, LEVEL_CHANGED, WELCOME, CONFIRM, ANSWER_HELP)
 

@@ -75,6 +75,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.views",
                 "calshare.importer",
                 "calshare.sources",
+                "calshare.subscriptions",
                 "calshare.webdav",
             )
         },
@@ -96,6 +97,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.feeds",
                 "calshare.pages",
                 "calshare.publishing",
+                "calshare.refresh",
                 "calshare.demo",
             )
         },
