@@ -31,6 +31,7 @@ from calshare.levels import Level
 from calshare.publishing import find_publication
 from calshare.sharing import list_shares
 from calshare.store import MIGRATIONS, SCHEMA_VERSION, Store
+from calshare.subscriptions import get_source, list_sources
 from calshare.tokens import holds_token, token_hash
 from tests.conftest import NOW
 from tests.support.inbox import DOMAIN, reply
@@ -178,6 +179,17 @@ def _fill_6(db: sqlite3.Connection) -> None:
     """Schema 6 changed data, no tables: what it must do is checked in ``_check``."""
 
 
+def _fill_7(db: sqlite3.Connection) -> None:
+    """Schema 7: the calendar follows a URL, read once, failing since."""
+    db.execute(
+        """INSERT INTO calendar_sources (calendar_id, kind, location, interval_seconds, etag,
+               next_due_at, last_attempt_at, last_result, last_cause, failing_since, failures)
+           VALUES (1, 'url', 'https://calendar.google.com/calendar/ical/x/private-s3cr3t/basic.ics',
+               900, '"v1"', ?, ?, 'failed', 'not_found', ?, 2)""",
+        [_ts(NOW), T0, T0],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -186,6 +198,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_4,
     _fill_5,
     _fill_6,
+    _fill_7,
 ]
 
 
@@ -281,6 +294,16 @@ def _check(store: Store, version: int) -> None:
         ]
     else:
         assert find_publication(store.db, PUBLICATION_SECRET) is None
+    if version >= 7:
+        source = get_source(store.db, "project")
+        assert (source.kind, source.shown, source.failures) == (
+            "url",
+            "https://calendar.google.com/…",
+            2,
+        )
+        assert source.etag == '"v1"' and source.last_cause == "not_found"
+    else:
+        assert list_sources(store.db) == []
 
 
 def test_every_migration_has_rows_to_upgrade() -> None:
@@ -298,7 +321,10 @@ def test_a_database_at_an_old_schema_upgrades_and_keeps_its_data(
 ) -> None:
     _database_at(db_path, version)
     with closing(sqlite3.connect(db_path)) as conn:  # the secrets schema 6 must take out
-        assert len(_stored_secrets(Database(conn))) == {1: 0, 2: 1}.get(version, 4)
+        # schema 6 took them out: a database made at 6 or later has none
+        assert len(_stored_secrets(Database(conn))) == {1: 0, 2: 1}.get(
+            version, 4 if version < 6 else 0
+        )
     with Store.open(db_path) as store:
         assert store.schema_version == LATEST
         _check(store, version)
