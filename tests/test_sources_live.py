@@ -496,3 +496,39 @@ def test_the_daemon_follows_a_source_on_its_own(
     assert len(events(cli, env)) == 5
     with Store.open(db_path) as store:
         assert get_source(store.db, "project").last_result == "unchanged"
+
+
+def test_caldav_credentials_come_from_the_file_or_the_environment_and_are_never_shown(
+    tmp_path: Path,
+) -> None:
+    from calshare.config import find_credential
+    from calshare.errors import ConfigError
+
+    secret = "pa55-word-in-file"
+    config = tmp_path / "calshare.toml"
+    config.write_text(
+        '[sources.credentials."cloud.example.org"]\nusername = "host-user"\n'
+        f'password = "{secret}"\n'
+        '[sources.credentials."Team"]\nusername = "team-user"\npassword = "team-pass"\n'
+    )
+    env = {
+        "CALSHARE_SOURCE_PASSWORD_TEAM_ROTA": "from-env",
+        "CALSHARE_SOURCE_USERNAME_TEAM_ROTA": "e",
+    }
+    settings = load_settings(config, env=env)
+    assert secret not in repr(settings) and "from-env" not in repr(settings)
+    found = find_credential(settings, "team-rota", "cloud.example.org")
+    assert found is not None and (found.username, found.password) == ("e", "from-env")
+    found = find_credential(settings, "team", "cloud.example.org")
+    assert found is not None and found.username == "team-user"
+    found = find_credential(settings, "other", "CLOUD.example.org")
+    assert found is not None and found.password == secret
+    assert find_credential(settings, "other", "elsewhere.example.org") is None
+    config.write_text(
+        f'[sources.credentials."x"]\nusername = "u"\npassword = "{secret}"\ntoken = 1\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, env={})
+    assert secret not in str(raised.value) and "takes only username and password" in str(
+        raised.value
+    )
