@@ -22,9 +22,10 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import ModuleType
+from urllib.parse import urlsplit
 
 from calshare.addresses import Mailbox
 from calshare.calendars import get_calendar, utc_text
@@ -32,7 +33,7 @@ from calshare.clock import Clock
 from calshare.config import Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
 from calshare.importer import _import
-from calshare.sources import Source, fetch_url, read_source
+from calshare.sources import Source, fetch_url, https_url, read_source
 from calshare.store import Store
 from calshare.subscriptions import (
     CALDAV,
@@ -316,10 +317,19 @@ def record_attempt(
     events = record.event_count
     if attempt.result == CHANGED:
         try:
-            data = _caldav_body(store, record, attempt) if record.kind == CALDAV else attempt.data
+            objects: dict[str, bytes] | None = None
+            data = attempt.data
+            if record.kind == CALDAV:
+                objects, data = _caldav_merge(store, settings, record, attempt)
             altered, events = _apply(store, settings, clock, record, data, record.shown)
+            if objects is not None:
+                _keep_objects(store, record, objects)
+        except SourceProblem as exc:
+            attempt = Attempt(FAILED, exc.cause, str(exc), count=exc.count)
         except ImportFailed as exc:
             attempt = Attempt(FAILED, "invalid", str(exc))
+    if attempt.message:
+        attempt = replace(attempt, message=scrub(attempt.message, record, settings))
     now = clock.now()
     stamp = utc_text(now)
     sources = settings.sources
@@ -415,32 +425,73 @@ def record_attempt(
     )
 
 
-def _caldav_body(store: Store, record: SourceRecord, attempt: Attempt) -> bytes:
-    """Store a CalDAV delta with the objects kept from before; the calendar of them all."""
+def _caldav_merge(
+    store: Store, settings: Settings, record: SourceRecord, attempt: Attempt
+) -> tuple[dict[str, bytes], bytes]:
+    """The collection after a CalDAV delta (kept objects, less deleted, plus changed), and
+    the calendar of them all; SourceProblem if that calendar is not to be trusted.
+
+    Nothing is written here: a refused delta leaves the kept objects and the sync state
+    as they were, so the next sync brings it again.
+    """
     delta = attempt.objects
     assert isinstance(delta, _CaldavDelta)
     module = _caldav_module()
     assert module is not None
+    objects: dict[str, bytes] = {}
+    if not delta.complete:
+        rows = store.db.execute(
+            "SELECT href, data FROM calendar_source_objects WHERE calendar_id = ?",
+            [record.calendar_id],
+        ).fetchall()
+        objects = {href: bytes(data) for href, data in rows}
+    for href in delta.deleted:
+        objects.pop(href, None)
+    objects.update(delta)
+    body: bytes = module.assemble(objects)
+    check_body(body, "", record.shown, record.event_count, settings.sources.shrink_ratio)
+    return objects, body
+
+
+def _keep_objects(store: Store, record: SourceRecord, objects: Mapping[str, bytes]) -> None:
     with store.write() as db:
-        if delta.complete:
-            db.execute(
-                "DELETE FROM calendar_source_objects WHERE calendar_id = ?", [record.calendar_id]
-            )
-        db.conn.executemany(
-            "DELETE FROM calendar_source_objects WHERE calendar_id = ? AND href = ?",
-            [(record.calendar_id, href) for href in delta.deleted],
+        db.execute(
+            "DELETE FROM calendar_source_objects WHERE calendar_id = ?", [record.calendar_id]
         )
         db.conn.executemany(
-            """INSERT INTO calendar_source_objects (calendar_id, href, data) VALUES (?, ?, ?)
-               ON CONFLICT (calendar_id, href) DO UPDATE SET data = excluded.data""",
-            [(record.calendar_id, href, body) for href, body in delta.items()],
+            "INSERT INTO calendar_source_objects (calendar_id, href, data) VALUES (?, ?, ?)",
+            [(record.calendar_id, href, body) for href, body in sorted(objects.items())],
         )
-    rows = store.db.execute(
-        "SELECT href, data FROM calendar_source_objects WHERE calendar_id = ? ORDER BY href",
-        [record.calendar_id],
-    ).fetchall()
-    body: bytes = module.assemble({href: bytes(data) for href, data in rows})
-    return body
+
+
+def scrub(message: str, record: SourceRecord, settings: Settings) -> str:
+    """A message with the source's secret parts taken out, whoever wrote it.
+
+    Our own messages name a URL by scheme and host already; this also covers what a
+    library or a server put in an error: the URL's path and query, a CalDAV password.
+    """
+    if record.kind == FILE:
+        return message
+    secrets = [record.location, https_url(record.location)]
+    try:
+        parts = urlsplit(https_url(record.location))
+        secrets += [parts.path, parts.path.lstrip("/"), parts.query]
+        # a piece quoted alone: what looks like a token (long, or with digits in it)
+        pieces = re.split(r"[/?&=;]", f"{parts.path}?{parts.query}")
+        secrets += [
+            piece
+            for piece in pieces
+            if len(piece) >= 16 or (len(piece) >= 8 and any(c.isdigit() for c in piece))
+        ]
+    except ValueError:
+        pass
+    credential = find_credential(settings, record.calendar, record.host)
+    if credential is not None:
+        secrets.append(credential.password)
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) > 1:
+            message = message.replace(secret, "…")
+    return message
 
 
 def _instant(text: str) -> datetime:

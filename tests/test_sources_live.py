@@ -532,3 +532,21 @@ def test_caldav_credentials_come_from_the_file_or_the_environment_and_are_never_
     assert secret not in str(raised.value) and "takes only username and password" in str(
         raised.value
     )
+
+
+def test_a_library_quoting_the_whole_address_is_scrubbed_before_it_is_stored(
+    cli: Cli, clock: FixedClock, env: dict[str, str], server: SourceServer, db_path: Path
+) -> None:
+    from calshare.refresh import Attempt, record_attempt
+
+    server.serve(V1)
+    url = server.url("private-0a1b2c3d4e/basic.ics")
+    ok(cli("calendar", "add", "project", "--owner", OWNER, "--source", url, env=env))
+    settings = load_settings(None, env=env)
+    with Store.open(db_path) as store:
+        record = get_source(store.db, "project")
+        said = f"GET {url} failed; path {url.split('/', 3)[3]}"
+        done = record_attempt(store, settings, clock, record, Attempt("failed", "http", said))
+    row = source_row(cli, env)
+    for text in (done.message, row["last_error"]):
+        assert "private-0a1b2c3d4e" not in text and text.startswith("GET … failed")
