@@ -200,6 +200,8 @@ def read_once(record: SourceRecord, settings: Settings) -> Attempt:
     try:
         if record.kind == CALDAV:
             return _read_caldav(record, settings)
+        etag = last_modified = None
+        max_age: float | None = None
         if record.kind == URL:
             fetched = fetch_url(
                 record.location,
@@ -208,27 +210,34 @@ def read_once(record: SourceRecord, settings: Settings) -> Attempt:
                 etag=record.etag,
                 last_modified=record.last_modified,
             )
-            validators = {
-                "etag": fetched.etag,
-                "last_modified": fetched.last_modified,
-                "max_age": fetched.max_age,
-            }
+            etag, last_modified, max_age = fetched.etag, fetched.last_modified, fetched.max_age
             if fetched.status == 304:
-                return Attempt(UNCHANGED, status=304, **validators)  # type: ignore[arg-type]
+                return Attempt(
+                    UNCHANGED, status=304, etag=etag, last_modified=last_modified, max_age=max_age
+                )
             data, content_type, label = fetched.data, fetched.content_type, fetched.label
         else:
             source: Source = read_source(
                 record.location, max_bytes=limits.max_bytes, timeout=limits.timeout_seconds
             )
-            validators = {}
             data, content_type, label = source.data, "", source.label
         digest = hashlib.sha256(data).hexdigest()
-        if digest == record.source_sha256 and record.imported_at:
-            return Attempt(UNCHANGED, status=200, digest=digest, **validators)  # type: ignore[arg-type]
-        count = check_body(
-            data, content_type, label, record.event_count, settings.sources.shrink_ratio
+        result, count = UNCHANGED, 0
+        if digest != record.source_sha256 or not record.imported_at:
+            result = CHANGED
+            count = check_body(
+                data, content_type, label, record.event_count, settings.sources.shrink_ratio
+            )
+        return Attempt(
+            result,
+            status=200,
+            data=data if result == CHANGED else b"",
+            digest=digest,
+            count=count,
+            etag=etag,
+            last_modified=last_modified,
+            max_age=max_age,
         )
-        return Attempt(CHANGED, status=200, data=data, digest=digest, count=count, **validators)  # type: ignore[arg-type]
     except FetchError as exc:
         return Attempt(FAILED, exc.cause, str(exc), status=exc.status, retry_after=exc.retry_after)
     except SourceProblem as exc:
@@ -321,7 +330,8 @@ def record_attempt(
             data = attempt.data
             if record.kind == CALDAV:
                 objects, data = _caldav_merge(store, settings, record, attempt)
-            altered, events = _apply(store, settings, clock, record, data, record.shown)
+            if hashlib.sha256(data).hexdigest() != record.source_sha256:
+                altered, events = _apply(store, settings, clock, record, data, record.shown)
             if objects is not None:
                 _keep_objects(store, record, objects)
         except SourceProblem as exc:
@@ -634,7 +644,16 @@ def refresh_round(
                 pool.shutdown(wait=False, cancel_futures=True)
                 break
             record = futures[future]
-            attempt = future.result()
+            try:
+                attempt = future.result()
+            except Exception as exc:  # noqa: BLE001 (a library's surprise: recorded, tried again)
+                # Only the type: a library's message may quote the source's secret URL.
+                log.error(
+                    "source of calendar %s: reading failed (%s)",
+                    record.calendar,
+                    type(exc).__name__,
+                )
+                attempt = Attempt(FAILED, "network", f"reading it failed ({type(exc).__name__})")
             if attempt.result == UNCHANGED and record.failures == 0:
                 plain.append((record, attempt))
                 if len(plain) >= BATCH:
