@@ -331,9 +331,17 @@ def _republish(ctx: Context, name: str) -> None:
 
 def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar list --json"""
+    from calshare.subscriptions import list_sources
+
     calendars = list_calendars(ctx.store.db)
+    follows = {record.calendar_id: record.shown for record in list_sources(ctx.store.db)}
     if args.json:
-        ctx.print_json([_calendar_json(calendar) for calendar in calendars])
+        ctx.print_json(
+            [
+                {**_calendar_json(calendar), "follows": follows.get(calendar.id)}
+                for calendar in calendars
+            ]
+        )
         return 0
     if not calendars:
         print(
@@ -341,7 +349,7 @@ def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
         )
     for calendar in calendars:
         imported = calendar.imported_at or "never imported"
-        source = shown_source(None, calendar.source)
+        source = follows.get(calendar.id) or shown_source(None, calendar.source)
         print(
             f"{calendar.name:<20} {calendar.owner:<28} {calendar.zone:<20} "
             f"{calendar.event_count:>7,} events  {imported}  {source}".rstrip(),

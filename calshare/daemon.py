@@ -212,6 +212,14 @@ class Daemon:
                         )
                         if any(item.mail for item in done):
                             self.wake_sender.set()
+                        for item in done:
+                            if item.result == "failed":
+                                log.warning(
+                                    "source of calendar %s failed (%s): %s",
+                                    item.calendar,
+                                    item.cause,
+                                    item.message,
+                                )
                         log.info(
                             "sources: read %d, changed %d, failed %d",
                             len(done),

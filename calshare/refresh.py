@@ -414,8 +414,8 @@ def record_attempt(
                     record.calendar_id,
                 ],
             )
-    if attempt.result == FAILED:
-        log.warning(
+    if attempt.result == FAILED:  # the daemon says it as a warning; a command prints it
+        log.info(
             "source of calendar %s failed (%s): %s", record.calendar, attempt.cause, attempt.message
         )
     elif attempt.result == CHANGED:

@@ -550,3 +550,31 @@ def test_a_library_quoting_the_whole_address_is_scrubbed_before_it_is_stored(
     row = source_row(cli, env)
     for text in (done.message, row["last_error"]):
         assert "private-0a1b2c3d4e" not in text and text.startswith("GET … failed")
+
+
+def test_a_failed_refresh_is_one_line_on_stderr_from_the_real_command(
+    cli: Cli, db_path: Path, env: dict[str, str], server: SourceServer
+) -> None:
+    import os
+    import subprocess
+
+    from tests.support.inbox import CALSHARE
+
+    server.serve(V1)
+    ok(cli("calendar", "add", "project", "--owner", OWNER, "--source", server.url(), env=env))
+    server.serve(V1, status=410)
+    done = subprocess.run(
+        [str(CALSHARE), "calendar", "refresh", "project"],
+        env={**os.environ, **env, "CALSHARE_DB": str(db_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "calshare: error: 1 of 1 sources could not be read (see calshare calendar sources)"
+    ]
+    assert done.stdout.startswith("project: failed: Could not fetch http://127.0.0.1:")
+    assert "HTTP 410" in done.stdout and "/calendar/" not in done.stdout + done.stderr
+    listed = ok(cli("calendar", "list", "--json", env=env)).json()
+    assert listed[0]["follows"] == f"http://127.0.0.1:{server.port}/…"
