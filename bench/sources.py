@@ -275,7 +275,7 @@ def _run(args: argparse.Namespace, count: int, port: int) -> int:
         f"{per_unchanged:.3f} ms (changed ones' {changed_cpu:.2f} s taken out); "
         f"target < {TARGET_CPU_MS} ms: {verdict}"
     )
-    for name in ("idle", "during_round"):
+    for name in ("idle", "during_round", "idle_after"):
         got = feed[name]
         print(
             f"feed {name:<12}: 200 p50 {got['full']['p50_ms']:.2f} ms p99 "
@@ -348,12 +348,14 @@ def serve_and_measure(
         round_seconds = time.monotonic() - (first_seen or started)
         stop.touch()
         client.join()
+        after = latencies(http_port, path, 5.0)  # idle again: the machine's noise, for scale
     finally:
         daemon.terminate()
         daemon.wait(60)
     return {
         "idle": {name: quantiles(values) for name, values in idle.items()},
         "during_round": {name: quantiles(values) for name, values in box.items()},
+        "idle_after": {name: quantiles(values) for name, values in after.items()},
         "daemon_round_seconds": round_seconds,
         "daemon_round_cpu_seconds": round_cpu,
     }
