@@ -77,7 +77,7 @@ system-packages:
 	fi
 
 bench: install system-packages
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --sources
 	$(BIN)/python bench/mail.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/hostile.py

@@ -343,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="also cProfile one import and one query"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--sources",
+        action="store_true",
+        help="then the live-source benchmark too (bench/sources.py: 10,000 URL sources)",
+    )
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be at least 1")
@@ -595,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
     for text in profiles:
         print()
         print(text, end="")
+    if args.sources:
+        import sources  # bench/sources.py, beside this file
+
+        return sources.main(["--quick"] if args.quick else [])
     return 0
 
 

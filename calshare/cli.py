@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from calshare import __version__
 from calshare.calendars import Calendar, add_calendar, get_calendar, list_calendars
-from calshare.clock import Clock, SystemClock
+from calshare.clock import Clock, SystemClock, utc_text
 from calshare.config import Settings, load_settings
 from calshare.errors import CalshareError, LevelError, UsageError
 from calshare.expansion import Caps
@@ -28,8 +28,9 @@ from calshare.importer import import_calendar
 from calshare.levels import Level
 from calshare.occurrence import Occurrence, occurrence_to_json
 from calshare.ranges import DateRange
-from calshare.sources import is_url, redact
+from calshare.sources import redact
 from calshare.store import DEFAULT_DB, Store
+from calshare.subscriptions import shown_source
 from calshare.views import visible_occurrences
 
 EXIT_ERROR = 2
@@ -94,16 +95,185 @@ def _one_line(text: str) -> str:
 
 
 def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
-    """calshare calendar add project --owner ann@example.org --tz Europe/Oslo"""
+    """calshare calendar add project --owner ann@example.org --source https://example.org/p.ics"""
+    from calshare.subscriptions import FILE, kind_of, parse_interval, set_source
+
+    source = args.source
+    if source is None and (args.caldav or args.every):
+        raise UsageError("--caldav and --every go with --source URL_OR_FILE")
+    if source is not None:
+        kind = kind_of(source, args.caldav)
+        interval = (
+            parse_interval(args.every, ctx.settings)
+            if args.every
+            else ctx.settings.sources.interval
+        )
+        if kind == FILE:
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise UsageError(f"{source} is not a file (a source is a URL or a calendar file)")
+            source = str(path.resolve())
+        else:
+            redact(source)  # a URL that cannot be taken apart fails here, before anything is added
     calendar = add_calendar(
         ctx.store, ctx.clock, args.name, args.owner, args.tz, ctx.settings.calendars.default_tz
     )
+    refreshed = None
+    if source is not None:
+        from calshare.refresh import refresh_one
+
+        set_source(ctx.store, calendar, kind, source, interval, None)
+        refreshed = refresh_one(ctx.store, ctx.settings, ctx.clock, calendar.id)
+        calendar = get_calendar(ctx.store.db, calendar.name)
     if args.json:
-        ctx.print_json(_calendar_json(calendar))
+        ctx.print_json(
+            {
+                **_calendar_json(calendar),
+                **({"refresh": _refreshed_json(refreshed)} if refreshed else {}),
+            }
+        )
     else:
         print(
             f"Added calendar {calendar.name!r} for {calendar.owner} ({calendar.zone})", file=ctx.out
         )
+        if refreshed is not None and refreshed.result != "failed":
+            print(
+                f"It follows {refreshed.source}: {calendar.event_count:,} events now"
+                + ("" if kind == FILE else f", read again every {_every(interval)}"),
+                file=ctx.out,
+            )
+    if refreshed is not None and refreshed.result == "failed":
+        ctx.warn(
+            f"{calendar.name!r} was added, but its source could not be read: {refreshed.message}"
+            + ("" if kind == FILE else "; calshare serve tries again on its schedule")
+        )
+    elif refreshed is not None and refreshed.altered:
+        _republish(ctx, calendar.name)
+    return 0
+
+
+def _every(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _due_text(moment: int | None) -> str | None:
+    if moment is None:
+        return None
+    return utc_text(datetime.fromtimestamp(moment, UTC))
+
+
+def _refreshed_json(refreshed: Any) -> dict[str, Any]:
+    return {
+        "calendar": refreshed.calendar,
+        "source": refreshed.source,
+        "result": refreshed.result,
+        "cause": refreshed.cause,
+        "message": refreshed.message or None,
+        "altered": refreshed.altered,
+        "events": refreshed.events,
+        "next_due": _due_text(refreshed.next_due_ts),
+        "owner_mail": refreshed.mail,
+    }
+
+
+def cmd_calendar_refresh(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare calendar refresh project   (or --all)"""
+    from calshare.refresh import FAILED, refresh_round
+    from calshare.subscriptions import FILE, get_source, list_sources
+
+    if bool(args.all) == bool(args.name):
+        raise UsageError("Name one calendar, or give --all")
+    if args.all:
+        records = [record for record in list_sources(ctx.store.db) if record.kind != FILE]
+    else:
+        records = [get_source(ctx.store.db, args.name)]
+    altered: list[str] = []
+    done = refresh_round(ctx.store, ctx.settings, ctx.clock, records, on_altered=altered.append)
+    for name in altered:
+        try:
+            _republish(ctx, name)
+        except CalshareError as exc:
+            ctx.warn(str(exc))
+    done.sort(key=lambda item: item.calendar)
+    if args.json:
+        ctx.print_json([_refreshed_json(item) for item in done])
+    else:
+        if not done:
+            print("No calendar follows a source that can be read again", file=ctx.out)
+        for item in done:
+            if item.result == FAILED:
+                what = (
+                    f"failed: {item.message}; it keeps its last good copy ({item.events:,} events)"
+                )
+            elif item.altered:
+                what = f"changed: {item.events:,} events now"
+            else:
+                what = "unchanged"
+            print(f"{item.calendar}: {_one_line(what)}", file=ctx.out)
+    failed = [item for item in done if item.result == FAILED]
+    if failed:
+        ctx.err.write(
+            f"calshare: error: {len(failed)} of {len(done)} sources could not be read "
+            "(see calshare calendar sources)\n"
+        )
+        return EXIT_ERROR
+    return 0
+
+
+def cmd_calendar_sources(ctx: Context, args: argparse.Namespace) -> int:
+    """calshare calendar sources --json"""
+    from calshare.subscriptions import list_sources
+
+    records = list_sources(ctx.store.db)
+    rows: list[dict[str, Any]] = [
+        {
+            "calendar": record.calendar,
+            "kind": record.kind,
+            "source": record.shown,
+            "every_seconds": record.interval_seconds if record.kind != "file" else None,
+            "last_success": record.last_success_at,
+            "last_attempt": record.last_attempt_at,
+            "last_result": record.last_result,
+            "last_cause": record.last_cause,
+            "last_error": record.last_error,
+            "next_due": _due_text(record.next_due_ts),
+            "last_change_altered_events": None
+            if record.last_altered is None
+            else bool(record.last_altered),
+            "last_changed": record.last_changed_at,
+            "failing_since": record.failing_since,
+            "owner_told": record.owner_told_at,
+            "failures": record.failures,
+            "events": record.event_count,
+        }
+        for record in records
+    ]
+    if args.json:
+        ctx.print_json(rows)
+        return 0
+    if not rows:
+        print("No calendar follows a source; add one with: calshare calendar add NAME "
+              "--owner EMAIL --source URL_OR_FILE", file=ctx.out)  # fmt: skip
+    for row in rows:
+        result = row["last_result"] or "never read"
+        if row["last_cause"]:
+            result += f" ({row['last_cause']}, failing since {row['failing_since']})"
+        altered = {True: "altered events", False: "no visible change", None: "—"}[
+            row["last_change_altered_events"]
+        ]
+        print(
+            f"{row['calendar']:<20} {row['source']}\n"
+            f"    last attempt {row['last_attempt'] or '—'}: {result}; "
+            f"last success {row['last_success'] or '—'}; "
+            f"next due {row['next_due'] or 'never (a file)'}; last change: {altered}",
+            file=ctx.out,
+        )
+        if row["last_error"]:
+            print(f"    {_one_line(row['last_error'])}", file=ctx.out)
     return 0
 
 
@@ -161,9 +331,17 @@ def _republish(ctx: Context, name: str) -> None:
 
 def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar list --json"""
+    from calshare.subscriptions import list_sources
+
     calendars = list_calendars(ctx.store.db)
+    follows = {record.calendar_id: record.shown for record in list_sources(ctx.store.db)}
     if args.json:
-        ctx.print_json([_calendar_json(calendar) for calendar in calendars])
+        ctx.print_json(
+            [
+                {**_calendar_json(calendar), "follows": follows.get(calendar.id)}
+                for calendar in calendars
+            ]
+        )
         return 0
     if not calendars:
         print(
@@ -171,9 +349,10 @@ def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
         )
     for calendar in calendars:
         imported = calendar.imported_at or "never imported"
+        source = follows.get(calendar.id) or shown_source(None, calendar.source)
         print(
             f"{calendar.name:<20} {calendar.owner:<28} {calendar.zone:<20} "
-            f"{calendar.event_count:>7,} events  {imported}",
+            f"{calendar.event_count:>7,} events  {imported}  {source}".rstrip(),
             file=ctx.out,
         )
     return 0
@@ -746,9 +925,7 @@ def _calendar_json(calendar: Calendar) -> dict[str, Any]:
         "imported_at": calendar.imported_at,
         "version": calendar.version,
         "title": calendar.source_name,  # the source's X-WR-CALNAME
-        "source": redact(calendar.source)
-        if calendar.source and is_url(calendar.source)
-        else calendar.source,
+        "source": shown_source(None, calendar.source) or None,
     }
 
 
@@ -799,6 +976,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("name")
     add.add_argument("--owner", required=True, metavar="EMAIL")
     add.add_argument("--tz", metavar="ZONE", help="IANA zone, e.g. Europe/Oslo")
+    add.add_argument(
+        "--source",
+        metavar="URL_OR_FILE",
+        help="follow this https/webcal URL (or CalDAV collection, or file) from now on",
+    )
+    add.add_argument(
+        "--caldav", action="store_true", help="the --source URL is a CalDAV collection"
+    )
+    add.add_argument("--every", metavar="DURATION", help="how often to read it (default 15m)")
     add.add_argument("--json", action="store_true")
 
     imp = command(
@@ -813,6 +999,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = command(calendar_commands, "list", cmd_calendar_list, "list calendars")
     lst.add_argument("--json", action="store_true")
+
+    ref = command(
+        calendar_commands, "refresh", cmd_calendar_refresh, "read calendars' sources again now"
+    )
+    ref.add_argument("name", nargs="?")
+    ref.add_argument(
+        "--all", action="store_true", help="every calendar with a URL or CalDAV source"
+    )
+    ref.add_argument("--json", action="store_true")
+
+    src = command(
+        calendar_commands,
+        "sources",
+        cmd_calendar_sources,
+        "what each calendar follows, and how it goes",
+    )
+    src.add_argument("--json", action="store_true")
 
     events = command(commands, "events", cmd_events, "occurrences of a calendar in a window")
     events.add_argument("name")

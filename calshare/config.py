@@ -27,6 +27,9 @@ from calshare.levels import Level
 ENV_PREFIX = "CALSHARE_"
 # Variables that are not settings of a section but still ours.
 ENV_GENERAL = frozenset({"CALSHARE_DB", "CALSHARE_CONFIG"})
+# CALSHARE_SOURCE_USERNAME_<CALENDAR> and CALSHARE_SOURCE_PASSWORD_<CALENDAR>: a CalDAV
+# source's credentials, for a calendar named so (see env_calendar_key).
+ENV_SOURCE_CREDENTIALS = ("CALSHARE_SOURCE_USERNAME_", "CALSHARE_SOURCE_PASSWORD_")
 DEFAULT_CONFIG_NAME = "calshare.toml"
 
 Parser = Callable[[Any], Any]
@@ -75,6 +78,46 @@ def _seconds(value: Any) -> float:
             raise ValueError(f"{value!r} is not a number of seconds") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
         raise ValueError(f"{value!r} is not a number of seconds between 0 and 3600")
+    return float(value)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``15m``, ``1h30m``, ``90s``, ``1d`` or a bare number of seconds.
+
+    Raises ValueError with a message that shows the accepted forms.
+    """
+    value = text.strip().lower().replace(" ", "")
+    if value.isdigit():
+        return int(value)
+    parts = re.findall(r"(\d+)([smhd])", value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        raise ValueError(f"{text!r} is not a duration like 15m, 1h or 1h30m")
+    return sum(int(number) * _UNITS[unit] for number, unit in parts)
+
+
+def _duration(low: int, high: int) -> Parser:
+    def parse(value: Any) -> int:
+        seconds = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if seconds is None:
+            seconds = parse_duration(_text(value))
+        if not low <= seconds <= high:
+            raise ValueError(f"{value!r} is out of range ({low} s – {high} s)")
+        return seconds
+
+    return parse
+
+
+def _ratio(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number between 0 and 1") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{value!r} is not a number between 0 and 1")
     return float(value)
 
 
@@ -440,6 +483,42 @@ class WebDavSettings:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """A user name and password for a CalDAV source: for one calendar, or every one on a host.
+
+    The password is kept out of repr, so no log or traceback of the settings shows it.
+    """
+
+    name: str  # a calendar name or a host name
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    interval: int = _option(
+        900, _duration(60, 7 * 86400), "how often a calendar's source is read (15m, 1h…)"
+    )
+    minimum_interval: int = _option(
+        300, _duration(60, 86400), "shortest interval a calendar may ask for with --every"
+    )
+    notify_after: int = _option(
+        86400, _duration(0, 365 * 86400), "a source failing this long is reported to its owner"
+    )
+    shrink_ratio: float = _option(
+        0.5, _ratio, "a fetch with fewer than this share of the events held is refused"
+    )
+    jitter: float = _option(
+        0.1, _ratio, "each calendar's interval is moved by up to this share, so they spread out"
+    )
+    max_backoff: int = _option(
+        6 * 3600, _duration(60, 7 * 86400), "longest wait between attempts after failures"
+    )
+    workers: int = _option(8, _integer(1, 64), "sources fetched at the same time in a round")
+    credentials: tuple[Credential, ...] = field(default=(), metadata={"internal": True})
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     relay: RelaySettings | None = None
@@ -451,6 +530,7 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     inbox: InboxSettings = field(default_factory=InboxSettings)
     webdav: WebDavSettings = field(default_factory=WebDavSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
     source: str = "built-in defaults"
 
 
@@ -466,12 +546,18 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "outbox": ("outbox", OutboxSettings),
     "inbox": ("inbox", InboxSettings),
     "webdav": ("webdav", WebDavSettings),
+    "sources": ("sources", SourcesSettings),
 }
+
+
+def _settings_fields(section_class: type) -> list[Any]:
+    """The fields that are settings (not ones filled in another way, like credentials)."""
+    return [f for f in fields(section_class) if "parse" in f.metadata]
 
 
 def _keys(section_class: type) -> dict[str, str]:
     """TOML key -> dataclass attribute, for one section."""
-    return {(f.metadata["key"] or f.name): f.name for f in fields(section_class)}
+    return {(f.metadata["key"] or f.name): f.name for f in _settings_fields(section_class)}
 
 
 def env_name(section: str, key: str) -> str:
@@ -516,6 +602,7 @@ def load_settings(
     document = _read_toml(path) if path else {}
     where = str(path) if path else "built-in defaults"
 
+    credentials = _credentials(document, env, where)
     raw: dict[str, dict[str, tuple[Any, str]]] = {}
     for section, content in document.items():
         if section not in SECTIONS:
@@ -538,6 +625,8 @@ def load_settings(
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX) or name in ENV_GENERAL:
             continue
+        if name.startswith(ENV_SOURCE_CREDENTIALS):
+            continue  # read by _credentials
         if name not in valid_env:
             hint = _did_you_mean(name, [*valid_env, *ENV_GENERAL])
             raise ConfigError(f"unknown setting in the environment: {name}{hint}")
@@ -550,7 +639,9 @@ def load_settings(
             built[attribute] = None  # no relay: mail goes to the local Maildir
             continue
         values: dict[str, Any] = {}
-        for f in fields(cls):
+        if section == "sources":
+            values["credentials"] = credentials
+        for f in _settings_fields(cls):
             key = f.metadata["key"] or f.name
             if key in raw.get(section, {}):
                 value, origin = raw[section][key]
@@ -564,6 +655,56 @@ def load_settings(
     settings = Settings(**built, source=where)
     _check_consistency(settings)
     return settings
+
+
+def env_calendar_key(calendar: str) -> str:
+    """How a calendar's name appears in CALSHARE_SOURCE_PASSWORD_<NAME>: upper case, _ for
+    anything but letters and digits (``team-rota`` -> ``TEAM_ROTA``)."""
+    return re.sub(r"[^A-Z0-9]", "_", calendar.upper())
+
+
+def _credentials(
+    document: dict[str, Any], env: Mapping[str, str], where: str
+) -> tuple[Credential, ...]:
+    """``[sources.credentials."NAME"]`` tables (removed from ``document``) and the
+    CALSHARE_SOURCE_USERNAME_/PASSWORD_ variables. Errors never quote a password."""
+    found: list[Credential] = []
+    section = document.get("sources")
+    table = section.pop("credentials", {}) if isinstance(section, dict) else {}
+    if not isinstance(table, dict):
+        raise ConfigError(f'{where}: [sources] credentials must be [sources.credentials."NAME"]')
+    for name, entry in table.items():
+        if not isinstance(entry, dict) or set(entry) - {"username", "password"}:
+            raise ConfigError(
+                f'{where}: [sources.credentials."{name}"] takes only username and password'
+            )
+        username, password = entry.get("username", ""), entry.get("password", "")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise ConfigError(
+                f'{where}: [sources.credentials."{name}"] username and password are strings'
+            )
+        found.append(Credential(str(name).lower(), username, password))
+    names: dict[str, dict[str, str]] = {}
+    for variable, value in env.items():
+        for prefix, part in zip(ENV_SOURCE_CREDENTIALS, ("username", "password"), strict=True):
+            if variable.startswith(prefix) and variable != prefix:
+                names.setdefault(variable[len(prefix) :], {})[part] = value
+    for key, entry in names.items():
+        found.insert(
+            0, Credential(f"env:{key}", entry.get("username", ""), entry.get("password", ""))
+        )
+    return tuple(found)
+
+
+def find_credential(settings: Settings, calendar: str, host: str) -> Credential | None:
+    """A CalDAV source's credentials: the environment's for the calendar, else the config's
+    for the calendar, else the config's for the host."""
+    wanted = (f"env:{env_calendar_key(calendar)}", calendar.lower(), host.lower())
+    for name in wanted:
+        for credential in settings.sources.credentials:
+            if credential.name == name:
+                return credential
+    return None
 
 
 def _check_consistency(settings: Settings) -> None:
@@ -581,6 +722,12 @@ def _check_consistency(settings: Settings) -> None:
             'the mail server in front of calshare (e.g. ["127.0.0.1"]): a client that '
             "talks to calshare directly can write any Authentication-Results it likes"
         )
+    sources = settings.sources
+    if sources.interval < sources.minimum_interval:
+        raise ConfigError(
+            f"{settings.source}: [sources] interval ({sources.interval} s) is shorter than "
+            f"minimum_interval ({sources.minimum_interval} s)"
+        )
     hours = settings.working_hours
     if hours.start >= hours.end:
         raise ConfigError(
@@ -592,7 +739,7 @@ def describe_options() -> list[tuple[str, str, Any, str]]:
     """(TOML name, environment variable, default, help) for every option: for docs and tests."""
     rows = []
     for section, (_, cls) in SECTIONS.items():
-        for f in fields(cls):
+        for f in _settings_fields(cls):
             key = f.metadata["key"] or f.name
             rows.append((f"{section}.{key}", env_name(section, key), f.default, f.metadata["help"]))
     return rows

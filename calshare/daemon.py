@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SEND_EVERY = 10.0  # seconds between outbox flushes when nothing wakes the sender
 DRAIN_SECONDS = 30.0  # how long SIGTERM waits for messages in flight
 PURGE_EVERY = timedelta(hours=6)  # how often old raw inbound messages are forgotten
+REFRESH_TICK = 15.0  # seconds between looks for calendars whose source is due
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Daemon:
         self.readers = Readers(settings, inbox.readers, inbox.read_timeout_seconds)
         self.ports: dict[str, int] = {}
         self.web: WebServer | None = None
+        self.refresh_tick = REFRESH_TICK
 
     async def start(
         self, smtp: Listen | None, lmtp: Listen | None, http: Listen | None = None
@@ -125,6 +127,7 @@ class Daemon:
             log.info("serving %s on %s:%d", name.upper(), listen.host, self.ports[name])
         self.wake_sender.set()  # what waited while the daemon was down goes out now
         self.sender_task = asyncio.create_task(self._send_forever(), name="outbox-sender")
+        self.refresher_task = asyncio.create_task(self._refresh_forever(), name="refresher")
         if http is not None:
             from calshare.web import WebServer
 
@@ -172,6 +175,66 @@ class Daemon:
         finally:
             store.close()
 
+    async def _refresh_forever(self) -> None:
+        """Read the calendars whose source is due, round after round, until the daemon stops.
+
+        A round runs in a worker thread (its fetches in a pool of their own), so the
+        loop keeps serving feeds and mail meanwhile. Like the sender, nothing may end
+        this task early: errors are logged and the next tick tries again.
+        """
+        from calshare.refresh import refresh_round
+        from calshare.subscriptions import due_sources
+
+        store = Store.open(self.db_path, same_thread=False)
+
+        def republish(name: str) -> None:  # in the round's thread
+            from calshare.errors import CalshareError
+            from calshare.publishing import rewrite_after_import
+
+            try:
+                rewrite_after_import(store, self.settings, self.clock, name)
+            except CalshareError as exc:
+                log.warning("calendar %s changed, but its WebDAV copy was not: %s", name, exc)
+
+        try:
+            while not self.stopping.is_set():
+                try:
+                    due = await asyncio.to_thread(due_sources, store.db, self.clock.now())
+                    if due:
+                        done = await asyncio.to_thread(
+                            refresh_round,
+                            store,
+                            self.settings,
+                            self.clock,
+                            due,
+                            should_stop=self.stopping.is_set,
+                            on_altered=republish,
+                        )
+                        if any(item.mail for item in done):
+                            self.wake_sender.set()
+                        for item in done:
+                            if item.result == "failed":
+                                log.warning(
+                                    "source of calendar %s failed (%s): %s",
+                                    item.calendar,
+                                    item.cause,
+                                    item.message,
+                                )
+                        log.info(
+                            "sources: read %d, changed %d, failed %d",
+                            len(done),
+                            sum(item.altered for item in done),
+                            sum(item.result == "failed" for item in done),
+                        )
+                except Exception:
+                    log.exception(
+                        "sources: a round failed; trying again in %s s", self.refresh_tick
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.refresh_tick)
+        finally:
+            store.close()
+
     async def stop(self) -> None:
         """Stop listening, finish what is in flight, then stop the sender and the committer."""
         for server in self.servers:
@@ -188,6 +251,7 @@ class Daemon:
         self.wake_sender.set()
         try:
             await self.sender_task
+            await self.refresher_task
         finally:
             await asyncio.get_running_loop().run_in_executor(None, self.committer.stop)
             await self.readers.close()

@@ -88,7 +88,26 @@ class ExpansionLimit(ImportFailed):
 
 
 class FetchError(ImportFailed):
-    """A calendar URL could not be fetched (timeout, HTTP error, too large)."""
+    """A calendar URL could not be fetched (timeout, HTTP error, too large).
+
+    ``cause`` names the kind of failure for those who act on it (a live source's
+    schedule and its owner's mail): auth, not_found, redirect_loop, timeout, html,
+    truncated, too_large, rate_limited, http, network. ``status`` is the HTTP status
+    when there was one; ``retry_after`` the seconds a server asked us to wait.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str = "network",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.status = status
+        self.retry_after = retry_after
 
 
 class PublishRefused(CalshareError, PermissionError):

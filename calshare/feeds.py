@@ -32,6 +32,7 @@ from calshare.levels import Level, calendar_title, lower_of
 from calshare.lifecycle import ShareStatus
 from calshare.policy import highest_level
 from calshare.store import Store
+from calshare.subscriptions import feed_refresh
 from calshare.tokens import parse_token, token_hash
 from calshare.views import visible_occurrences
 
@@ -195,7 +196,9 @@ def feed_ics(
         name=calendar_title(level, calendar.name, calendar.source_name),
         zone=calendar.zone,
         now=now,
-        refresh=timedelta(minutes=settings.http.feed_refresh_minutes),
+        refresh=timedelta(
+            minutes=feed_refresh(store.db, calendar.id, settings.http.feed_refresh_minutes)
+        ),
         lang=settings.mail.lang,
     )
 

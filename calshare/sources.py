@@ -9,7 +9,11 @@ addresses do), so messages and logs show only the scheme and host.
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import functools
+import heapq
 import http.client
+import itertools
 import logging
 import socket
 import ssl
@@ -98,6 +102,45 @@ def _read_file(path: Path, *, max_bytes: int) -> Source:
     return Source(data, label)
 
 
+class _Deadlines:
+    """One thread that ends every fetch at its deadline.
+
+    A thread (a ``threading.Timer``) per fetch costs more CPU than a 304 answer itself;
+    this one sleeps until the earliest deadline among all fetches in flight.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, when: float, watchdog: _Watchdog) -> None:
+        with self._ready:
+            heapq.heappush(self._heap, (when, next(self._order), watchdog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="fetch-deadlines")
+                self._thread.daemon = True
+                self._thread.start()
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._heap:
+                    self._ready.wait()
+                when, _, watchdog = self._heap[0]
+                delay = when - time.monotonic()
+                if delay > 0:
+                    self._ready.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            watchdog.expire()
+
+
+_DEADLINES = _Deadlines()
+
+
 class _Watchdog:
     """Ends a fetch at its deadline, whatever http.client is blocked on.
 
@@ -108,17 +151,19 @@ class _Watchdog:
 
     def __init__(self, timeout: float) -> None:
         self.expired = False
+        self._done = False
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(timeout, self._expire)
-        self._timer.daemon = True
+        self._timeout = timeout
 
     def __enter__(self) -> _Watchdog:
-        self._timer.start()
+        _DEADLINES.add(time.monotonic() + self._timeout, self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            self._sock = None
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
@@ -126,8 +171,10 @@ class _Watchdog:
             if self.expired:
                 _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
+            if self._done:
+                return
             self.expired = True
             if self._sock is not None:
                 _shut(self._sock)
@@ -138,6 +185,12 @@ def _shut(sock: socket.socket) -> None:
     # the TLS state under the reader's feet in the other thread.
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedRequest(urllib.request.Request):
+    """A request that carries its fetch's watchdog, across redirects too."""
+
+    watchdog: _Watchdog
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -156,43 +209,70 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     ) -> urllib.request.Request | None:
         if urlsplit(newurl).scheme.lower() not in ("http", "https"):
             raise FetchError(
-                f"Could not fetch {redact(req.full_url)}: it redirects away from http(s)"
+                f"Could not fetch {redact(req.full_url)}: it redirects away from http(s)",
+                cause="redirect_loop",
             )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and isinstance(req, _WatchedRequest):
+            new.__class__ = _WatchedRequest
+            new.watchdog = req.watchdog  # type: ignore[attr-defined]
+        return new
 
 
-def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+class _WatchedConnection:
+    """A connection that hands its socket to the fetch's watchdog once connected."""
+
+    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.watchdog.watch(self.sock)  # type: ignore[attr-defined]
+
+
+class _HTTPConnection(_WatchedConnection, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
+    pass
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every fetch: making one reads the CA store, each time."""
+    return ssl.create_default_context()
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        assert isinstance(req, _WatchedRequest)
+        return self.do_open(functools.partial(_HTTPConnection, watchdog=req.watchdog), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        assert isinstance(req, _WatchedRequest)
+        connection = functools.partial(_HTTPSConnection, watchdog=req.watchdog)
+        return self.do_open(connection, req, context=_tls())
+
+
+@functools.cache
+def _shared_opener() -> urllib.request.OpenerDirector:
     """An opener for http(s) only, whose connections hand their socket to the watchdog.
 
     Built by hand rather than with build_opener, which would add handlers for ftp:,
-    file: and data: URLs that a redirect could lead to, outside the watchdog.
+    file: and data: URLs that a redirect could lead to, outside the watchdog. Built
+    once (the proxies from the environment read then): a round of thousands of
+    sources would otherwise spend more on building openers than on fetching.
     """
-
-    class WatchedConnection:
-        def connect(self) -> None:
-            super().connect()  # type: ignore[misc]
-            watchdog.watch(self.sock)  # type: ignore[attr-defined]
-
-    class HTTPConnection(WatchedConnection, http.client.HTTPConnection):
-        pass
-
-    class HTTPSConnection(WatchedConnection, http.client.HTTPSConnection):
-        pass
-
-    class HTTPHandler(urllib.request.HTTPHandler):
-        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(HTTPConnection, req)
-
-    class HTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-            return self.do_open(HTTPSConnection, req, context=ssl.create_default_context())
-
     opener = urllib.request.OpenerDirector()
     for handler in (
         urllib.request.ProxyHandler(),
         urllib.request.UnknownHandler(),
-        HTTPHandler(),
-        HTTPSHandler(),
+        _HTTPHandler(),
+        _HTTPSHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
         _HttpOnlyRedirects(),
         urllib.request.HTTPErrorProcessor(),
@@ -201,41 +281,165 @@ def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
     return opener
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What a (conditional) GET of a calendar URL gave.
+
+    ``status`` is 200 (``data`` is the body) or 304 (not modified: ``data`` is empty).
+    The validators and cache hints are the server's, for the next request and schedule.
+    """
+
+    status: int
+    data: bytes
+    label: str
+    etag: str | None = None
+    last_modified: str | None = None
+    max_age: float | None = None  # Cache-Control: max-age, seconds
+    content_type: str = ""
+
+
 def _fetch(url: str, *, max_bytes: int, timeout: float) -> Source:
+    fetched = fetch_url(url, max_bytes=max_bytes, timeout=timeout)
+    return Source(fetched.data, fetched.label)
+
+
+def fetch_url(
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> Fetched:
+    """GET a calendar URL, conditionally when validators from last time are given.
+
+    Every failure is a FetchError whose ``cause`` says what kind it was; its message
+    names the source by scheme and host only.
+    """
     url = from_webcal(url)
     label = redact(url)
-    request = urllib.request.Request(
-        url,
-        headers={"User-Agent": f"calshare/{__version__}", "Accept": "text/calendar, */*;q=0.5"},
-    )
+    headers = {"User-Agent": f"calshare/{__version__}", "Accept": "text/calendar, */*;q=0.5"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    request = _WatchedRequest(url, headers=headers)
     started = time.monotonic()
     watchdog = _Watchdog(timeout)
+    request.watchdog = watchdog
     chunks: list[bytes] = []
     received = 0
     try:
-        with watchdog, _opener(watchdog).open(request, timeout=timeout) as response:
+        with watchdog, _shared_opener().open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise FetchError(
                     f"{label} sends {_megabytes(int(length))}; the import limit is "
-                    f"{_megabytes(max_bytes)} (setting import.max_bytes)"
+                    f"{_megabytes(max_bytes)} (setting import.max_bytes)",
+                    cause="too_large",
                 )
             while chunk := response.read1(_CHUNK):
                 received += len(chunk)
                 if received > max_bytes:
                     raise FetchError(
                         f"{label} sends more than the import limit of {_megabytes(max_bytes)} "
-                        "(setting import.max_bytes)"
+                        "(setting import.max_bytes)",
+                        cause="too_large",
                     )
                 chunks.append(chunk)
             if watchdog.expired:  # the end of the body was ours, not the server's
                 raise TimeoutError
+            if length and length.isdigit() and received < int(length):
+                raise FetchError(
+                    f"Could not fetch {label}: the answer stopped after {received:,} of "
+                    f"{int(length):,} bytes",
+                    cause="truncated",
+                )
+            answer = response.headers
+    except urllib.error.HTTPError as exc:
+        if exc.code == 304:
+            log.debug("fetched %s: not modified", label)
+            return Fetched(
+                304,
+                b"",
+                label,
+                exc.headers.get("ETag") or etag,
+                exc.headers.get("Last-Modified") or last_modified,
+                max_age(exc.headers.get("Cache-Control")),
+            )
+        raise FetchError(
+            f"Could not fetch {label}: {_failure(exc, timeout)}",
+            cause=_http_cause(exc.code),
+            status=exc.code,
+            retry_after=retry_after(exc.headers.get("Retry-After"), time.time()),
+        ) from None
+    except http.client.IncompleteRead:
+        raise FetchError(
+            f"Could not fetch {label}: the answer stopped before its end", cause="truncated"
+        ) from None
     except (OSError, http.client.HTTPException) as exc:
         if watchdog.expired:  # whatever the shut-down socket made http.client raise
-            raise FetchError(f"Could not fetch {label}: no answer within {timeout:g} s") from None
-        raise FetchError(f"Could not fetch {label}: {_failure(exc, timeout)}") from None
+            raise FetchError(
+                f"Could not fetch {label}: no answer within {timeout:g} s", cause="timeout"
+            ) from None
+        cause = "timeout" if _timed_out(exc) else "network"
+        raise FetchError(
+            f"Could not fetch {label}: {_failure(exc, timeout)}", cause=cause
+        ) from None
     log.info("fetched %s: %d bytes in %.2f s", label, received, time.monotonic() - started)
-    return Source(b"".join(chunks), label)
+    return Fetched(
+        200,
+        b"".join(chunks),
+        label,
+        answer.get("ETag"),
+        answer.get("Last-Modified"),
+        max_age(answer.get("Cache-Control")),
+        answer.get("Content-Type", ""),
+    )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, TimeoutError)
+
+
+def _http_cause(code: int) -> str:
+    if code in (401, 403):
+        return "auth"
+    if code in (404, 410):
+        return "not_found"
+    if 300 <= code < 400:
+        return "redirect_loop"
+    if code in (429, 503):
+        return "rate_limited"
+    return "http"
+
+
+def max_age(cache_control: str | None) -> float | None:
+    """Seconds of ``Cache-Control: max-age=N`` (s-maxage is for shared caches: not us)."""
+    if not cache_control:
+        return None
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.strip().lower() == "max-age" and value.strip().strip('"').isdigit():
+            return float(value.strip().strip('"'))
+    return None
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` asks for: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - now)
 
 
 def _failure(exc: Exception, timeout: float) -> str:

@@ -324,6 +324,53 @@ def _schema_8(db: Database) -> None:
     )
 
 
+def _schema_9(db: Database) -> None:
+    """Live sources: where a calendar's events come from, and how reading it goes.
+
+    One row per calendar that follows a source. ``location`` is the full URL or path
+    (a URL's path and query are secrets: shown only through
+    ``subscriptions.shown_source``). ``next_due_ts`` is Unix seconds, indexed, so a round
+    finds what is due among thousands with one range scan. The rest records the last
+    attempt, the validators for conditional requests, and the failure bookkeeping that
+    decides when the owner is told (once after ``sources.notify_after``, once on recovery).
+    A CalDAV source also keeps its objects (``calendar_source_objects``) and its sync
+    token (``state``).
+    """
+    statements = [
+        """CREATE TABLE calendar_sources (
+            calendar_id INTEGER PRIMARY KEY REFERENCES calendars(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            location TEXT NOT NULL,
+            interval_seconds INTEGER NOT NULL,
+            etag TEXT,
+            last_modified TEXT,
+            state TEXT,
+            next_due_ts INTEGER,
+            last_attempt_at TEXT,
+            last_result TEXT,
+            last_cause TEXT,
+            last_error TEXT,
+            last_success_at TEXT,
+            last_changed_at TEXT,
+            last_altered INTEGER,
+            failing_since TEXT,
+            owner_told_at TEXT,
+            failures INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX calendar_sources_due ON calendar_sources(next_due_ts)",
+        # A CalDAV source's objects as last fetched (href -> iCalendar bytes): a sync
+        # brings only what changed, and the calendar is all of them put together.
+        """CREATE TABLE calendar_source_objects (
+            calendar_id INTEGER NOT NULL REFERENCES calendars(id) ON DELETE CASCADE,
+            href TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (calendar_id, href)
+        ) WITHOUT ROWID""",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -334,6 +381,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_6,
     _schema_7,
     _schema_8,
+    _schema_9,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

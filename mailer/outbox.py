@@ -35,6 +35,8 @@ class OutboxKind(StrEnum):
     OWNER_ACCEPTED = "owner_accepted"
     OWNER_DECLINED = "owner_declined"
     SNAPSHOT = "snapshot"  # a copy of a date range, sent by its owner
+    SOURCE_FAILING = "source_failing"  # to an owner: the calendar's source has failed for long
+    SOURCE_RECOVERED = "source_recovered"  # to an owner: it works again
 
 
 class OutboxStatus(StrEnum):

@@ -79,6 +79,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.reindex",
                 "calshare.sources",
                 "calshare.caldav_source",
+                "calshare.subscriptions",
                 "calshare.webdav",
             )
         },
@@ -100,6 +101,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.feeds",
                 "calshare.pages",
                 "calshare.publishing",
+                "calshare.refresh",
                 "calshare.demo",
             )
         },

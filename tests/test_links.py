@@ -234,6 +234,10 @@ _ALLOWED = {
     ("calshare/sources.py", "webcal://"),  # a calendar to import may be named by one
     ("calshare/sources.py", "webcals://"),
     ("calshare/cli.py", "webcal"),  # a key of `calshare publish --json`
+    (
+        "calshare/cli.py",
+        "follow this https/webcal URL (or CalDAV collection, or file) from now on",
+    ),  # help text
 }
 
 

@@ -32,6 +32,7 @@ from calshare.levels import Level
 from calshare.publishing import find_publication
 from calshare.sharing import list_shares
 from calshare.store import MIGRATIONS, SCHEMA_VERSION, Store
+from calshare.subscriptions import get_source, list_sources
 from calshare.tokens import holds_token, token_hash
 from mailer.outbox import claim, entries, unclaim
 from tests.conftest import NOW
@@ -224,6 +225,17 @@ def _fill_8(db: sqlite3.Connection) -> None:
     )
 
 
+def _fill_9(db: sqlite3.Connection) -> None:
+    """Schema 9: the calendar follows a URL, read once, failing since."""
+    db.execute(
+        """INSERT INTO calendar_sources (calendar_id, kind, location, interval_seconds, etag,
+               next_due_ts, last_attempt_at, last_result, last_cause, failing_since, failures)
+           VALUES (1, 'url', 'https://calendar.google.com/calendar/ical/x/private-s3cr3t/basic.ics',
+               900, '"v1"', ?, ?, 'failed', 'not_found', ?, 2)""",
+        [_ts(NOW), T0, T0],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -234,6 +246,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_6,
     _fill_7,
     _fill_8,
+    _fill_9,
 ]
 
 
@@ -364,6 +377,16 @@ def _check(store: Store, version: int) -> None:
         ]
     else:
         assert find_publication(store.db, PUBLICATION_SECRET) is None
+    if version >= 9:
+        source = get_source(store.db, "project")
+        assert (source.kind, source.shown, source.failures) == (
+            "url",
+            "https://calendar.google.com/…",
+            2,
+        )
+        assert source.etag == '"v1"' and source.last_cause == "not_found"
+    else:
+        assert list_sources(store.db) == []
 
 
 def test_every_migration_has_rows_to_upgrade() -> None:
