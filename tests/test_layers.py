@@ -73,6 +73,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.calendars",
                 "calshare.index",
                 "calshare.views",
+                "calshare.series",
                 "calshare.importer",
                 "calshare.sources",
                 "calshare.webdav",
