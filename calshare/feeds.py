@@ -44,6 +44,9 @@ from calshare.store import Store
 from calshare.tokens import parse_token, token_hash
 
 GONE = "gone"
+# Series a feed cannot write whole are written as instances this far ahead at least:
+# two years, as far as calendar apps are checked to agree with ``calshare events``.
+INSTANCES_AHEAD_DAYS = 731
 CACHE_BYTES = 128 * 1024 * 1024  # bodies kept, at most (the newest always stays)
 
 
@@ -186,12 +189,14 @@ def feed_ics(
     an instance from then on, whole, as one VEVENT with its rule and one per
     override, each filtered by ``levels.filter_series``. A series that cannot be
     written as one (see calshare.series) is written as its instances, each through
-    ``levels.filter_occurrence``, up to ``http.feed_days_ahead`` days ahead.
+    ``levels.filter_occurrence``, up to ``http.feed_days_ahead`` days ahead, and
+    at least ``INSTANCES_AHEAD_DAYS``.
     Named as the imported source names itself (its X-WR-CALNAME or NAME) where the
     level shows titles, else by its name here; stand-in summaries are in the
     installation's language (``mail.lang``).
     """
     start, end = feed_window(settings, now)
+    end = max(end, start + timedelta(days=settings.http.feed_days_back + INSTANCES_AHEAD_DAYS))
     zone, key = calendar.zoneinfo, stand_in_key(store.uid_key, calendar.id)
     limit_years = settings.calendars.index_limit_years
     caps = Caps.of(settings.calendars)
