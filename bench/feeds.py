@@ -12,6 +12,12 @@ and reports p50/p99 latency, requests per second and the daemon's peak memory
 (VmHWM). Beside them, the naive path: parsing the same ICS and expanding the
 feed's window for each request, as a server without an index would.
 
+Issue 15 (feeds keep series) adds, measured in the same run: the details feed's bytes
+against the source's (target at most 1.2x), the first render of each level after a
+change (a new calendar version; target under 100 ms), both for this code and for
+main before the change (``OLD_REVISION``, loaded with ``git show``), and the 200/304
+p50 of main's daemon (``git archive`` of OLD_REVISION, on the same database).
+
 Targets (from the issue): 200 in under 20 ms p50 and 50 ms p99, 304 under 2 ms p50.
 
     .venv/bin/python bench/feeds.py [--grants N] [--requests N] [--quick]
@@ -170,6 +176,7 @@ def _old_feed_ics() -> Any:
     if spec is None or spec.loader is None:
         return None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["old_feeds"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module.feed_ics
 
