@@ -33,8 +33,8 @@ from calshare.feeds import feed_ics
 from calshare.levels import Level
 from calshare.store import Store
 from tests.conftest import NOW
-from tests.test_clients_corpus import Runner
-from tests.test_privacy import (
+from tests.support.feed_cases import Runner
+from tests.support.privacy_tokens import (
     CLASSES,
     SHOWN,
     STAND_INS,
