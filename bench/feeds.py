@@ -12,6 +12,12 @@ and reports p50/p99 latency, requests per second and the daemon's peak memory
 (VmHWM). Beside them, the naive path: parsing the same ICS and expanding the
 feed's window for each request, as a server without an index would.
 
+Issue 15 (feeds keep series) adds, measured in the same run: the details feed's bytes
+against the source's (target at most 1.2x), the first render of each level after a
+change (a new calendar version; target under 100 ms), both for this code and for
+main before the change (``OLD_REVISION``, loaded with ``git show``), and the 200/304
+p50 of main's daemon (``git archive`` of OLD_REVISION, on the same database).
+
 Targets (from the issue): 200 in under 20 ms p50 and 50 ms p99, 304 under 2 ms p50.
 
     .venv/bin/python bench/feeds.py [--grants N] [--requests N] [--quick]
@@ -54,6 +60,7 @@ RESULTS = ROOT / "bench" / "results" / "feeds.json"
 CALSHARE = ROOT / ".venv" / "bin" / "calshare"
 CONNECTIONS = 20
 TARGETS = {"full_p50": 0.020, "full_p99": 0.050, "not_modified_p50": 0.002}
+OLD_REVISION = "1e7ad49"  # main before feeds kept series (issue 15), for the old numbers
 
 
 def prepare(db: Path, grants: int) -> tuple[list[str], bytes]:
@@ -149,6 +156,59 @@ async def load(
     return latencies, wall, seen, errors
 
 
+def _old_feed_ics() -> Any:
+    """main's feed_ics (an instance per VEVENT, a year ahead), loaded from git for comparison."""
+    import importlib.util
+
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{OLD_REVISION}:calshare/feeds.py"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "old_feeds.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("old_feeds", path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_feeds"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.feed_ics
+
+
+def renders(db: Path, source_bytes: int) -> dict[str, Any]:
+    """Feed sizes and the first render of each level after a change, new and old code.
+
+    A change is a new calendar version (as a re-import makes); each level is then
+    rendered once, in order: the first level reads the series, the others reuse it.
+    """
+    from calshare import feeds as new_feeds
+    from calshare.calendars import get_calendar
+
+    settings, now = Settings(), datetime.now(UTC)
+    result: dict[str, Any] = {"source_bytes": source_bytes}
+    old = _old_feed_ics()
+    with Store.open(db) as store:
+        for label, feed_ics in (("new", new_feeds.feed_ics), ("old", old)):
+            if feed_ics is None:
+                continue
+            with store.write() as conn:  # a change: the calendar's next version
+                conn.execute("UPDATE calendars SET version = version + 1")
+            calendar = get_calendar(store.db, "bench")
+            for level in Level:
+                began = time.perf_counter()
+                body = feed_ics(store, settings, calendar, level, now)
+                result[f"{label}_{level}_first_render_s"] = time.perf_counter() - began
+                result[f"{label}_{level}_bytes"] = len(body)
+            result[f"{label}_details_ratio"] = result[f"{label}_details_bytes"] / source_bytes
+    return result
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -172,41 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as work:
         db = Path(work) / "bench.db"
         secrets, data = prepare(db, args.grants)
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CALSHARE_")}
-        env["CALSHARE_DB"] = str(db)
-        log = Path(work) / "serve.log"
-        with log.open("wb") as err:
-            daemon = subprocess.Popen(
-                [str(CALSHARE), "serve", "--http", f"127.0.0.1:{port}"],
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                env=env,
-                cwd=work,
-            )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while "serving HTTP" not in log.read_text():
-                if time.monotonic() > deadline or daemon.poll() is not None:
-                    sys.exit(f"the daemon did not start:\n{log.read_text()}")
-                time.sleep(0.05)
-            first = time.perf_counter()
-            asyncio.run(load(base, secrets[:1], 1, None))
-            cold = time.perf_counter() - first
-            for secret in secrets[:3]:  # one render per level (grants cycle through them)
-                asyncio.run(load(base, [secret], 1, None))
-            full, full_wall, etags, full_errors = asyncio.run(load(base, secrets, requests, None))
-            cached, cached_wall, _, cached_errors = asyncio.run(
-                load(base, secrets, requests, etags)
-            )
-            alone, alone_wall, _, alone_errors = asyncio.run(
-                load(base, secrets, requests // 4, etags, connections=1)
-            )
-            peak = vm_hwm(daemon.pid)
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(30)
+        sizes = renders(db, len(data))
+        served = serve(db, Path(work), secrets, requests, [str(CALSHARE)], {})
+        old_tree = _old_tree(Path(work))
+        old = None
+        if old_tree is not None:  # main's code on the same database, in the same run
+            python = [str(ROOT / ".venv" / "bin" / "python"), "-m", "calshare"]
+            old = serve(db, Path(work), secrets, requests, python, {"PYTHONPATH": str(old_tree)})
+    cold, full, full_wall, full_errors = served["cold"], *served["full"]
+    cached, cached_wall, cached_errors = served["not_modified"]
+    alone, alone_wall, alone_errors = served["alone"]
+    peak = served["peak"]
     naive_s = min(
         naive(data, settings.http.feed_days_back, settings.http.feed_days_ahead) for _ in range(2)
     )
@@ -220,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         "not_modified_one_connection": _stats(alone, alone_wall, alone_errors),
         "daemon_peak_rss_bytes": peak,
         "naive_per_request_s": naive_s,
+        "renders": sizes,
     }
+    if old is not None:
+        result["old"] = {
+            "cold_first_feed_s": old["cold"],
+            "full": _stats(*old["full"]),
+            "not_modified": _stats(*old["not_modified"]),
+            "daemon_peak_rss_bytes": old["peak"],
+        }
     result["ratio_naive_to_p50"] = naive_s / result["full"]["p50_s"]
     print(
         f"feeds: {args.grants:,} grants, {requests:,} requests each way, {CONNECTIONS} connections"
@@ -246,12 +290,104 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  200 p99 target < 50 ms: {p99_verdict}")
     print(f"  daemon peak RSS {peak / 2**20:.0f} MiB")
     print(
+        f"  details feed {sizes['new_details_bytes']:,} bytes = "
+        f"{sizes['new_details_ratio']:.2f}x the source's {len(data):,} (target <= 1.2x)"
+    )
+    for level in Level:
+        print(
+            f"  first render at {level} after a change: "
+            f"{sizes[f'new_{level}_first_render_s'] * 1000:.0f} ms"
+            + (
+                f" (main: {sizes[f'old_{level}_first_render_s'] * 1000:.0f} ms,"
+                f" {sizes[f'old_{level}_bytes']:,} bytes)"
+                if f"old_{level}_bytes" in sizes
+                else ""
+            )
+        )
+    if old is not None:
+        before = result["old"]
+        print(
+            f"  main, same run: 200 p50 {before['full']['p50_s'] * 1000:.1f} ms, "
+            f"304 p50 {before['not_modified']['p50_s'] * 1000:.1f} ms, "
+            f"first feed after start {before['cold_first_feed_s'] * 1000:.0f} ms, "
+            f"peak RSS {before['daemon_peak_rss_bytes'] / 2**20:.0f} MiB"
+        )
+    print(
         f"  naive (parse + expand + write per request): {naive_s * 1000:.0f} ms = "
         f"{result['ratio_naive_to_p50']:.0f}x the 200 p50"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0
+
+
+def _old_tree(work: Path) -> Path | None:
+    """main's code (OLD_REVISION) unpacked under ``work``, or None outside a git checkout."""
+    target = work / "old"
+    target.mkdir()
+    try:
+        archive = subprocess.run(
+            ["git", "archive", OLD_REVISION, "calshare", "templates"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return target
+
+
+def serve(
+    db: Path,
+    work: Path,
+    secrets: list[str],
+    requests: int,
+    command: list[str],
+    extra_env: dict[str, str],
+) -> dict[str, Any]:
+    """Run ``command serve --http`` on ``db`` and load it: first feed, 200s, 304s, peak RSS."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALSHARE_")}
+    env["CALSHARE_DB"] = str(db)
+    env.update(extra_env)
+    log = work / f"serve-{port}.log"
+    with log.open("wb") as err:
+        daemon = subprocess.Popen(
+            [*command, "serve", "--http", f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+            cwd=work,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while "serving HTTP" not in log.read_text():
+            if time.monotonic() > deadline or daemon.poll() is not None:
+                sys.exit(f"the daemon did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        first = time.perf_counter()
+        asyncio.run(load(base, secrets[:1], 1, None))
+        cold = time.perf_counter() - first
+        for secret in secrets[:3]:  # one render per level (grants cycle through them)
+            asyncio.run(load(base, [secret], 1, None))
+        full, full_wall, etags, full_errors = asyncio.run(load(base, secrets, requests, None))
+        cached, cached_wall, _, cached_errors = asyncio.run(load(base, secrets, requests, etags))
+        alone, alone_wall, _, alone_errors = asyncio.run(
+            load(base, secrets, requests // 4, etags, connections=1)
+        )
+        peak = vm_hwm(daemon.pid)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+    return {
+        "cold": cold,
+        "full": (full, full_wall, full_errors),
+        "not_modified": (cached, cached_wall, cached_errors),
+        "alone": (alone, alone_wall, alone_errors),
+        "peak": peak,
+    }
 
 
 def _stats(latencies: list[float], wall: float, errors: int) -> dict[str, Any]:

@@ -27,16 +27,28 @@ from calshare.clock import parse_utc
 from calshare.config import PolicySettings, Settings
 from calshare.errors import UnknownCalendar
 from calshare.expansion import Caps
-from calshare.ics_writer import write_calendar
-from calshare.levels import Level, calendar_title, lower_of
+from calshare.ics_writer import write_feed
+from calshare.index import live_series, occurrences_between, singles_from
+from calshare.levels import (
+    Level,
+    calendar_title,
+    filter_occurrence,
+    filter_series,
+    lower_of,
+    stand_in_key,
+)
 from calshare.lifecycle import ShareStatus
+from calshare.occurrence import Occurrence, SeriesPart
 from calshare.policy import highest_level
+from calshare.series import Plan, plan_series
 from calshare.store import Store
 from calshare.subscriptions import feed_refresh
 from calshare.tokens import parse_token, token_hash
-from calshare.views import visible_occurrences
 
 GONE = "gone"
+# Series a feed cannot write whole are written as instances this far ahead at least:
+# two years, as far as calendar apps are checked to agree with ``calshare events``.
+INSTANCES_AHEAD_DAYS = 731
 CACHE_BYTES = 128 * 1024 * 1024  # bodies kept, at most (the newest always stays)
 
 
@@ -173,26 +185,42 @@ def feed_window(settings: Settings, now: datetime) -> tuple[datetime, datetime]:
 def feed_ics(
     store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
 ) -> bytes:
-    """The calendar at ``level`` over the feed window, as subscribers (and WebDAV) get it.
+    """The calendar at ``level``, as subscribers (and published links, and WebDAV) get it.
 
+    Single events from ``http.feed_days_back`` days ago on; every series that has
+    an instance from then on, whole, as one VEVENT with its rule and one per
+    override, each filtered by ``levels.filter_series``. A series that cannot be
+    written as one (see calshare.series) is written as its instances, each through
+    ``levels.filter_occurrence``, up to ``http.feed_days_ahead`` days ahead, and
+    at least ``INSTANCES_AHEAD_DAYS``.
     Named as the imported source names itself (its X-WR-CALNAME or NAME) where the
     level shows titles, else by its name here; stand-in summaries are in the
     installation's language (``mail.lang``).
     """
     start, end = feed_window(settings, now)
-    found = visible_occurrences(
-        store,
-        calendar,
-        start,
-        end,
-        level,
-        include_private=False,
-        now=now,
-        limit_years=settings.calendars.index_limit_years,
-        caps=Caps.of(settings.calendars),
-    )
-    return write_calendar(
-        found,
+    end = max(end, start + timedelta(days=settings.http.feed_days_back + INSTANCES_AHEAD_DAYS))
+    zone, key = calendar.zoneinfo, stand_in_key(store.uid_key, calendar.id)
+    limit_years = settings.calendars.index_limit_years
+    caps = Caps.of(settings.calendars)
+    plan, kept = _unfiltered(store, calendar, start, limit_years, caps, now)
+    written: list[list[SeriesPart]] = []
+    as_instances = set(plan.instances)
+    for parts in plan.series:
+        filtered = filter_series(parts, level, zone=zone, uid_key=key)
+        if filtered is None:
+            as_instances.add(parts[0].fields.uid)
+        else:
+            written.append(filtered)
+    found = list(kept)
+    if as_instances:
+        expanded = occurrences_between(
+            store, calendar, start, end, now=now, limit_years=limit_years, caps=caps
+        )
+        found += [occurrence for occurrence in expanded if occurrence.uid in as_instances]
+    singles = [filter_occurrence(item, level, zone=zone, uid_key=key) for item in found]
+    return write_feed(
+        singles,
+        written,
         name=calendar_title(level, calendar.name, calendar.source_name),
         zone=calendar.zone,
         now=now,
@@ -201,6 +229,37 @@ def feed_ics(
         ),
         lang=settings.mail.lang,
     )
+
+
+_UNFILTERED: OrderedDict[tuple[object, ...], tuple[Plan, tuple[Occurrence, ...]]] = OrderedDict()
+_UNFILTERED_LOCK = threading.Lock()
+
+
+def _unfiltered(
+    store: Store, calendar: Calendar, start: datetime, limit_years: int, caps: Caps, now: datetime
+) -> tuple[Plan, tuple[Occurrence, ...]]:
+    """A feed's series and single events before the level filter: one read for every level.
+
+    Kept for the last few (database, calendar version, first day) asked: the three
+    levels of a calendar are rendered from one read after each change.
+    """
+    cache_key = (str(store.path), calendar.id, calendar.version, start)
+    with _UNFILTERED_LOCK:
+        kept = _UNFILTERED.get(cache_key)
+    if kept is not None:
+        return kept
+    live, indexed_until = live_series(
+        store, calendar, start, now=now, limit_years=limit_years, caps=caps
+    )
+    made = (
+        plan_series(store, calendar, live, indexed_until),
+        tuple(singles_from(store, calendar, start)),
+    )
+    with _UNFILTERED_LOCK:
+        _UNFILTERED[cache_key] = made
+        while len(_UNFILTERED) > 8:
+            _UNFILTERED.popitem(last=False)
+    return made
 
 
 def http_date(moment: datetime) -> str:

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 
 from calshare import wording
 from calshare.busy import MICROSOFT_NAMES, Busy
-from calshare.occurrence import Occurrence
-from calshare.vtimezone import local_text
+from calshare.levels import zone_key
+from calshare.occurrence import Occurrence, SeriesPart
+from calshare.vtimezone import local_text, zone_data
 from calshare.vtimezone import vtimezone as vtimezone_text
 
 PRODID = "-//calshare//calshare 0.1//EN"
@@ -284,5 +285,182 @@ def write_calendar(
         parts.append(vtimezone(zone, first, last))
     stamp = _utc(now)
     parts.extend(vevent(occurrence, stamp, zone_info, tzid, lang) for occurrence in occurrences)
+    parts.append("END:VCALENDAR\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+# --- series: a master with its rule, and its overrides
+
+
+def _value_text(name: str, value: date | datetime, extra: str = "") -> str:
+    """A property holding one DATE or DATE-TIME, in the value's own zone (TZID) or UTC."""
+    if not isinstance(value, datetime):
+        return f"{name};VALUE=DATE{extra}:{_date(value)}"
+    key = zone_key(value)
+    if key == "UTC":
+        return f"{name}{extra}:{_utc(value)}"
+    return f"{name}{extra};TZID={key}:{local_text(value)}"
+
+
+def _period_text(value: tuple[datetime, datetime]) -> str:
+    begin, end = value
+    key = zone_key(begin)
+    if key == "UTC":
+        return f"RDATE;VALUE=PERIOD:{_utc(begin)}/{_utc(end)}"
+    end = end.astimezone(begin.tzinfo)
+    return f"RDATE;VALUE=PERIOD;TZID={key}:{local_text(begin)}/{local_text(end)}"
+
+
+def _duration_text(value: timedelta) -> str:
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    days, seconds = value.days, value.seconds
+    clock = ""
+    if seconds:
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        clock = "T" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+        clock += f"{secs}S" if secs else ""
+    return f"{sign}P{days}D{clock}" if days or not clock else f"{sign}P{clock}"
+
+
+def _same_kind(value: date | datetime, like: date | datetime) -> date | datetime:
+    """A RECURRENCE-ID in its master's form (its zone), as clients bind it."""
+    if isinstance(value, datetime) and isinstance(like, datetime):
+        return value.astimezone(UTC) if zone_key(like) == "UTC" else value.astimezone(like.tzinfo)
+    return value
+
+
+def series_vevent(part: SeriesPart, master_start: date | datetime, stamp: str, lang: str) -> str:
+    """One VEVENT of a series (a master or an override), folded: filtered fields only.
+
+    Times are written in their own zone (TZID) or UTC; the level filter has already
+    moved them to the calendar's zone where the level hides the event's place.
+    RDATE and EXDATE get a line per value (ical.js and vobject read only the first
+    value of a list in places).
+    """
+    occurrence = part.fields
+    lines = ["BEGIN:VEVENT", f"UID:{escape_text(occurrence.uid)}", f"DTSTAMP:{stamp}"]
+    if part.recurrence_id is not None:
+        lines.append(_value_text("RECURRENCE-ID", _same_kind(part.recurrence_id, master_start)))
+    start, end = occurrence.start, occurrence.end
+    lines.append(_value_text("DTSTART", start))
+    if part.duration is not None:
+        if part.duration > timedelta(0):
+            lines.append(f"DURATION:{_duration_text(part.duration)}")
+    elif not isinstance(start, datetime):
+        assert not isinstance(end, datetime)
+        lines.append(_value_text("DTEND", max(end, start + timedelta(days=1))))
+    else:
+        assert isinstance(end, datetime)
+        if end.timestamp() > start.timestamp():
+            if zone_key(end) != zone_key(start):
+                end = end.astimezone(start.tzinfo)
+            lines.append(_value_text("DTEND", end))
+    lines += [f"RRULE:{rule}" for rule in part.rrules]
+    for value in part.rdates:
+        lines.append(
+            _period_text(value) if isinstance(value, tuple) else _value_text("RDATE", value)
+        )
+    lines += [_value_text("EXDATE", value) for value in part.exdates]
+    head = "".join(fold(line) for line in lines)
+    return head + _described(
+        occurrence.busy,
+        occurrence.status,
+        occurrence.summary,
+        occurrence.location,
+        occurrence.description,
+        occurrence.organizer,
+        occurrence.attendees,
+        occurrence.categories,
+        occurrence.url,
+        lang,
+    )
+
+
+def _part_values(part: SeriesPart) -> list[date | datetime]:
+    found: list[date | datetime] = [part.fields.start, part.fields.end, *part.exdates]
+    if part.recurrence_id is not None:
+        found.append(part.recurrence_id)
+    for value in part.rdates:
+        found.extend(value if isinstance(value, tuple) else (value,))
+    return found
+
+
+_UNTIL_YEAR = re.compile(r"UNTIL=(\d{4})")
+
+
+def _zone_years(
+    singles: Sequence[Occurrence], series: Sequence[Sequence[SeriesPart]], zone: str, today: date
+) -> dict[str, tuple[int, int]]:
+    """Per zone used, the years its VTIMEZONE must cover.
+
+    A series counts from its first value to its last one (UNTIL, RDATE, overrides);
+    one that never ends up to the zone's last listed change, after which the
+    VTIMEZONE's yearly RRULE goes on for ever.
+    """
+    years: dict[str, list[int]] = {}
+    if any(not occurrence.all_day for occurrence in singles):
+        first, last = _years(singles, today)
+        years[zone] = [first, last]
+    for parts in series:
+        unbounded = any("UNTIL=" not in rule and "COUNT=" not in rule for rule in parts[0].rrules)
+        counted = any("COUNT=" in rule for rule in parts[0].rrules)
+        until = [int(found) for rule in parts[0].rrules for found in _UNTIL_YEAR.findall(rule)]
+        for part in parts:
+            for value in _part_values(part):
+                key = zone_key(value)
+                if key is None or key == "UTC":
+                    continue
+                span = years.setdefault(key, [])
+                span += [value.year - 1, value.year + 1, today.year - 1, today.year + 1]
+                span += [year + 1 for year in until]
+                if unbounded or counted:
+                    span.append(max(today.year + 2, _last_listed_year(key) + 1, value.year + 2))
+                    if counted:
+                        span.append(value.year + 30)
+    return {key: (max(1, min(span)), min(9998, max(span))) for key, span in years.items()}
+
+
+@lru_cache(maxsize=512)
+def _last_listed_year(key: str) -> int:
+    data = zone_data(key)
+    return datetime.fromtimestamp(data.transitions[-1].at, UTC).year if data.transitions else 1970
+
+
+def write_feed(
+    singles: Sequence[Occurrence],
+    series: Sequence[Sequence[SeriesPart]],
+    *,
+    name: str,
+    zone: str,
+    now: datetime,
+    refresh: timedelta | None = None,
+    lang: str = "en",
+) -> bytes:
+    """A feed: single events (and instances) as ``write_calendar`` writes them, series as series.
+
+    Every zone a series is written in gets its VTIMEZONE, from the tz database,
+    valid over the whole series (see ``_zone_years``).
+    """
+    use_utc = zone in ("UTC", "Etc/UTC")
+    zone_info = None if use_utc else ZoneInfo(zone)
+    tzid = None if use_utc else zone
+    head = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
+    head.append("METHOD:PUBLISH")
+    head += [f"NAME:{escape_text(name)}", f"X-WR-CALNAME:{escape_text(name)}"]
+    head.append(f"X-WR-TIMEZONE:{zone}")
+    if refresh is not None:
+        minutes = max(1, int(refresh.total_seconds() // 60))
+        head += [f"REFRESH-INTERVAL;VALUE=DURATION:PT{minutes}M", f"X-PUBLISHED-TTL:PT{minutes}M"]
+    parts = [fold(line) for line in head]
+    spans = _zone_years(singles if tzid is not None else (), series, zone, now.date())
+    for key, (first, last) in sorted(spans.items()):
+        parts.append(vtimezone(key, first, last))
+    stamp = _utc(now)
+    parts.extend(vevent(occurrence, stamp, zone_info, tzid, lang) for occurrence in singles)
+    for components in series:
+        master_start = components[0].fields.start
+        parts.extend(series_vevent(part, master_start, stamp, lang) for part in components)
     parts.append("END:VCALENDAR\r\n")
     return "".join(parts).encode("utf-8")

@@ -378,3 +378,53 @@ def _reparse(
         event.line = row[1]
         event.recurs = True
     return parsed.events, [row[0] for row in ordered]
+
+
+def singles_from(store: Store, calendar: Calendar, start: datetime) -> list[Occurrence]:
+    """Every single event overlapping [start, …), in time order, unfiltered: no end.
+
+    Single events are always indexed, whatever their date, so this is one range scan.
+    """
+    start_ts = int(start.timestamp())
+    rows = store.db.conn.execute(
+        f"""SELECT o.start_ts, o.start, o.end, o.all_day, {_EVENT_FIELDS}
+            FROM events e CROSS JOIN occurrences o ON o.event_id = e.id
+            WHERE e.calendar_id = ? AND e.recurs = 0 AND o.start_ts >= ?
+              AND (o.end_ts > ? OR o.start_ts >= ?)
+            ORDER BY o.start_ts, e.uid""",
+        (calendar.id, start_ts - calendar.max_duration, start_ts, start_ts),
+    ).fetchall()
+    return [_occurrence(row) for row in rows]
+
+
+def live_series(
+    store: Store,
+    calendar: Calendar,
+    start: datetime,
+    *,
+    now: datetime,
+    limit_years: int = 10,
+    caps: Caps | None = None,
+) -> tuple[set[str], int]:
+    """UIDs of series with an indexed instance overlapping [start, …), and where the index ends.
+
+    The index is first extended to ``start`` if it does not reach it. A series not
+    named may still have instances after the end returned (UTC seconds).
+    """
+    start_ts = int(start.timestamp())
+    now_ts = int(now.timestamp())
+    limits = _Span(now_ts - limit_years * YEAR, now_ts + limit_years * YEAR)
+    calendar = ensure_indexed(
+        store, calendar, start_ts, start_ts + 86400, limits, Meter(caps or DEFAULT_CAPS)
+    )
+    if calendar.indexed_until is None:
+        return set(), start_ts
+    low = start_ts - calendar.max_duration
+    found = store.db.conn.execute(
+        """SELECT DISTINCT e.uid FROM events e
+           WHERE e.calendar_id = ? AND e.recurs = 1 AND EXISTS (
+               SELECT 1 FROM occurrences o WHERE o.event_id = e.id AND o.start_ts >= ?
+                 AND (o.end_ts > ? OR o.start_ts >= ?))""",
+        (calendar.id, low, start_ts, start_ts),
+    ).fetchall()
+    return {row[0] for row in found}, calendar.indexed_until

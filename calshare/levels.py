@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, tzinfo
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from calshare.errors import LevelError
-from calshare.occurrence import TEXT_FIELDS, Occurrence
+from calshare.occurrence import TEXT_FIELDS, Occurrence, SeriesPart
+from calshare.vtimezone import same_clock
 
 
 class Level(StrEnum):
@@ -96,6 +99,12 @@ def opaque_uid(uid: str, key: bytes = b"", instance: str = "") -> str:
     return "busy-" + hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
+def _hidden(level: Level, reduced: bool) -> dict[str, Any]:
+    """The text fields a viewer at ``level`` may not see, emptied: the one rule per field."""
+    shown = frozenset() if reduced else _SHOWN[level]
+    return {name: empty for name, empty in _EMPTY.items() if name not in shown}
+
+
 def filter_occurrence(
     occurrence: Occurrence,
     level: Level,
@@ -117,8 +126,7 @@ def filter_occurrence(
     reduced = occurrence.private and not include_private
     if level is Level.DETAILS and not reduced:
         return occurrence  # nothing to hide: the owner's own view, or a public item
-    shown = frozenset() if reduced else _SHOWN[level]
-    hidden = {name: empty for name, empty in _EMPTY.items() if name not in shown}
+    hidden = _hidden(level, reduced)
     if not reduced and level is not Level.FREE_BUSY:
         return occurrence._replace(**hidden)
     start, end = occurrence.start, occurrence.end
@@ -136,3 +144,102 @@ def filter_occurrence(
         end=end,
         **hidden,
     )
+
+
+SERIES_INSTANCE = "series"  # the stand-in of a series: one for its master and overrides
+
+
+def filter_series(
+    parts: Sequence[SeriesPart],
+    level: Level,
+    *,
+    include_private: bool = False,
+    zone: ZoneInfo,
+    uid_key: bytes = b"",
+) -> list[SeriesPart] | None:
+    """What a viewer at ``level`` may see of a series: ``filter_occurrence``'s twin.
+
+    ``parts[0]`` is the master, the rest its overrides. Each part is filtered on
+    its own CLASS by the same field rule (``_hidden``): a private override of a
+    public series is reduced, a public override of a private series is not. The
+    UID is one for all parts, so that RECURRENCE-ID still binds: a keyed stand-in
+    (``SERIES_INSTANCE``) where the level hides UIDs or the master is reduced.
+    Where a part's place is hidden (free-busy, reduced), its times move to the
+    calendar's ``zone``: an override's by its instants; a master's only where its
+    zone keeps the same clock as the calendar's over the series (Europe/Berlin in
+    an Oslo calendar), since its rule counts in wall-clock time. Otherwise None:
+    the series cannot be written as one without naming its zone, and the caller
+    writes its instances (each through ``filter_occurrence``) instead.
+    """
+    master = parts[0].fields
+    hide_uid = level is Level.FREE_BUSY or (master.private and not include_private)
+    uid = opaque_uid(master.uid, uid_key, SERIES_INSTANCE) if hide_uid else master.uid
+    result: list[SeriesPart] = []
+    for number, part in enumerate(parts):
+        fields = part.fields
+        reduced = fields.private and not include_private
+        if level is not Level.DETAILS or reduced:
+            fields = fields._replace(**_hidden(level, reduced))
+        if reduced or level is Level.FREE_BUSY:
+            moved = _moved(part, zone) if number == 0 else _override_moved(part, zone)
+            if moved is None:
+                return None
+            part = moved
+            fields = fields._replace(start=part.fields.start, end=part.fields.end, private=False)
+        fields = fields._replace(uid=uid, stand_in=hide_uid, recurrence_id=None)
+        result.append(part._replace(fields=fields))
+    return result
+
+
+def zone_key(value: date | datetime) -> str | None:
+    """The zone a value is written in: a tz database key, "UTC", or None (a date)."""
+    if not isinstance(value, datetime):
+        return None
+    tz = value.tzinfo
+    if isinstance(tz, ZoneInfo):
+        return "UTC" if tz.key in ("UTC", "Etc/UTC") else tz.key
+    if tz is UTC:
+        return "UTC"
+    raise ValueError(f"{value!r} is not in a tz database zone")
+
+
+def _override_moved(part: SeriesPart, zone: ZoneInfo) -> SeriesPart:
+    """An override's times at their instants, in the calendar's zone (it has no rule)."""
+    start, end = part.fields.start, part.fields.end
+    if isinstance(start, datetime) and zone_key(start) != "UTC":
+        start = start.astimezone(zone)
+    if isinstance(end, datetime) and zone_key(end) != "UTC":
+        end = end.astimezone(zone)
+    return part._replace(fields=part.fields._replace(start=start, end=end))
+
+
+def _moved(part: SeriesPart, zone: ZoneInfo) -> SeriesPart | None:
+    """A master's times in the calendar's zone, at the same wall-clock times, or None."""
+    start = part.fields.start
+    since = int(start.timestamp()) if isinstance(start, datetime) else 0
+    keys = {zone_key(value) for value in _values(part)} - {None, "UTC", zone.key}
+    if any(not same_clock(key, zone.key, since) for key in keys if key is not None):
+        return None
+    if not keys:
+        return part
+
+    def move(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return tuple(move(item) for item in value)
+        if isinstance(value, datetime) and zone_key(value) in keys:
+            return value.replace(tzinfo=zone)
+        return value
+
+    fields = part.fields._replace(start=move(part.fields.start), end=move(part.fields.end))
+    return part._replace(
+        fields=fields,
+        rdates=tuple(move(value) for value in part.rdates),
+        exdates=tuple(move(value) for value in part.exdates),
+    )
+
+
+def _values(part: SeriesPart) -> list[date | datetime]:
+    found: list[date | datetime] = [part.fields.start, part.fields.end, *part.exdates]
+    for value in part.rdates:
+        found.extend(value if isinstance(value, tuple) else (value,))
+    return found

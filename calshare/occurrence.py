@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from calshare.busy import Busy
@@ -70,3 +70,27 @@ def occurrence_to_json(occurrence: Occurrence) -> dict[str, Any]:
         if value:
             result[name] = list(value) if isinstance(value, tuple) else value
     return result
+
+
+# An RDATE value: a date, a date-time, or a PERIOD (start, end).
+RDate = date | datetime | tuple[datetime, datetime]
+
+
+class SeriesPart(NamedTuple):
+    """One component of a series as feeds write it: the master, or one override.
+
+    ``fields`` holds what an occurrence holds, its ``start``/``end`` being the
+    component's own DTSTART/DTEND (a date, or a datetime in the component's zone;
+    floating times already placed in the calendar's zone); ``duration`` replaces
+    the end where the source wrote DURATION. The recurrence (``rrules`` checked
+    rule texts, ``rdates``, ``exdates``) is the master's; ``recurrence_id`` an
+    override's. Every datetime is aware, in a ZoneInfo zone or UTC: the writer
+    names its zone (TZID) as the value's own.
+    """
+
+    fields: Occurrence
+    rrules: tuple[str, ...] = ()
+    rdates: tuple[RDate, ...] = ()
+    exdates: tuple[date | datetime, ...] = ()
+    recurrence_id: date | datetime | None = None
+    duration: timedelta | None = None

@@ -24,6 +24,7 @@ import re
 import struct
 import zoneinfo
 from dataclasses import dataclass
+from datetime import UTC as UTC_ZONE
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -411,3 +412,42 @@ def render(data: ZoneData, key: str, first_year: int, last_year: int) -> str:
         lines += _component(standard, rules[1])
     lines.append("END:VTIMEZONE")
     return "".join(line + "\r\n" for line in lines)
+
+
+@lru_cache(maxsize=1024)
+def same_clock(first: str, second: str, since: int) -> bool:
+    """Whether two zones have had the same UTC offset at every instant from ``since`` on.
+
+    Then a series kept in one can be written in the other at the same wall-clock
+    times without moving an instance (Europe/Berlin and Europe/Oslo since 1980).
+    Checked at every listed change of either zone after ``since`` and by their
+    current rules, which govern every later year.
+    """
+    a, b = zone_data(first), zone_data(second)
+    if _clockwork(a.rule) != _clockwork(b.rule):
+        return False
+    zone_a, zone_b = zoneinfo.ZoneInfo(first), zoneinfo.ZoneInfo(second)
+    last = max((item.at for item in (*a.transitions, *b.transitions)), default=since)
+    moments = {since} | {
+        item.at + shift
+        for item in (*a.transitions, *b.transitions)
+        if item.at >= since
+        for shift in (-1, 0)
+    }
+    # the rules' own changes, for the years between the last listed one and a year on
+    for year in range(_wall(max(since, last)).year, _wall(max(since, last)).year + 2):
+        for rule in (a.rule, b.rule):
+            if rule is not None:
+                moments |= {item.at + shift for item in rule.transitions(year) for shift in (-1, 0)}
+    for moment in moments:
+        instant = datetime.fromtimestamp(moment, UTC_ZONE)
+        if instant.astimezone(zone_a).utcoffset() != instant.astimezone(zone_b).utcoffset():
+            return False
+    return True
+
+
+def _clockwork(rule: Rule | None) -> tuple[object, ...] | None:
+    """A rule without its names: what decides offsets."""
+    if rule is None:
+        return None
+    return (rule.std_offset, rule.dst_offset if rule.dst_name else None, rule.start, rule.end)

@@ -75,6 +75,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.calendars",
                 "calshare.index",
                 "calshare.views",
+                "calshare.series",
                 "calshare.importer",
                 "calshare.reindex",
                 "calshare.sources",
