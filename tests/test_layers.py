@@ -62,6 +62,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.expansion",
                 "calshare.policy",
                 "calshare.config",
+                "calshare.subscribe",
             )
         },
     ),
