@@ -403,6 +403,7 @@ def notice(
         "heading": wording.text(f"{kind}.heading", lang),
         "body": wording.text(f"{kind}.body", lang, **fields),
         "links": buttons,
+        "stacked": len(buttons) > 2,  # side by side, two fit; more go one above the other
         "copies": copies,
         "footer": _footer(sender, lang),
     }
