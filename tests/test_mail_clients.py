@@ -209,7 +209,13 @@ def test_the_text_part_shows_plain_addresses_not_mailto_urls(lang: str) -> None:
         assert text is not None
         content = text.get_content()
         assert "mailto:" not in content, name
-        assert "%" not in content, (name, content)
+        # Percent signs only inside the welcome's add-by-URL links, which cannot do without
+        # (SpamAssassin's TO_NO_BRKTS_PCNT needs a bare To as well, which we never send;
+        # the welcome's score is held at nothing below).
+        links = re.compile(
+            r"^  https://(calendar\.google|outlook\.(live|office))\.com/\S+\r?$", re.M
+        )
+        assert "%" not in links.sub("", content), (name, content)
         if name in ("invitation", "answer_help", "confirm"):
             lines = [line.strip() for line in content.splitlines()]
             assert f"accept+{TOKEN}@{DOMAIN}" in lines, (name, content)
