@@ -316,6 +316,14 @@ def test_the_welcome_shows_buttons_in_order_and_the_link_as_text_to_copy() -> No
     ]  # fmt: skip
 
 
+def test_the_welcome_with_its_buttons_fits_a_narrow_window(tmp_path: Path) -> None:
+    """Four buttons and a long link: one above the other, the link wrapped, no scrolling."""
+    html, _ = parts(welcome("bob@example.org").raw)
+    for width in (600, 500):  # 500: the narrowest window headless Chromium opens
+        scrolled, window = chromium.scroll_width(html, width, tmp_path)
+        assert window == width and scrolled <= width, (width, scrolled)
+
+
 # --- for real: the welcome mail the daemon delivers, the page it serves
 
 
@@ -398,6 +406,10 @@ def test_the_published_page_offers_the_buttons_and_a_qr_code_a_phone_can_read(
         web.base + made.html[made.html.index("/p/") :], tmp_path / "page.png", 600, 1400
     )
     assert zbarimg(shot, tmp_path) == made.webcal
+    scrolled, window = chromium.scroll_width_url(
+        web.base + made.html[made.html.index("/p/") :], 500
+    )
+    assert window == 500 and scrolled <= 500, scrolled
 
 
 def test_the_module_is_pure() -> None:
