@@ -34,6 +34,7 @@ docs/reference.md "Subscribe links"):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 import segno
@@ -147,11 +148,14 @@ def qr_code(url: str) -> segno.QRCode:
     return segno.make(url, error="m", micro=False)
 
 
+@lru_cache(maxsize=256)
 def qr_svg(url: str, label: str = "QR code of the subscription link") -> str:
     """The QR code of ``url`` as inline SVG markup, named ``label`` for screen readers.
 
     Inline, so the page fetches nothing (and the CSP's ``img-src`` is not asked);
-    black on a white square of its own, so it scans on any background.
+    black on a white square of its own, so it scans on any background. Kept once
+    made: encoding one costs about 15 ms, and the page (rendered for every request,
+    its ETag is the page's hash) shows the same few publications' codes again and again.
     """
     svg: str = qr_code(url).svg_inline(
         scale=4, title=label, dark="#000", light="#fff", svgclass=None, lineclass=None
