@@ -47,7 +47,7 @@ from calshare.subscribe import (
 from mailer import compose
 from tests.support import chromium
 from tests.support.inbox import DOMAIN, World, deliver, make_world, reply, wait_until
-from tests.support.relay import Relay, relay
+from tests.support.relay import Delivery, Relay, relay
 from tests.support.web import Web, http, web
 
 __all__ = ["make_world", "relay", "web"]  # fixtures
@@ -341,15 +341,19 @@ def test_the_delivered_welcome_orders_the_buttons_by_the_invitees_provider(
     invitees = {"Bob@GMail.com": GOOGLE, "carol@hotmail.com": OUTLOOK, "dan@example.net": APPLE}
     for invitee in invitees:
         accept(world, invitee)
-    delivered = wait_until(
-        lambda: len(relay.sink.deliveries) >= 2 * len(invitees) and relay.sink.deliveries,
+
+    def subjects(part: str) -> list[Delivery]:
+        return [d for d in relay.sink.deliveries if part in str(d.message["Subject"])]
+
+    # the invitations went out too: wait for each invitee's welcome and the owner's notices
+    wait_until(
+        lambda: (
+            len(subjects("You can now see")) == len(subjects(" accepted your ")) == len(invitees)
+        ),
         "a welcome and an owner's notice per invitee at the relay",
     )
-    welcomes = {
-        d.rcpt_tos[0].lower(): d
-        for d in delivered
-        if "welcome" in str(d.message["Subject"]) or "now see" in str(d.message["Subject"])
-    }
+    delivered = list(relay.sink.deliveries)
+    welcomes = {d.rcpt_tos[0].lower(): d for d in subjects("You can now see")}
     secrets: list[str] = []
     for invitee, first in invitees.items():
         html, text = parts(welcomes[invitee.lower()].raw)
