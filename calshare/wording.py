@@ -61,6 +61,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "welcome.subject": "You can now see the calendar “{calendar}” from {owner}",
         "welcome.heading": "The calendar is shared with you",
         "welcome.body": "You accepted {owner}'s invitation: {explanation}. Add the calendar “{calendar}” to your calendar app with one of the buttons below, or copy the private link below into any other app (Outlook: Add calendar › From internet; Google Calendar: Other calendars › From URL; Apple Calendar: File › New Calendar Subscription). Keep the link to yourself: anyone who has it sees what you see.",
+        # the labels of welcome mails queued (as specs) before the subscribe buttons
+        "welcome.subscribe": "Subscribe",
+        "welcome.https": "Link for calendar apps",
         "subscribe.apple": "Apple Calendar, Thunderbird",
         "subscribe.google": "Google Calendar",
         "subscribe.outlook": "Outlook.com",
@@ -159,6 +162,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "welcome.subject": "Nå kan du se kalenderen «{calendar}» fra {owner}",
         "welcome.heading": "Kalenderen er delt med deg",
         "welcome.body": "Du har godtatt invitasjonen fra {owner}: {explanation}. Legg kalenderen «{calendar}» til i kalenderprogrammet ditt med en av knappene under, eller kopier den private lenken under inn i et annet program (Outlook: Legg til kalender › Fra Internett; Google Kalender: Andre kalendere › Fra nettadresse; Apple Kalender: Arkiv › Nytt kalenderabonnement). Hold lenken for deg selv: alle som har den, ser det du ser.",
+        "welcome.subscribe": "Abonner",
+        "welcome.https": "Lenke for kalenderprogrammer",
         "subscribe.apple": "Apple Kalender, Thunderbird",
         "subscribe.google": "Google Kalender",
         "subscribe.outlook": "Outlook.com",

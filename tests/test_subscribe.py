@@ -53,6 +53,7 @@ from tests.support.web import Web, http, web
 __all__ = ["make_world", "relay", "web"]  # fixtures
 
 SECRET = "abcdefghijklmnopqrstuvwxyz"
+NOW = datetime(2026, 12, 4, tzinfo=UTC)
 WEBCAL, HTTPS = feed_urls("https://cal.example.org", SECRET)
 PROVIDER_DOMAINS = {
     "gmail.com": GOOGLE,
@@ -282,7 +283,7 @@ def welcome(to: str) -> compose.OutgoingMail:
         kind="welcome",
         calendar="project",
         lang="nb",
-        now=datetime(2026, 12, 4, tzinfo=UTC),
+        now=NOW,
         level=Level.TITLES,
         links=[(option.label, option.href) for option in options],
     )
@@ -322,6 +323,26 @@ def test_the_welcome_with_its_buttons_fits_a_narrow_window(tmp_path: Path) -> No
     for width in (600, 500):  # 500: the narrowest window headless Chromium opens
         scrolled, window = chromium.scroll_width(html, width, tmp_path)
         assert window == width and scrolled <= width, (width, scrolled)
+
+
+def test_a_welcome_queued_before_the_buttons_still_composes() -> None:
+    """The outbox keeps answers' mails as specs, composed when sent: one queued by the
+    version before this one names the labels it had, which must still exist."""
+    sender = compose.Sender(DOMAIN, Mailbox(f"calendar@{DOMAIN}"), Mailbox("ann@example.org"))
+    for lang in ("en", "nb"):
+        spec = compose.NoticeSpec(
+            kind="welcome",
+            sender=sender,
+            to=Mailbox("bob@example.org"),
+            calendar="project",
+            lang=lang,
+            key=compose.new_message_key(),
+            level=Level.TITLES,
+            links=(("welcome.subscribe", WEBCAL), ("welcome.https", HTTPS)),
+        )
+        html, text = parts(compose.NoticeSpec.from_json(spec.to_json()).compose(NOW).raw)
+        assert [href for href, _ in anchors(html)] == [WEBCAL, HTTPS]
+        assert HTTPS in text
 
 
 # --- for real: the welcome mail the daemon delivers, the page it serves
