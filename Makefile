@@ -47,7 +47,8 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 # chromium (tests/test_snapshot_render.py lays snapshot mails out headless), nginx-light
 # (tests/test_publish_servers.py publishes to a private nginx with its dav module), libical
 # for the system Python (gir1.2-ical-3.0, python3-gi: tests/support/clients.py reads .ics with it)
-# and spamassassin (tests/test_mail_clients.py scores every kind of mail with `spamassassin -L`).
+# spamassassin (tests/test_mail_clients.py scores every kind of mail with `spamassassin -L`)
+# and zbar-tools (tests/test_subscribe.py reads the published page's QR code with zbarimg).
 # Whatever is missing is installed when apt-get exists (as root, or with sudo), postfix
 # preseeded to "No configuration": no main.cf is written, so the system's postfix service
 # does not start. If that fails the tests that need them fail saying what is missing, and
@@ -64,6 +65,7 @@ system-packages:
 		|| missing="$$missing gir1.2-ical-3.0"; \
 	/usr/bin/python3 -c "import gi" 2>/dev/null || missing="$$missing python3-gi"; \
 	[ -x /usr/bin/spamassassin ] || missing="$$missing spamassassin"; \
+	[ -x /usr/bin/zbarimg ] || missing="$$missing zbar-tools"; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null; then \
 		as_root=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		echo "installing$$missing (postfix unconfigured: its service does not start)"; \

@@ -34,6 +34,7 @@ from calshare.levels import Level
 from calshare.lifecycle import ShareStatus
 from calshare.links import RecipientForm, answer_address, answer_mailto, feed_urls
 from calshare.redaction import redact_mail
+from calshare.subscribe import subscribe_options
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
 from inbox.classify import Inbound, VerdictKind
 from mailer import compose, outbox
@@ -719,7 +720,11 @@ def _accept(
         calendar=invitation.calendar,
         lang=invitation.lang,
         level=Level(invitation.level),
-        links=(("welcome.subscribe", webcal), ("welcome.https", https)),
+        # the invitee's own provider's button first (calshare.subscribe says why)
+        links=tuple(
+            (option.label, option.href)
+            for option in subscribe_options(https, webcal, invitee.address, invitation.calendar)
+        ),
         key=fresh.keys[0],
     )
     return Decision(

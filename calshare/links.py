@@ -138,6 +138,11 @@ def webcal(url: str) -> str:
     return "webcal" + url[url.index("://") :]
 
 
+def is_webcal(url: str) -> bool:
+    """Whether a link is an absolute ``webcal://`` one (a WebDAV copy links by file name)."""
+    return url.lower().startswith("webcal://")
+
+
 def from_webcal(url: str) -> str:
     """The ``https://`` URL a ``webcal://`` or ``webcals://`` link names (others unchanged)."""
     if url.lower().startswith("webcal"):

@@ -36,6 +36,7 @@ from calshare.links import (
     answer_page_url,
     bounce_address,
 )
+from calshare.subscribe import COPY_LABEL
 from mailer.headers import check_generated
 from mailer.templates import render
 
@@ -390,8 +391,10 @@ def notice(
 ) -> OutgoingMail:
     """A short mail about a share: ``kind`` names its sentences in calshare.wording.
 
-    ``links`` are (wording key of the label, URL) pairs shown as buttons; ``extra``
-    fills the sentences' other fields (an invitee's address, say).
+    ``links`` are (wording key of the label, URL) pairs shown as buttons, except the
+    plain feed link (``subscribe.link``), shown as its address to copy (a button would
+    only download the file); ``extra`` fills the sentences' other fields (an invitee's
+    address, say).
     """
     fields = {**_fields(sender, calendar), **{k: clean(v) for k, v in (extra or {}).items()}}
     if level is not None:
@@ -399,12 +402,16 @@ def notice(
         fields["explanation"] = wording.explanation(level, lang, sender.owner_name)
     subject = wording.text(f"{kind}.subject", lang, **fields)
     shown = [(wording.text(label, lang), url) for label, url in links]
+    buttons = [(wording.text(label, lang), url) for label, url in links if label != COPY_LABEL]
+    copies = [(wording.text(label, lang), url) for label, url in links if label == COPY_LABEL]
     context = {
         "lang": lang,
         "subject": subject,
         "heading": wording.text(f"{kind}.heading", lang),
         "body": wording.text(f"{kind}.body", lang, **fields),
-        "links": shown,
+        "links": buttons,
+        "stacked": len(buttons) > 2,  # side by side, two fit; more go one above the other
+        "copies": copies,
         "footer": _footer(sender, lang),
     }
     text_links = [(label, mailto_address(url)) for label, url in shown]

@@ -465,8 +465,17 @@ def test_the_welcome_carries_the_fresh_feed_secret(config: Settings) -> None:
     decision = decide(mail(ACCEPT), facts(), FRESH, NOW, config)
     welcome, owner = (notice.spec for notice in decision.notices)
     links = dict(welcome.links)
-    assert links["welcome.https"] == f"{config.http.base_url}/feeds/{FRESH.feed_secret}.ics"
-    assert links["welcome.subscribe"].startswith("webcal://")
+    https = f"{config.http.base_url}/feeds/{FRESH.feed_secret}.ics"
+    assert links["subscribe.link"] == https
+    assert links["subscribe.apple"] == "webcal" + https[https.index("://") :]
+    # the invitee's address orders them (example.org: no provider, the default order)
+    assert [label for label, _ in welcome.links] == [
+        "subscribe.apple",
+        "subscribe.google",
+        "subscribe.outlook",
+        "subscribe.microsoft365",
+        "subscribe.link",
+    ]
     assert (welcome.key, owner.key) == FRESH.keys
     assert welcome.level == Level.DETAILS and welcome.lang == "en"
     assert owner.lang == config.mail.lang

@@ -130,6 +130,10 @@ def test_an_answer_is_recorded_before_250_with_its_mails_queued(
     ]
     # the secret itself is in the queued welcome mail's bytes and nowhere else
     assert tables_holding(world.db_path, secret) == {"outbox_bodies"}
+    # and in no one else's mail: the owner's notice names the invitee, never their feed
+    owner_mail = notices[0].message
+    assert secret not in owner_mail.get_body(("plain",)).get_content()
+    assert secret not in owner_mail.get_body(("html",)).get_content()
 
 
 def test_lmtp_single_recipient_with_smtplib(world: World, cli: Cli) -> None:

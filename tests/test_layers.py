@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.expansion",
                 "calshare.policy",
                 "calshare.config",
+                "calshare.subscribe",
             )
         },
     ),

@@ -630,6 +630,8 @@ def _context(lang: str) -> dict[str, Any]:
         "how": wording.text("invitation.how", lang),
         "how_text": wording.text("invitation.how_text", lang, accept="A", decline="D", web="W"),
         "links": [("Subscribe", f"webcal://calendar.example.org/feeds/{TOKEN}.ics")],
+        "stacked": True,  # the welcome's subscribe buttons, one above the other
+        "copies": [("Copy", f"https://calendar.example.org/feeds/{TOKEN}.ics")],
         "after": wording.text("invitation.after", lang),
         "valid_until": wording.text("invitation.valid_until", lang, date="10"),
         "body": wording.text("unshared.body", lang, **fields),
