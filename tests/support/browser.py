@@ -51,6 +51,7 @@ def chrome(width: int = 1280, height: int = 1000) -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"):
         options.add_argument(argument)
     options.add_argument(f"--window-size={max(width, 500)},{height}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports, read back
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     try:
         resize(driver, width, height)
