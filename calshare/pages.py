@@ -225,6 +225,11 @@ class Block:
         return min(self.start // 60, 23)
 
     @property
+    def short(self) -> bool:
+        """Too short to give the time a line of its own."""
+        return self.end - self.start < 60
+
+    @property
     def style(self) -> str:
         """Inline CSS for its place: rem from the top of its hour, a share of the width."""
         top = (self.start - self.hour * 60) / 60 * HOUR_REM

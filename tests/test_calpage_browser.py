@@ -8,6 +8,7 @@ served from another origin.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,6 +84,32 @@ def test_a_phone_gets_the_list_and_never_scrolls_sideways(served: Serve) -> None
         driver.get(published.base + VIEWS["month"])
         assert driver.find_element("css selector", "table.grid").is_displayed()
         assert not driver.find_element("css selector", "section.agenda").is_displayed()
+
+
+@pytest.mark.network
+def test_the_week_draws_every_event_and_overlaps_side_by_side(served: Serve) -> None:
+    """As Chromium lays it out: each event visible, Tuesday's three overlapping ones
+    beside each other in the Tuesday column, the night event in two columns."""
+    published = served("titles")
+    with chrome() as driver:
+        driver.get(published.base + "?view=week&date=2027-03-23")
+        boxes = driver.execute_script(
+            "return [...document.querySelectorAll('.event')].map(e => {"
+            "const r = e.getBoundingClientRect(), c = e.parentElement.getBoundingClientRect();"
+            "return {text: e.textContent, x: r.left, w: r.width, y: r.top, h: r.height,"
+            " cx: c.left, cw: c.width, shown: getComputedStyle(e).display !== 'none'};});"
+        )
+    assert len(boxes) == 12 and all(b["shown"] and b["w"] > 20 and b["h"] > 10 for b in boxes)
+    overlaps = sorted((b for b in boxes if "Overlap" in b["text"]), key=lambda b: b["x"])
+    assert [b["text"].split(" · ")[0][-9:] for b in overlaps] == [
+        "Overlap A", "Overlap B", "Overlap C"
+    ]  # fmt: skip
+    for left, right in itertools.pairwise(overlaps):
+        assert left["x"] + left["w"] <= right["x"] + 0.5  # side by side, never on top
+    for box in overlaps:
+        assert box["cx"] - 0.5 <= box["x"] and box["x"] + box["w"] <= box["cx"] + box["cw"] + 0.5
+    a, b = overlaps[0], overlaps[1]
+    assert b["y"] > a["y"] and abs((b["y"] - a["y"]) * 2 - (a["h"] / 1.5)) < 2  # 30 of 90 min
 
 
 @pytest.mark.network
