@@ -396,3 +396,36 @@ def test_the_static_copy_is_a_list_of_sixty_days() -> None:
         date(2027, 5, 22),
     )
     assert view.grid == view.days
+
+
+def render(view: View, occurrences: list[Occurrence], lang: str = "en") -> str:
+    from calshare.levels import Level
+    from calshare.pages import published_html
+
+    nav = navigation(view, date(2027, 3, 24), date(2027, 1, 1), date(2027, 12, 31), lang)
+    return published_html(
+        calendar="c", zone="Europe/Oslo", owner="Ann", level=Level.DETAILS, view=view,
+        occurrences=occurrences, lang=lang, ics_url="c.ics", webcal_url="webcal://x/c.ics",
+        nav=nav, domain="share.example.org", today=date(2027, 3, 24),
+    )  # fmt: skip
+
+
+def test_hostile_text_is_escaped_in_every_view() -> None:
+    hostile = timed("h", oslo(2027, 3, 24, 9), oslo(2027, 3, 24, 10))._replace(
+        summary="<script>alert('t')</script>",
+        location='"><img src=x onerror=alert(1)>',
+        description="</style><style>body{display:none}</style>",
+    )
+    for kind in ("month", "week", "agenda"):
+        page = render(view_of(kind, date(2027, 3, 24), OSLO), [hostile])
+        assert "<script" not in page and "<img" not in page, kind
+        assert page.count("<style>") == 1 and "&lt;script&gt;alert(&#39;t&#39;)" in page, kind
+
+
+def test_the_page_speaks_norwegian_when_the_calendar_does() -> None:
+    page = render(view_of("week", date(2027, 3, 24), OSLO), [], lang="nb")
+    words = ['<html lang="nb">', "mandag 22. mars", "Uke 12", "I dag", "Måned", "Liste"]
+    words += ["Hele dagen", "Tid", "23 timer: klokken stilles fram", "Tidene er i"]
+    for word in words:
+        assert word in page, word
+    assert "Today" not in page and "Monday" not in page
