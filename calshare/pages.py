@@ -181,7 +181,6 @@ class MonthCell:
 
 @dataclass
 class MonthRow:
-    number: int  # the ISO week
     cells: list[MonthCell]
 
 
@@ -191,7 +190,7 @@ def month_rows(schedule: Schedule, view: View, today: date) -> list[MonthRow]:
     rows: list[MonthRow] = []
     for day in view.grid.each_day():
         if day.weekday() == 0:
-            rows.append(MonthRow(day.isocalendar().week, []))
+            rows.append(MonthRow([]))
         found = by_day.get(day) or Day(day, "", "", [])
         entries = found.entries
         shown = entries if len(entries) <= MONTH_CELL_ENTRIES else entries[: MONTH_CELL_ENTRIES - 1]

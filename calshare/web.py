@@ -320,14 +320,14 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         last = (end - timedelta(days=1)).astimezone(zone).date()
         today = now.astimezone(zone).date()
         day = asked.day or today
-        if not first <= day <= last:
+        view = view_of(asked.view, day, zone)
+        if not (first <= day <= last or first <= view.days.last <= last):
             shown = (
                 f"months from {first:%Y-%m} to {last:%Y-%m}"
                 if asked.by_month
                 else f"days from {first} to {last}"
             )
             raise web.HTTPNotFound(text=f"This page shows the {shown}.\n")
-        view = view_of(asked.view, day, zone)
         lang = settings.mail.lang
         nav = navigation(view, today, first, last, lang, embed=asked.embed)
         shown_links = links(settings.http.base_url, secret.lower())

@@ -346,6 +346,9 @@ def test_days_outside_the_feed_window_are_not_served(served: Serve) -> None:
     assert far.status == 404 and "This page shows the days from 2027-02-01" in far.text
     assert published.get("?view=week&date=2027-02-01").status == 200
     assert published.get("?view=week&date=2027-01-31").status == 404
+    # a week begun before the first served day, as a month grid's "more" link asks for it
+    assert published.get("?view=week&date=2027-01-28").status == 404
+    assert published.get("?view=agenda&date=2027-01-31").status == 404
 
 
 @pytest.mark.network
@@ -429,3 +432,15 @@ def test_the_page_speaks_norwegian_when_the_calendar_does() -> None:
     for word in words:
         assert word in page, word
     assert "Today" not in page and "Monday" not in page
+
+
+@pytest.mark.network
+def test_a_week_reaching_into_the_served_days_is_served(served: Serve, clock: Any) -> None:
+    """The month grid's first row starts before the month (a "more" link can point there):
+    its week is served when it reaches into the window."""
+    published = served("titles")
+    clock.at = datetime(2027, 5, 10, 9, 0, tzinfo=UTC)  # the window starts on Thursday 1 April
+    assert published.get("?view=week&date=2027-03-30").status == 200
+    assert published.get("?view=week&date=2027-03-28").status == 404
+    april = published.page("?view=month&date=2027-04-01")
+    assert april.xpath("//nav[@class='dates']//a[@rel='prev']") == []
