@@ -38,6 +38,7 @@ from calshare.feeds import GONE, FeedMaker, Grant, Version, find_grant, http_dat
 from calshare.levels import Level
 from calshare.pages import VIEWS, navigation, view_of
 from calshare.publishing import Publication, find_publication, links, page_html, served_level
+from calshare.ranges import FIRST_DAY, LAST_DAY
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
 from inbox.classify import ACCEPT, DECLINE
@@ -289,11 +290,13 @@ def page_query(query: Mapping[str, str]) -> PageQuery:
             if not _MONTH.fullmatch(month):
                 raise ValueError(month)
             day = date.fromisoformat(f"{month}-01")
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise ValueError(day)  # a week or month around it must stay in the calendar
     except ValueError:
         what = (
-            "date must be a day like 2026-12-01"
+            "date must be a day like 2026-12-01 (years 1900 to 2199)"
             if text is not None
-            else "month must look like 2026-12"
+            else "month must look like 2026-12 (years 1900 to 2199)"
         )
         raise web.HTTPBadRequest(text=f"{what}.\n") from None
     return PageQuery(view, day, embed == "1", text is None and bool(month))
@@ -321,7 +324,7 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         today = now.astimezone(zone).date()
         day = asked.day or today
         view = view_of(asked.view, day, zone)
-        if not (first <= day <= last or first <= view.days.last <= last):
+        if view.days.last < first or view.days.first > last:  # as pages.navigation links
             shown = (
                 f"months from {first:%Y-%m} to {last:%Y-%m}"
                 if asked.by_month

@@ -329,6 +329,9 @@ def test_each_view_shows_what_its_level_shows_and_nothing_it_hides(
         ("?date=20270301", "date must be a day like 2026-12-01"),
         ("?view=week&date=2027-02-30", "date must be a day like"),
         ("?month=March", "month must look like 2026-12"),
+        ("?view=week&date=9999-12-31", "years 1900 to 2199"),
+        ("?view=month&date=0001-01-01", "years 1900 to 2199"),
+        ("?month=9999-12", "month must look like 2026-12 (years 1900 to 2199)"),
         ("?embed=yes", "embed must be 1"),
     ],
 )
