@@ -34,7 +34,8 @@ run: install
 	$(BIN)/calshare serve --smtp $(SMTP) --lmtp $(LMTP) --http $(HTTP)
 
 # Mozilla's ical.js, which tests/support/clients.py runs in node (v20) to read our .ics files,
-# at the version tests/js/package-lock.json pins.
+# and axe-core, which tests/test_calpage_browser.py runs in chromium, at the versions
+# tests/js/package-lock.json pins.
 js-packages: tests/js/node_modules/.package-lock.json
 
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
@@ -44,7 +45,8 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 # Debian packages the tests and benchmarks use: postfix (tests/test_postfix_lmtp.py runs
 # a private instance and injects with its sendmail; bench/mail.py delivers to its
 # smtp-sink; bench/inbox.py sends with its smtp-source), openssl (the outbox TLS tests),
-# chromium (tests/test_snapshot_render.py lays snapshot mails out headless), nginx-light
+# chromium (tests/test_snapshot_render.py lays snapshot mails out headless), chromium-driver
+# (tests/test_calpage_browser.py drives chromium with Selenium: axe-core, keyboard), nginx-light
 # (tests/test_publish_servers.py publishes to a private nginx with its dav module), libical
 # for the system Python (gir1.2-ical-3.0, python3-gi: tests/support/clients.py reads .ics with it)
 # spamassassin (tests/test_mail_clients.py scores every kind of mail with `spamassassin -L`)
@@ -60,6 +62,7 @@ system-packages:
 	for tool in $(POSTFIX_TOOLS); do [ -x $$tool ] || missing=" postfix"; done; \
 	[ -x /usr/bin/openssl ] || missing="$$missing openssl"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	[ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	ls /usr/lib/*/girepository-1.0/ICalGLib-3.0.typelib >/dev/null 2>&1 \
 		|| missing="$$missing gir1.2-ical-3.0"; \

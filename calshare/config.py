@@ -251,6 +251,23 @@ def _base_url(value: Any) -> str:
     return text
 
 
+def _origin(value: Any) -> str:
+    """A web origin like https://intranet.example.org (scheme, host, port; no path)."""
+    text = _text(value).strip().lower()
+    parts = urlsplit(text)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or any(char in text for char in " ;,'\"*")
+    ):
+        raise ValueError(f"{value!r} is not an origin like https://intranet.example.org")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _hostname(value: Any) -> str:
     text = _text(value).strip()
     if not text or any(char.isspace() for char in text) or "/" in text:
@@ -363,6 +380,9 @@ class HttpSettings:
     )
     header_timeout_seconds: float = _option(
         15.0, _seconds, "time a client has to send its request headers; also the idle keep-alive"
+    )
+    embed_origins: tuple[str, ...] = _option(
+        (), _list(_origin), "sites that may frame published pages (?embed=1); none by default"
     )
 
 

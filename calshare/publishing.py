@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import quote
 
 from sqlite_utils import Database
@@ -39,8 +39,7 @@ from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
 from calshare.lifecycle import audit
 from calshare.links import Links, published_links
-from calshare.pages import Nav, published_html
-from calshare.ranges import DateRange
+from calshare.pages import Nav, View, published_html, static_view
 from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, parse_token, token_hash
 from calshare.views import visible_occurrences
@@ -386,12 +385,11 @@ def _delete_files(
 def render_files(
     store: Store, settings: Settings, calendar: Calendar, level: Level, now: datetime
 ) -> tuple[bytes, str]:
-    """The .ics (the feed's window) and the static page (its next 60 days) for WebDAV."""
+    """The .ics (the feed's window) and the static page (a list of its next 60 days)."""
     ics = feed_ics(store, settings, calendar, level, now)
-    today = now.astimezone(calendar.zoneinfo).date()
-    days = DateRange(today, today + timedelta(days=59), calendar.zoneinfo)
+    view = static_view(now.astimezone(calendar.zoneinfo).date(), calendar.zoneinfo)
     ics_name = quote(f"{calendar.name}.ics")  # beside the page in the same folder
-    html = page_html(store, settings, calendar, level, days, now, ics_name, ics_name, None)
+    html = page_html(store, settings, calendar, level, view, now, ics_name, ics_name, None)
     return ics, html
 
 
@@ -400,18 +398,23 @@ def page_html(
     settings: Settings,
     calendar: Calendar,
     level: Level,
-    days: DateRange,
+    view: View,
     now: datetime,
     ics_url: str,
     webcal_url: str,
     nav: Nav | None,
+    *,
+    embed: bool = False,
 ) -> str:
-    """The published page for ``days``: the served month view and the WebDAV copy alike."""
+    """The published page for ``view``: the served views and the WebDAV copy alike.
+
+    Only ``visible_occurrences`` reach it: what the level hides never gets here.
+    """
     found = visible_occurrences(
         store,
         calendar,
-        days.start,
-        days.end,
+        view.grid.start,
+        view.grid.end,
         level,
         include_private=False,
         now=now,
@@ -423,13 +426,15 @@ def page_html(
         zone=calendar.zone,
         owner=calendar.owner_name or calendar.owner,
         level=level,
-        days=days,
+        view=view,
         occurrences=found,
         lang=settings.mail.lang,
         ics_url=ics_url,
         webcal_url=webcal_url,
         nav=nav,
         domain=settings.mail.domain,
+        today=now.astimezone(calendar.zoneinfo).date(),
+        embed=embed,
     )
 
 

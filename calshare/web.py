@@ -18,7 +18,8 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,7 +28,6 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
-from babel.dates import format_date
 
 from calshare import answers, wording
 from calshare.calendars import get_calendar
@@ -43,8 +43,9 @@ from calshare.links import (
     PUBLISHED_PAGE_ROUTE,
     published_links,
 )
-from calshare.pages import Nav, month_range
+from calshare.pages import VIEWS, navigation, view_of
 from calshare.publishing import Publication, find_publication, page_html, served_level
+from calshare.ranges import FIRST_DAY, LAST_DAY
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
 from inbox.classify import VerdictKind
@@ -53,12 +54,19 @@ from mailer.templates import render
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 16 * 1024  # the largest thing we take is a two-field form
-SECURITY_HEADERS = {
-    # no script at all: nothing on our pages can submit a form by itself
-    "Content-Security-Policy": (
+
+
+def content_security_policy(frame_ancestors: str = "'none'") -> str:
+    """No script at all: nothing on our pages can submit a form by itself. Only a
+    published page asked for with ``?embed=1`` names the sites that may frame it."""
+    return (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
+        f"form-action 'self'; frame-ancestors {frame_ancestors}; base-uri 'none'"
+    )
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": content_security_policy(),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -109,8 +117,13 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _secure(response: web.StreamResponse) -> None:
+    # a page that names who may frame it (frame-ancestors) must not be denied by X-Frame-Options
+    framed = "frame-ancestors 'none'" not in response.headers.get(
+        "Content-Security-Policy", "frame-ancestors 'none'"
+    )
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        if not (framed and name == "X-Frame-Options"):
+            response.headers.setdefault(name, value)
 
 
 class _Connection(web.RequestHandler):
@@ -249,20 +262,51 @@ def _published(found: Any) -> Publication:
     return found
 
 
-def _month(text: str | None, today: date, first: date, last: date) -> date:
-    """The month asked for; only months of the feed window, so a visitor cannot make the
-    daemon expand (and store) decades of a calendar."""
-    if not text:
-        return today.replace(day=1)
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """What a published page's query string asks for, checked before any work."""
+
+    view: str
+    day: date | None  # None: today
+    embed: bool
+    by_month: bool  # the older ?month=YYYY-MM links
+
+
+def page_query(query: Mapping[str, str]) -> PageQuery:
+    """``view=month|week|agenda``, ``date=YYYY-MM-DD``, ``embed=1``; ``month=YYYY-MM`` as
+    links made before the week view had it. A wrong value is a 400 saying what is right."""
+    view = query.get("view", "month")
+    if view not in VIEWS:
+        raise web.HTTPBadRequest(text=f"view must be one of: {', '.join(VIEWS)}.\n")
+    embed = query.get("embed", "0")
+    if embed not in ("0", "1"):
+        raise web.HTTPBadRequest(text="embed must be 1 (or left out).\n")
+    day = None
+    text = query.get("date")
+    month = query.get("month")
     try:
-        month = date.fromisoformat(f"{text}-01")
+        if text is not None:
+            if not _DAY.fullmatch(text):
+                raise ValueError(text)
+            day = date.fromisoformat(text)
+        elif month:
+            if not _MONTH.fullmatch(month):
+                raise ValueError(month)
+            day = date.fromisoformat(f"{month}-01")
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise ValueError(day)  # a week or month around it must stay in the calendar
     except ValueError:
-        raise web.HTTPBadRequest(text="month must look like 2026-12\n") from None
-    if not first.replace(day=1) <= month <= last:
-        raise web.HTTPNotFound(
-            text=f"This page shows the months from {first:%Y-%m} to {last:%Y-%m}.\n"
+        what = (
+            "date must be a day like 2026-12-01 (years 1900 to 2199)"
+            if text is not None
+            else "month must look like 2026-12 (years 1900 to 2199)"
         )
-    return month
+        raise web.HTTPBadRequest(text=f"{what}.\n") from None
+    return PageQuery(view, day, embed == "1", text is None and bool(month))
 
 
 async def published_page(request: web.Request) -> web.StreamResponse:
@@ -270,6 +314,7 @@ async def published_page(request: web.Request) -> web.StreamResponse:
     settings = context.settings
     secret = request.match_info["secret"]
     now = context.clock.now()
+    asked = page_query(request.query)
 
     def make() -> str | None:
         found = find_publication(context.store.db, secret)
@@ -279,23 +324,34 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         zone = calendar.zoneinfo
         level = _publication_level(context, found)
         start, end = context.feeds.window(now)
+        # only days of the feed window (whole months), so a visitor cannot make the
+        # daemon expand (and store) decades of a calendar
         first = start.astimezone(zone).date().replace(day=1)
         last = (end - timedelta(days=1)).astimezone(zone).date()
-        month = _month(request.query.get("month"), now.astimezone(zone).date(), first, last)
-        days = month_range(month, zone)
+        today = now.astimezone(zone).date()
+        day = asked.day or today
+        view = view_of(asked.view, day, zone)
+        if view.days.last < first or view.days.first > last:  # as pages.navigation links
+            shown = (
+                f"months from {first:%Y-%m} to {last:%Y-%m}"
+                if asked.by_month
+                else f"days from {first} to {last}"
+            )
+            raise web.HTTPNotFound(text=f"This page shows the {shown}.\n")
         lang = settings.mail.lang
-        locale, pattern = wording.babel_locale(lang), wording.text("pattern.month", lang)
-        before = (month - timedelta(days=1)).replace(day=1)
-        after = days.last + timedelta(days=1)
-        shown = published_links(settings.http.base_url, secret.lower())
-        nav = Nav(
-            format_date(before, pattern, locale=locale),
-            f"?month={before:%Y-%m}" if before >= first else None,
-            format_date(after, pattern, locale=locale),
-            f"?month={after:%Y-%m}" if after <= last else None,
-        )
+        nav = navigation(view, today, first, last, lang, embed=asked.embed)
+        shown_links = published_links(settings.http.base_url, secret.lower())
         return page_html(
-            context.store, settings, calendar, level, days, now, shown.ics, shown.webcal, nav
+            context.store,
+            settings,
+            calendar,
+            level,
+            view,
+            now,
+            shown_links.ics,
+            shown_links.webcal,
+            nav,
+            embed=asked.embed,
         )
 
     page = await context.run(make)
@@ -304,6 +360,9 @@ async def published_page(request: web.Request) -> web.StreamResponse:
     assert isinstance(page, str)
     etag = '"' + hashlib.sha256(page.encode()).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": PUBLISHED_CACHE}
+    origins = settings.http.embed_origins
+    if asked.embed and origins:
+        headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     match = request.headers.get("If-None-Match")
     if match is not None and etag in {tag.strip().removeprefix("W/") for tag in match.split(",")}:
         return web.Response(status=304, headers=headers)

@@ -1,9 +1,10 @@
-"""Render the user guide's sample snapshot mails (daily and list) to PNGs in docs/.
+"""Render the user guide's sample snapshot mails and published calendar pages to PNGs in docs/.
 
     .venv/bin/python docs/screenshots.py
 
 Uses the demo calendars on a fixed day, so the pictures only change when the
-templates do. Needs Debian's chromium (``make system-packages``).
+templates do. Needs Debian's chromium and chromium-driver (``make system-packages``);
+the published pages are shot through Selenium, at a browser's width and a phone's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from calshare.cli import main  # noqa: E402
 from calshare.clock import FixedClock  # noqa: E402
 from calshare.config import load_settings  # noqa: E402
 from calshare.web import WebServer  # noqa: E402
-from tests import chromium, snapshot_mail  # noqa: E402
+from tests.support import browser, chromium, snapshot_mail  # noqa: E402
 
 DAY = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)  # a Monday
 
@@ -58,6 +59,14 @@ def run() -> None:
         asyncio.run(_shoot_published(Path(work) / "calshare.db", env, clock, page))
 
 
+# (file, query, width, height): None is as tall as the page
+PUBLISHED_SHOTS = (
+    ("published-month.png", "?view=month", 1280, None),
+    ("published-week.png", "?view=week", 1280, None),
+    ("published-phone.png", "?view=month", browser.PHONE[0], 1500),
+)
+
+
 async def _shoot_published(db: Path, env: dict[str, str], clock: FixedClock, link: str) -> None:
     """The published page as the daemon serves it, fetched by Chromium over HTTP."""
     settings = load_settings(None, env=env)
@@ -65,11 +74,17 @@ async def _shoot_published(db: Path, env: dict[str, str], clock: FixedClock, lin
     await server.start("127.0.0.1", 0)
     try:
         url = f"http://127.0.0.1:{server.port}{link[link.index('/p/') :]}"
-        target = ROOT / "docs" / "published.png"
-        await asyncio.to_thread(chromium.screenshot_url, url, target, 600, 1300)
-        print(f"wrote {target.relative_to(ROOT)}")
+        await asyncio.to_thread(_shoot, url)
     finally:
         await server.stop()
+
+
+def _shoot(url: str) -> None:
+    with browser.chrome() as driver:
+        for name, query, width, height in PUBLISHED_SHOTS:
+            target = ROOT / "docs" / name
+            browser.screenshot(driver, url + query, target, width, height)
+            print(f"wrote {target.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,9 @@ def test_every_relative_link_resolves(page: Path) -> None:
 def test_the_screenshots_are_shown() -> None:
     guide = (ROOT / "docs" / "user-guide.md").read_text(encoding="utf-8")
     shown = set(links(guide))
-    assert {"snapshot-daily.png", "snapshot-list.png", "published.png"} <= shown
+    published = {"published-month.png", "published-week.png", "published-phone.png"}
+    assert {"snapshot-daily.png", "snapshot-list.png", *published} <= shown
+    assert "docs/published-month.png" in links(README_PATH.read_text(encoding="utf-8"))
 
 
 def test_the_link_check_finds_what_is_broken(tmp_path: Path) -> None:

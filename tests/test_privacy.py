@@ -39,7 +39,7 @@ from calshare.busy import Busy
 from calshare.ics_writer import stand_in_summary, write_calendar
 from calshare.levels import Level, filter_occurrence, lower_of
 from calshare.occurrence import Occurrence, occurrence_to_json
-from calshare.pages import published_html
+from calshare.pages import View, published_html, view_of
 from calshare.ranges import DateRange
 from mailer.compose import Sender
 from mailer.snapshot import SnapshotRequest, snapshot
@@ -604,6 +604,11 @@ def _tokens_of(values: list[str]) -> set[str]:
     return {token for value in values for token in TOKEN_PATTERN.findall(value)}
 
 
+def _local_day(occurrence: Occurrence, zone: ZoneInfo) -> date:
+    start = occurrence.start
+    return start.astimezone(zone).date() if isinstance(start, datetime) else start
+
+
 @settings(max_examples=60, deadline=None)
 @given(found=occurrence_lists())
 def test_feeds_pages_and_snapshots_hide_what_each_level_hides(found: list[Occurrence]) -> None:
@@ -620,11 +625,27 @@ def test_feeds_pages_and_snapshots_hide_what_each_level_hides(found: list[Occurr
             filter_occurrence(o, level, include_private=include_private, zone=oslo) for o in found
         ]
         feed = write_calendar(seen, name="c", zone="Europe/Oslo", now=datetime.now(UTC)).decode()
-        page = published_html(
-            calendar="c", zone="Europe/Oslo", owner="Owner", level=level, days=days,
-            occurrences=seen, lang="en", ics_url="c.ics", webcal_url="c.ics", nav=None,
-            domain="share.example.org",
-        )  # fmt: skip
+        # the published page in each of its views, over the days of every occurrence
+        views = [View("agenda", days)] + [
+            view_of(kind, _local_day(o, oslo), oslo) for o in seen for kind in ("month", "week")
+        ]
+        page = "".join(
+            published_html(
+                calendar="c",
+                zone="Europe/Oslo",
+                owner="Owner",
+                level=level,
+                view=view,
+                occurrences=seen,
+                lang="en",
+                ics_url="c.ics",
+                webcal_url="c.ics",
+                nav=None,
+                domain="share.example.org",
+                today=view.days.first,
+            )
+            for view in views
+        )
         request = SnapshotRequest("c", "Europe/Oslo", days, level, "daily", "en",
                                   include_private, None)  # fmt: skip
         mail = snapshot_mail.read(
