@@ -371,7 +371,9 @@ class PolicySettings:
 class HttpSettings:
     base_url: str = _option("http://127.0.0.1:8080", _base_url, "public base URL of links in mails")
     feed_days_back: int = _option(30, _integer(0, 3660), "days of the past a feed holds")
-    feed_days_ahead: int = _option(365, _integer(1, 3660), "days ahead a feed holds")
+    feed_days_ahead: int = _option(
+        365, _integer(1, 3660), "days ahead the published page serves (feeds keep series whole)"
+    )
     feed_max_age_seconds: int = _option(
         300, _integer(0, 86400), "Cache-Control max-age of feeds (calendar apps may cache)"
     )

@@ -398,23 +398,20 @@ def test_a_file_source_is_static_and_read_again_only_by_hand(
     assert len(events(cli, env)) == 5
 
 
-def test_a_caldav_source_without_its_module_fails_plainly_and_keeps_the_password(
+def test_an_unreachable_caldav_source_fails_plainly_and_keeps_the_password(
     cli: Cli, env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     password = "hunter2-caldav-secret"
     env = {**env, "CALSHARE_SOURCE_USERNAME_PROJECT": "ann",
            "CALSHARE_SOURCE_PASSWORD_PROJECT": password}  # fmt: skip
-    url = "https://dav.example.org/remote.php/dav/calendars/ann/personal/"
+    url = "https://dav.example.invalid/remote.php/dav/calendars/ann/personal/"
     with caplog.at_level(logging.DEBUG):
         added = cli("calendar", "add", "project", "--owner", OWNER, "--source", url, "--caldav",
                     env=env)  # fmt: skip
         row = source_row(cli, env)
     assert added.code == 0
-    assert row["kind"] == "caldav" and row["source"] == "https://dav.example.org/…"
-    import importlib.util
-
-    if importlib.util.find_spec("calshare.caldav_source") is None:
-        assert row["last_cause"] == "unsupported" and "calshare.caldav_source" in added.err
+    assert row["kind"] == "caldav" and row["source"] == "https://dav.example.invalid/…"
+    assert row["last_result"] == "failed" and row["last_cause"] == "network", row
     settings = load_settings(None, env=env)
     assert password not in repr(settings)
     for text in (added.out, added.err, str(row), caplog.text):
