@@ -91,6 +91,12 @@ def version(db_path: Path) -> int:
         )
 
 
+def last_result(db_path: Path) -> str | None:
+    with closing(sqlite3.connect(db_path)) as conn:
+        row = conn.execute("SELECT last_result FROM calendar_sources").fetchone()
+    return None if row is None else str(row[0])
+
+
 def maildir_mails(env: dict[str, str], cli: Cli) -> list[EmailMessage]:
     ok(cli("outbox", "flush", env=env))
     folder = Path(env["CALSHARE_OUTBOX_MAILDIR"]) / "new"
@@ -488,6 +494,8 @@ def test_the_daemon_follows_a_source_on_its_own(
         assert server.sent[200] == 2
         clock.advance(timedelta(minutes=17))
         wait_until(lambda: server.sent[304] == 1, "a conditional read answered 304")
+        # the 304 is sent before the round records it: wait for the record too
+        wait_until(lambda: last_result(db_path) == "unchanged", "the 304 to be recorded")
     finally:
         inbox.stop()
     assert len(events(cli, env)) == 5
