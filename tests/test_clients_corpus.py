@@ -18,8 +18,6 @@ issue 15: tests/test_feed_series.py expands them with the same clients.
 
 from __future__ import annotations
 
-import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -31,34 +29,16 @@ import pytest
 
 from calshare.busy import Busy
 from calshare.calendars import get_calendar
-from calshare.cli import main
-from calshare.clock import FixedClock
 from calshare.ics_writer import stand_in_summary
 from calshare.levels import Level
 from calshare.store import Store
-from tests.conftest import NOW, ROOT
 from tests.support import clients, snapshot_mail
 from tests.support.corpus import ACCEPTED
+from tests.support.feed_cases import DEMO, OWNER, ZONES, Runner, label
 
-DEMO = sorted((ROOT / "calshare" / "demo_calendars").glob("*.ics"))
 SOURCES = [*ACCEPTED, *DEMO]
-# None: the source's X-WR-TIMEZONE, else UTC.
-ZONES = (
-    "Europe/Oslo",
-    None,
-    "America/New_York",
-    "Pacific/Auckland",
-    "Asia/Jerusalem",
-    "America/Nuuk",
-    "Australia/Lord_Howe",
-)
-OWNER = "owner@example.org"
 
 Pair = tuple[str, str]
-
-
-def _label(path: Path) -> str:
-    return f"{path.parent.name}/{path.name}"
 
 
 @dataclass
@@ -77,27 +57,6 @@ class Case:
     zone: str
     files: list[Written] = field(default_factory=list)
     events: int = 0  # in 1950..2049, as the owner sees them
-
-
-class Runner:
-    """``calshare ARGS`` in this process, on one database, with the tests' fixed clock."""
-
-    def __init__(self, db: Path) -> None:
-        self.env = {"CALSHARE_DB": str(db)}
-        self.clock = FixedClock(NOW)
-
-    def __call__(self, *args: str) -> str:
-        out, err = io.StringIO(), io.StringIO()
-        code = main(list(args), clock=self.clock, env=self.env, stdout=out, stderr=err)
-        assert code == 0, f"calshare {' '.join(args)}: {err.getvalue()}"
-        return out.getvalue()
-
-    def events(self, first: date, last: date, level: Level | None = None) -> list[Any]:
-        flags = ["--level", str(level)] if level is not None else []
-        found: list[Any] = json.loads(
-            self("events", "cal", "--from", f"{first}", "--to", f"{last}", "--json", *flags)
-        )
-        return found
 
 
 def _instant(text: str, zone: ZoneInfo) -> datetime:
@@ -169,7 +128,7 @@ class Corpus:
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     root = tmp_path_factory.mktemp("clients")
     cases = {
-        _label(source): _build(source, number, root / f"{number:03d}")
+        label(source): _build(source, number, root / f"{number:03d}")
         for number, source in enumerate(SOURCES)
     }
     paths = [written.path for case in cases.values() for written in case.files]
@@ -203,7 +162,7 @@ def _problems(who: str, written: Written, rows: list[clients.Row]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("label", [_label(source) for source in SOURCES])
+@pytest.mark.parametrize("label", [label(source) for source in SOURCES])
 def test_clients_read_the_instants_calshare_gives(corpus: Corpus, label: str) -> None:
     case = corpus.cases[label]
     problems: list[str] = []

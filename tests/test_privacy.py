@@ -44,6 +44,18 @@ from calshare.ranges import DateRange
 from mailer.compose import Sender
 from mailer.snapshot import SnapshotRequest, snapshot
 from tests.support import snapshot_mail
+from tests.support.privacy_tokens import (
+    CLASSES,
+    SHOWN,
+    STAND_INS,
+    TEXT,
+    TOKEN_ALPHABET,
+    ZONES,
+    Tokens,
+    _is_private,
+    _texts,
+    around_one_line,
+)
 
 # --- what each level may show, written out here rather than read from calshare.levels
 
@@ -52,21 +64,6 @@ STRUCTURAL = frozenset(
     {"uid", "start", "end", "all_day", "busy", "recurrence_id", "private", "stand_in"}
 )
 # Everything else is text a level can hide; free-busy hides all of it.
-TEXT = (
-    "status",
-    "summary",
-    "location",
-    "description",
-    "organizer",
-    "attendees",
-    "categories",
-    "url",
-)
-SHOWN: dict[Level, frozenset[str]] = {
-    Level.FREE_BUSY: frozenset(),
-    Level.TITLES: frozenset({"summary", "location"}),
-    Level.DETAILS: frozenset(TEXT),
-}
 # JSON keys an output at a level may have at all.
 ALLOWED_KEYS: dict[Level, frozenset[str]] = {
     Level.FREE_BUSY: frozenset({"uid", "start", "end", "all_day", "busy", "recurrence_id"}),
@@ -81,44 +78,6 @@ LEVELS = tuple(Level)
 ALL_LEVELS_AND_PRIVATE = [(level, private) for level in LEVELS for private in (False, True)]
 
 # --- tokens and the texts that carry them
-
-TOKEN_ALPHABET = "GHJKLMNPRSUVWXYZghjkmnpqrsuvwxyz"  # no hex digit, no T, no Q
-TOKEN_LENGTH = 9
-tokens = st.text(alphabet=TOKEN_ALPHABET, min_size=TOKEN_LENGTH - 1, max_size=TOKEN_LENGTH - 1).map(
-    lambda letters: "Q" + letters
-)
-# Around the tokens: what real titles hold, and what iCalendar must escape (, ; \ newline).
-_AROUND = "ab xyz 019 ,;:\\\"'-./()<>&!?æøåÆØÅéü€✓日本🙂"
-around = st.text(alphabet=_AROUND + "\n\t", max_size=10)
-around_one_line = st.text(alphabet=_AROUND, max_size=10)
-# Parameter values (CN=) cannot hold DQUOTE, control characters or RFC 6868's caret.
-around_param = st.text(alphabet=_AROUND.replace('"', ""), max_size=10)
-
-CLASSES = [None, "PUBLIC", "PRIVATE", "CONFIDENTIAL", "X-UNKNOWN", "private"]
-ZONES = [None, UTC, ZoneInfo("Europe/Oslo"), ZoneInfo("America/New_York")]  # None: floating
-
-
-def _is_private(klass: str | None) -> bool:
-    return klass is not None and klass.upper() != "PUBLIC"
-
-
-class Tokens:
-    """Hands out distinct tokens within one example."""
-
-    def __init__(self, draw: st.DrawFn) -> None:
-        self.draw = draw
-        self.used: set[str] = set()
-
-    def fresh(self) -> str:
-        token = self.draw(tokens.filter(lambda t: t not in self.used))
-        self.used.add(token)
-        return token
-
-    def text(self, surround: st.SearchStrategy[str] = around) -> tuple[str, str]:
-        """(text, token): a secret text with a token somewhere inside."""
-        token = self.fresh()
-        return self.draw(surround) + token + self.draw(surround), token
-
 
 # --- a whole calendar
 
@@ -151,53 +110,6 @@ def _timed(draw: st.DrawFn, day: date) -> tuple[datetime, datetime]:
     minute = draw(st.sampled_from([0, 15, 30, 45]))
     start = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
     return start, start + timedelta(minutes=draw(st.integers(15, 8 * 60)))
-
-
-def _texts(draw: st.DrawFn, pool: Tokens, event: icalendar.Event, component: Component) -> None:
-    """Add the secret texts of one VEVENT, each optional, and record their tokens."""
-
-    def note(name: str, token: str) -> None:
-        component.tokens.setdefault(name, []).append(token)
-
-    # A summary always: the positive check at details counts on it.
-    text, token = pool.text()
-    event.add("summary", text)
-    component.summary = text.strip()
-    note("summary", token)
-    if draw(st.booleans()):
-        text, token = pool.text()
-        event.add("location", text)
-        note("location", token)
-    if draw(st.booleans()):
-        text, token = pool.text()
-        event.add("description", text)
-        note("description", token)
-    if draw(st.booleans()):
-        name, name_token = pool.text(around_param)
-        address = pool.fresh()
-        event.add("organizer", f"mailto:{address}@example.org", parameters={"CN": name})
-        note("organizer", name_token)
-        note("organizer", address)
-    for _ in range(draw(st.integers(0, 3))):
-        address = pool.fresh()
-        parameters: dict[str, str] = {"PARTSTAT": "ACCEPTED"}
-        if draw(st.booleans()):
-            name, name_token = pool.text(around_param)
-            parameters["CN"] = name
-            note("attendees", name_token)
-        event.add("attendee", f"mailto:{address}@example.org", parameters=parameters)
-        note("attendees", address)
-    if draw(st.booleans()):
-        categories = []
-        for _ in range(draw(st.integers(1, 3))):
-            text, token = pool.text(around_one_line)
-            categories.append(text)
-            note("categories", token)
-        event.add("categories", categories)
-    if draw(st.booleans()):
-        token = pool.fresh()
-        event.add("url", f"https://example.org/{token}")
-        note("url", token)
 
 
 def _busy_properties(draw: st.DrawFn, event: icalendar.Event) -> None:
@@ -281,7 +193,6 @@ SNAPSHOT_RANGE = "2026-11-20..2027-04-30"
 NOW_UTC = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # the same days as WINDOW
 HIDDEN_AT_FREE_BUSY = {"LOCATION", "DESCRIPTION", "ATTENDEE", "ORGANIZER", "ATTACH"}
 # A hidden title is written as the busy status in words (issue 10), nothing else.
-STAND_INS = frozenset(stand_in_summary(busy, lang) for busy in Busy for lang in ("en", "nb"))
 _names = (f"privacy-{uuid.uuid4().hex[:12]}-{n}" for n in range(1_000_000))
 
 

@@ -1,6 +1,6 @@
 """Calendars for the feed tests: the corpus's zones, and ``calshare`` run in this process.
 
-As in tests/test_clients_corpus.py (kept in step with it): each calendar is imported in
+Shared by tests/test_clients_corpus.py and test_feed_series.py: each calendar is imported in
 one of a rotating set of zones (southern DST, rules changing at 26:00 or before
 midnight, no zone at all), through the CLI with the tests' fixed clock.
 """

@@ -1,6 +1,6 @@
-"""Secret texts for the privacy properties of series feeds (tests/test_privacy_series.py).
+"""Secret texts for the privacy properties (tests/test_privacy.py, test_privacy_series.py).
 
-The token machinery of tests/test_privacy.py, kept in step with it: every secret text
+The token machinery both share: every secret text
 carries a token, ``Q`` and eight letters no structural output can hold, so "the token
 is in the output" holds exactly when that field leaked.
 """
