@@ -162,18 +162,7 @@ def vevent(
     lines = ["BEGIN:VEVENT", f"UID:{escape_text(instance_uid(occurrence))}", f"DTSTAMP:{stamp}"]
     lines += _times(occurrence, zone, tzid)
     head = "".join(fold(line) for line in lines)
-    return head + _described(
-        occurrence.busy,
-        occurrence.status,
-        occurrence.summary,
-        occurrence.location,
-        occurrence.description,
-        occurrence.organizer,
-        occurrence.attendees,
-        occurrence.categories,
-        occurrence.url,
-        lang,
-    )
+    return head + _described_of(occurrence, lang)
 
 
 def stand_in_summary(busy: Busy, lang: str) -> str:
@@ -185,6 +174,22 @@ def stand_in_summary(busy: Busy, lang: str) -> str:
     alone, which every level shows, so it cannot carry anything the filter hid.
     """
     return wording.text(f"busy.{busy}", lang)
+
+
+def _described_of(occurrence: Occurrence, lang: str) -> str:
+    """``_described`` of an occurrence's shown fields (the cache keys on them, not on it)."""
+    return _described(
+        occurrence.busy,
+        occurrence.status,
+        occurrence.summary,
+        occurrence.location,
+        occurrence.description,
+        occurrence.organizer,
+        occurrence.attendees,
+        occurrence.categories,
+        occurrence.url,
+        lang,
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -364,18 +369,7 @@ def series_vevent(part: SeriesPart, master_start: date | datetime, stamp: str, l
         )
     lines += [_value_text("EXDATE", value) for value in part.exdates]
     head = "".join(fold(line) for line in lines)
-    return head + _described(
-        occurrence.busy,
-        occurrence.status,
-        occurrence.summary,
-        occurrence.location,
-        occurrence.description,
-        occurrence.organizer,
-        occurrence.attendees,
-        occurrence.categories,
-        occurrence.url,
-        lang,
-    )
+    return head + _described_of(occurrence, lang)
 
 
 def _part_values(part: SeriesPart) -> list[date | datetime]:

@@ -357,7 +357,7 @@ class _Scripted(BaseHTTPRequestHandler):
     do_GET = do_PROPFIND = do_REPORT = _answer
 
     def log_message(self, *args: Any) -> None:
-        pass
+        """Quiet: requests are counted by the test, not logged to stderr."""
 
 
 @contextmanager

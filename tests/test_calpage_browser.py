@@ -160,8 +160,8 @@ class _Parent(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body.encode())
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads what the browser did, not the parent page's access log."""
 
 
 @pytest.fixture
