@@ -70,10 +70,25 @@ def _from_row(row: dict[str, object]) -> Calendar:
     return Calendar(**{key: value for key, value in row.items() if key in names})  # type: ignore[arg-type]
 
 
-def get_calendar(db: Database, name: str) -> Calendar:
-    rows = list(db.query(_SELECT + " WHERE c.name = ?", [name]))
+def get_calendar(db: Database, name: str, owner: str | None = None) -> Calendar:
+    """The calendar called ``name``; with ``owner``, only among that owner's calendars.
+
+    Owners are tenants: the web console always names the owner, so one owner can never
+    reach another's calendar by its name. The operator's CLI may leave it out.
+    """
+    if owner is None:
+        rows = list(db.query(_SELECT + " WHERE c.name = ?", [name]))
+    else:
+        rows = list(db.query(_SELECT + " WHERE c.name = ? AND o.email = ?", [name, owner]))
     if not rows:
         raise UnknownCalendar(name)
+    return _from_row(rows[0])
+
+
+def calendar_by_id(db: Database, calendar_id: int) -> Calendar:
+    rows = list(db.query(_SELECT + " WHERE c.id = ?", [calendar_id]))
+    if not rows:
+        raise UnknownCalendar(f"#{calendar_id}")
     return _from_row(rows[0])
 
 

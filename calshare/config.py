@@ -541,6 +541,30 @@ class SourcesSettings:
 
 
 @dataclass(frozen=True)
+class OwnersSettings:
+    """Who may sign in to the owner console, and how long a sign-in lasts."""
+
+    allow: tuple[str, ...] = _option(
+        (),
+        _list(_address_pattern),
+        "addresses or patterns (*@example.org) that may sign in and add calendars of their "
+        "own; owners of calendars may always sign in (default: nobody else)",
+    )
+    idle_minutes: int = _option(
+        120, _integer(5, 24 * 60), "minutes without a request after which a sign-in ends"
+    )
+    max_hours: int = _option(
+        24, _integer(1, 24 * 30), "hours after which a sign-in ends, however busy"
+    )
+    links_per_address: int = _option(
+        5, _integer(1, 1000), "sign-in links one address can be sent per hour"
+    )
+    links_per_client: int = _option(
+        20, _integer(1, 100000), "sign-in links one client (IP address) can ask for per hour"
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     relay: RelaySettings | None = None
@@ -553,6 +577,7 @@ class Settings:
     inbox: InboxSettings = field(default_factory=InboxSettings)
     webdav: WebDavSettings = field(default_factory=WebDavSettings)
     sources: SourcesSettings = field(default_factory=SourcesSettings)
+    owners: OwnersSettings = field(default_factory=OwnersSettings)
     source: str = "built-in defaults"
 
 
@@ -569,6 +594,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "inbox": ("inbox", InboxSettings),
     "webdav": ("webdav", WebDavSettings),
     "sources": ("sources", SourcesSettings),
+    "owners": ("owners", OwnersSettings),
 }
 
 

@@ -46,6 +46,7 @@ def import_calendar(
     location: str,
     *,
     pause_gc: bool = False,
+    owner: str | None = None,
 ) -> ImportResult:
     """Bring the calendar's events to the source's.
 
@@ -53,7 +54,7 @@ def import_calendar(
     calshare.bulk): worth it in a command that does only this, not in a daemon
     whose other threads would lose their collector too.
     """
-    calendar = get_calendar(store.db, name)  # fail on a wrong name before fetching anything
+    calendar = get_calendar(store.db, name, owner)  # fail on a wrong name before fetching anything
     source = read_source(
         location, max_bytes=settings.import_.max_bytes, timeout=settings.import_.timeout_seconds
     )
@@ -76,7 +77,7 @@ def import_calendar(
         len(applied.warnings),
     )
     return ImportResult(
-        calendar=get_calendar(store.db, name),
+        calendar=get_calendar(store.db, name, owner),
         source=source.label,
         events=applied.events,
         series=applied.series,

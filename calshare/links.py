@@ -128,6 +128,49 @@ PUBLISHED_ICS_ROUTE = "/p/{secret}.ics"
 PUBLISHED_PAGE_ROUTE = "/p/{secret:[A-Za-z2-7]+}"
 
 
+# The owner console (``calshare.console``): sign-in, and one page per dialog.
+SIGNIN_ROUTE = "/signin"
+SIGNIN_LINK_ROUTE = "/signin/{token}"
+SIGNOUT_ROUTE = "/signout"
+LANGUAGE_ROUTE = "/language"
+CALENDARS_ROUTE = "/calendars"
+ADD_CALENDAR_ROUTE = "/calendars/new"
+CONSOLE_ASSET_ROUTE = "/console/{name}"
+
+
+class ConsolePage(StrEnum):
+    """The pages of one calendar in the console, as Outlook's dialogs are named."""
+
+    SHARE = "share"
+    PEOPLE = "people"
+    PUBLISH = "publish"
+    EMAIL = "email"
+    HISTORY = "history"
+
+
+def calendar_route(page: ConsolePage) -> str:
+    """The aiohttp route pattern of one calendar's page."""
+    return f"/calendars/{{calendar_id:[0-9]+}}/{page.value}"
+
+
+def calendar_page_path(calendar_id: int, page: ConsolePage) -> str:
+    return f"/calendars/{calendar_id}/{page.value}"
+
+
+def console_url(
+    base_url: str, calendar_id: int | None = None, page: ConsolePage | None = None
+) -> str:
+    """Where an owner acts: one calendar's page, or My calendars (owner mails link here)."""
+    if calendar_id is None or page is None:
+        return f"{base_url}{CALENDARS_ROUTE}"
+    return f"{base_url}{calendar_page_path(calendar_id, page)}"
+
+
+def signin_url(base_url: str, token: str) -> str:
+    """The link in a sign-in mail: a landing page whose button signs in (GET does not)."""
+    return f"{base_url}/signin/{token}"
+
+
 def answer_page_url(base_url: str, token: str) -> str:
     """The web page where an invitation is answered with a button."""
     return f"{base_url}/i/{token}"

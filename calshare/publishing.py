@@ -131,6 +131,7 @@ def publish(
     *,
     webdav: str | None = None,
     random_bytes: RandomBytes | None = None,
+    owner: str | None = None,
 ) -> Published:
     """New links for the calendar (the old ones answer 410 from now on).
 
@@ -140,7 +141,7 @@ def publish(
     (``calshare push`` retries and keeps these links). Only a folder that is a
     CalDAV/CardDAV collection refuses the whole command: it can never hold the copy.
     """
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     level, capped = allowed_level(settings, level)
     folder = check_collection(webdav) if webdav else None
     if calendar.imported_at is None:
@@ -201,7 +202,13 @@ class Unpublished:
 
 
 def unpublish(
-    store: Store, settings: Settings, clock: Clock, calendar_name: str, *, force: bool = False
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar_name: str,
+    *,
+    force: bool = False,
+    owner: str | None = None,
 ) -> Unpublished:
     """Both links answer 410 from now on; copies on WebDAV are deleted.
 
@@ -210,7 +217,7 @@ def unpublish(
     deletes copies someone changed as well, and forgets (naming them) those that
     still cannot be deleted: a server gone for good must not hold the owner forever.
     """
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     now = clock.now()
     with store.write() as db:
         live = _live(db, calendar.id)
@@ -249,7 +256,13 @@ class Copy:
 
 
 def sync(
-    store: Store, settings: Settings, clock: Clock, calendar_name: str, *, force: bool = False
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar_name: str,
+    *,
+    force: bool = False,
+    owner: str | None = None,
 ) -> Copy:
     """Write the live publication's WebDAV copy and remove copies elsewhere; links stay.
 
@@ -257,7 +270,7 @@ def sync(
     no link. ``force`` replaces or deletes files someone else changed (or that
     calshare did not write), and forgets old copies it still cannot delete.
     """
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     live = _live(store.db, calendar.id)
     if live is None and not _files(store.db, calendar.id):
         raise UsageError(f"{calendar.name!r} is not published")
@@ -477,14 +490,14 @@ def _push_files(
 
 
 def rewrite_after_import(
-    store: Store, settings: Settings, clock: Clock, calendar_name: str
+    store: Store, settings: Settings, clock: Clock, calendar_name: str, *, owner: str | None = None
 ) -> bool:
     """Write the calendar's WebDAV copy again, if it is published there (after an import).
 
     At the level policy allows now. Returns whether anything was pushed. A failure
     says what to do (``calshare push``, which keeps the links).
     """
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     live = _live(store.db, calendar.id)
     if live is None or not live.webdav_url:
         return False

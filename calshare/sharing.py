@@ -88,9 +88,10 @@ def share(
     lang: str | None = None,
     message: str | None = None,
     random_bytes: RandomBytes | None = None,
+    owner: str | None = None,
 ) -> ShareOutcome:
     """Invite someone, or change the level of an existing share."""
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     mailbox = check_share(settings.policy, calendar.owner, invitee, level)
     check_deliverable(mailbox)
     lang = lang or settings.mail.lang
@@ -190,10 +191,16 @@ def _withdraw(db: Database, share_id: int) -> None:
 
 
 def unshare(
-    store: Store, settings: Settings, clock: Clock, calendar_name: str, invitee: str
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar_name: str,
+    invitee: str,
+    *,
+    owner: str | None = None,
 ) -> Share:
     """Stop sharing: tokens die at once, and the former invitee is told (if configured)."""
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     mailbox = parse_mailbox(invitee)
     now = clock.now()
     with store.write() as db:
@@ -268,12 +275,14 @@ def _load(db: Database, share_id: int, now: datetime) -> Share:
     return _from_row(db.execute(_SELECT + " WHERE s.id = ?", [share_id]).fetchone(), now)
 
 
-def list_shares(store: Store, clock: Clock, calendar_name: str | None = None) -> list[Share]:
+def list_shares(
+    store: Store, clock: Clock, calendar_name: str | None = None, *, owner: str | None = None
+) -> list[Share]:
     now = clock.now()
     if calendar_name is None:
         rows = store.db.execute(_SELECT + " ORDER BY c.name, s.invitee").fetchall()
     else:
-        calendar = get_calendar(store.db, calendar_name)
+        calendar = get_calendar(store.db, calendar_name, owner)
         rows = store.db.execute(
             _SELECT + " WHERE s.calendar_id = ? ORDER BY s.invitee", [calendar.id]
         ).fetchall()

@@ -151,6 +151,8 @@ def compose_snapshots(
     calendar_name: str,
     recipients: list[str],
     options: Options,
+    *,
+    owner: str | None = None,
 ) -> list[Sent]:
     """Check every recipient, then make each one's mail. Nothing is written.
 
@@ -163,7 +165,7 @@ def compose_snapshots(
         raise UsageError("Name at least one recipient with --to, or preview with --out FILE.eml")
     if len(recipients) > MAX_RECIPIENTS:
         raise UsageError(f"At most {MAX_RECIPIENTS} recipients at once")
-    calendar = get_calendar(store.db, calendar_name)
+    calendar = get_calendar(store.db, calendar_name, owner)
     now = clock.now()
     checked: list[tuple[Mailbox, Level, bool]] = []
     seen: set[str] = set()
@@ -226,10 +228,14 @@ def send_snapshots(
     calendar_name: str,
     recipients: list[str],
     options: Options,
+    *,
+    owner: str | None = None,
 ) -> list[Sent]:
     """Queue one mail per recipient, all in one transaction: all are queued or none."""
-    sent = compose_snapshots(store, settings, clock, calendar_name, recipients, options)
-    calendar = get_calendar(store.db, calendar_name)
+    sent = compose_snapshots(
+        store, settings, clock, calendar_name, recipients, options, owner=owner
+    )
+    calendar = get_calendar(store.db, calendar_name, owner)
     now = clock.now()
     with store.write() as db:
         for item in sent:
@@ -254,9 +260,17 @@ def send_snapshots(
 
 
 def preview(
-    store: Store, settings: Settings, clock: Clock, calendar_name: str, options: Options
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar_name: str,
+    options: Options,
+    *,
+    owner: str | None = None,
 ) -> Sent:
     """The complete message as the owner would receive it; nothing is queued."""
-    calendar = get_calendar(store.db, calendar_name)
-    (made,) = compose_snapshots(store, settings, clock, calendar_name, [calendar.owner], options)
+    calendar = get_calendar(store.db, calendar_name, owner)
+    (made,) = compose_snapshots(
+        store, settings, clock, calendar_name, [calendar.owner], options, owner=owner
+    )
     return made

@@ -371,6 +371,46 @@ def _schema_9(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_10(db: Database) -> None:
+    """The owner console: sign-in links sent by mail, and the sessions they open.
+
+    Only hashes of the link tokens and session secrets are stored (``tokens.token_hash``),
+    as with invitations: a copy of the database signs nobody in. ``signin_requests``
+    counts asks per address and per client for the rate limits, whether or not a link
+    was sent (an unknown address gets none, and the page says the same either way).
+    """
+    statements = [
+        """CREATE TABLE signin_links (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            used_at TEXT
+        )""",
+        "CREATE INDEX signin_links_email ON signin_links(email)",
+        """CREATE TABLE signin_requests (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL,
+            client TEXT NOT NULL,
+            at_ts INTEGER NOT NULL
+        )""",
+        "CREATE INDEX signin_requests_email ON signin_requests(email, at_ts)",
+        "CREATE INDEX signin_requests_client ON signin_requests(client, at_ts)",
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            secret_hash TEXT NOT NULL UNIQUE,
+            email TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            ended_at TEXT
+        )""",
+        "CREATE INDEX sessions_email ON sessions(email)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -382,6 +422,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_7,
     _schema_8,
     _schema_9,
+    _schema_10,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -164,11 +164,11 @@ def _record(row: dict[str, Any]) -> SourceRecord:
     return SourceRecord(**{key: value for key, value in row.items() if key in names})
 
 
-def get_source(db: Database, calendar_name: str) -> SourceRecord:
+def get_source(db: Database, calendar_name: str, owner: str | None = None) -> SourceRecord:
     """The calendar's source; UsageError if it follows none."""
-    rows = list(db.query(_SELECT + " WHERE c.name = ?", [calendar_name]))
+    calendar = get_calendar(db, calendar_name, owner)  # UnknownCalendar for a wrong name
+    rows = list(db.query(_SELECT + " WHERE s.calendar_id = ?", [calendar.id]))
     if not rows:
-        get_calendar(db, calendar_name)  # UnknownCalendar for a wrong name
         raise UsageError(
             f"{calendar_name!r} follows no source; give it one with: "
             f"calshare calendar add {calendar_name} --owner EMAIL --source URL_OR_FILE"

@@ -33,6 +33,7 @@ from calshare import answers, wording
 from calshare.calendars import get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
+from calshare.console import add_routes as add_console_routes
 from calshare.errors import StoreError
 from calshare.feeds import GONE, FeedMaker, Grant, Version, find_grant, http_date
 from calshare.levels import Level
@@ -48,6 +49,7 @@ from calshare.publishing import Publication, find_publication, page_html, served
 from calshare.ranges import FIRST_DAY, LAST_DAY
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
+from calshare.webcontext import CONTEXT, WebContext
 from inbox.classify import VerdictKind
 from mailer.templates import render
 
@@ -78,24 +80,6 @@ SECURITY_HEADERS = {
 PUBLISHED_CACHE = "no-cache"
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
-class WebContext:
-    settings: Settings
-    clock: Clock
-    store: Store  # used only on the worker thread
-    reader: Store  # used only on the event loop's thread: indexed reads, microseconds each
-    worker: ThreadPoolExecutor
-    feeds: FeedMaker
-    on_mail_queued: Callable[[], None]
-    csrf_key: bytes  # read once at start: the loop must never touch the worker's connection
-
-    async def run(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.worker, work)
-
-
-CONTEXT = web.AppKey("calshare", WebContext)
 
 
 @web.middleware
@@ -160,6 +144,7 @@ def make_app(context: WebContext) -> web.Application:
     app.router.add_get(PUBLISHED_PAGE_ROUTE, published_page, allow_head=True)
     app.router.add_get(ANSWER_PAGE_ROUTE, answer_page, allow_head=True)
     app.router.add_post(ANSWER_PAGE_ROUTE, answer_post)
+    add_console_routes(app)
     return app
 
 

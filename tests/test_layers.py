@@ -83,6 +83,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.caldav_source",
                 "calshare.subscriptions",
                 "calshare.webdav",
+                "calshare.sessions",
             )
         },
     ),
@@ -115,6 +116,9 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.cli",
                 "calshare.daemon",
                 "calshare.web",
+                "calshare.webcontext",
+                "calshare.console",
+                "calshare.console.*",
                 "calshare.__main__",
             )
         },

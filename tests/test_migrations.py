@@ -236,6 +236,24 @@ def _fill_9(db: sqlite3.Connection) -> None:
     )
 
 
+def _fill_10(db: sqlite3.Connection) -> None:
+    """Schema 10: ann asked for a sign-in link, used it, and is signed in."""
+    db.execute(
+        """INSERT INTO signin_links (email, token_hash, created_at, expires_at, used_at)
+           VALUES ('ann@example.org', ?, ?, ?, ?)""",
+        [token_hash("signin" + "a" * 20), T0, T0, T0],
+    )
+    db.execute(
+        "INSERT INTO signin_requests (email, client, at_ts) VALUES ('ann@example.org', 'c', ?)",
+        [_ts(NOW)],
+    )
+    db.execute(
+        """INSERT INTO sessions (secret_hash, email, created_at, last_seen_at)
+           VALUES (?, 'ann@example.org', ?, ?)""",
+        [token_hash("session" + "b" * 19), T0, T0],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -247,6 +265,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_7,
     _fill_8,
     _fill_9,
+    _fill_10,
 ]
 
 
@@ -387,6 +406,13 @@ def _check(store: Store, version: int) -> None:
         assert source.etag == '"v1"' and source.last_cause == "not_found"
     else:
         assert list_sources(store.db) == []
+    if version >= 10:
+        assert _rows(store, "SELECT email, used_at IS NOT NULL FROM signin_links") == [
+            ("ann@example.org", 1)
+        ]
+        assert _rows(store, "SELECT email FROM sessions WHERE ended_at IS NULL") == [
+            ("ann@example.org",)
+        ]
 
 
 def test_every_migration_has_rows_to_upgrade() -> None:
