@@ -84,6 +84,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.subscriptions",
                 "calshare.webdav",
                 "calshare.sessions",
+                "calshare.owners",
             )
         },
     ),

@@ -245,7 +245,7 @@ async def language(request: web.Request) -> web.StreamResponse:
     lang = request.query.get("lang", "")
     if lang not in words.LANGUAGES:
         raise web.HTTPBadRequest(text=f"lang must be one of: {', '.join(words.LANGUAGES)}.\n")
-    response = web.HTTPSeeOther(local_path(request.query.get("next")))
+    response = web.Response(status=303, headers={"Location": local_path(request.query.get("next"))})
     context = request.app[CONTEXT]
     response.set_cookie(
         LANG_COOKIE,
@@ -256,7 +256,7 @@ async def language(request: web.Request) -> web.StreamResponse:
         samesite="Lax",
         secure=context.settings.http.base_url.startswith("https://"),
     )
-    raise response
+    return response
 
 
 def _asset_dir() -> Path:
