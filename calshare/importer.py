@@ -17,7 +17,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from calshare.bulk import paused_gc
-from calshare.calendars import Calendar, get_calendar
+from calshare.calendars import Calendar, calendar_by_id, get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.reindex import apply_data
@@ -65,7 +65,7 @@ def import_calendar(
         return ImportResult(calendar, source.label, calendar.event_count, 0, 0, [], unchanged=True)
     with paused_gc() if pause_gc else nullcontext():
         applied = apply_data(
-            store, settings, clock, name, source.data, source.label, location=location
+            store, settings, clock, calendar.id, source.data, source.label, location=location
         )
     log.info(
         "imported calendar %s from %s: %d events, %d series, %d occurrences, %d warnings",
@@ -77,7 +77,7 @@ def import_calendar(
         len(applied.warnings),
     )
     return ImportResult(
-        calendar=get_calendar(store.db, name, owner),
+        calendar=calendar_by_id(store.db, calendar.id),
         source=source.label,
         events=applied.events,
         series=applied.series,

@@ -312,7 +312,7 @@ def _apply(
     whether what some level shows could have changed (the calendar's version moved).
     """
     applied = apply_data(
-        store, settings, clock, record.calendar, data, label, location=record.location
+        store, settings, clock, record.calendar_id, data, label, location=record.location
     )
     return applied.visible, applied.events
 
@@ -620,11 +620,11 @@ def refresh_round(
     records: Iterable[SourceRecord],
     *,
     should_stop: Callable[[], bool] = lambda: False,
-    on_altered: Callable[[str], None] | None = None,
+    on_altered: Callable[[int], None] | None = None,
 ) -> list[Refreshed]:
     """Read ``records`` (``sources.workers`` at a time) and record each; in this thread only.
 
-    ``on_altered`` is called with each calendar whose events changed (the WebDAV copy
+    ``on_altered`` is called with the id of each calendar whose events changed (the WebDAV copy
     is written again there). ``should_stop``: the daemon is stopping; what is not
     read yet waits for the next round.
     """
@@ -666,7 +666,7 @@ def refresh_round(
                 continue
             done.append(refreshed)
             if refreshed.altered and on_altered is not None:
-                on_altered(record.calendar)
+                on_altered(record.calendar_id)
     if plain:
         done += record_unchanged(store, settings, clock, plain)
     return done

@@ -24,6 +24,7 @@ from typing import Any
 import icalendar
 import pytest
 
+from calshare.calendars import get_calendar
 from calshare.clock import FixedClock
 from calshare.config import load_settings
 from calshare.feeds import FeedMaker
@@ -200,8 +201,9 @@ def test_an_unchanged_body_without_validators_is_not_imported_again(
     settings = load_settings(None, env=env)
     with Store.open(db_path) as store:
         maker = FeedMaker(settings)
+        calendar_id = get_calendar(store.db, "project").id
         tag = maker.version(
-            store, "project", Level.TITLES, "2026-11-01T00:00:00Z", clock.now()
+            store, calendar_id, Level.TITLES, "2026-11-01T00:00:00Z", clock.now()
         ).etag
         first = version(db_path)
         clock.advance(timedelta(minutes=20))
@@ -210,7 +212,7 @@ def test_an_unchanged_body_without_validators_is_not_imported_again(
         )
         assert server.sent[200] == 2 and server.sent[304] == 0
         assert version(db_path) == first
-        again = maker.version(store, "project", Level.TITLES, "2026-11-01T00:00:00Z", clock.now())
+        again = maker.version(store, calendar_id, Level.TITLES, "2026-11-01T00:00:00Z", clock.now())
         assert again.etag == tag
     assert source_row(cli, env)["last_result"] == "unchanged"
 
@@ -320,7 +322,6 @@ def test_max_age_is_honoured_and_the_interval_follows_every(
     assert row["every_seconds"] == 1800 and due >= clock.now() + timedelta(hours=3)
     settings = load_settings(None, env=env)
     with Store.open(db_path) as store:
-        from calshare.calendars import get_calendar
         from calshare.feeds import feed_ics
 
         body = feed_ics(store, settings, get_calendar(store.db, "project"), Level.TITLES,
