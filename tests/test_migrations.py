@@ -293,8 +293,13 @@ def _database_at(path: Path, version: int) -> None:
         for number, (migration, fill) in enumerate(zip(MIGRATIONS, FILLS, strict=False), 1):
             if number > version:
                 break
+            # as Store._migrate runs them: foreign keys off (a rebuilt parent table must
+            # not cascade), on again for the rows that version's code wrote
+            conn.execute("PRAGMA foreign_keys = OFF")
             with conn:
                 migration(db)
+            conn.execute("PRAGMA foreign_keys = ON")
+            with conn:
                 fill(conn)
                 conn.execute(f"PRAGMA user_version = {number}")
     with closing(sqlite3.connect(path)) as conn:
@@ -495,7 +500,8 @@ def test_a_database_at_an_old_schema_upgrades_and_keeps_its_data(
         left = 0 if version >= 6 else {1: 0, 2: 1}.get(version, 4)  # none once it ran
         assert len(_stored_secrets(Database(conn))) == left
         before = _references(Database(conn))
-    assert sum(map(len, before.values())) >= {1: 2, 2: 6}.get(version, 7)
+    # every child the fills write has rows to lose (a CalDAV source's objects: none)
+    assert all(rows for table, rows in before.items() if table != "calendar_source_objects")
     with Store.open(db_path) as store:
         assert store.schema_version == LATEST
         after = _references(store.db)
