@@ -129,6 +129,7 @@ COMMANDS: dict[Remedy, str] = {
     Remedy.PUSH_FORCE: "`calshare push {name}{owner} --force` writes it even over "
     "someone else's change",
     Remedy.UNPUBLISH: "`calshare unpublish {name}{owner}` withdraws it",
+    Remedy.UNPUBLISH_AGAIN: "`calshare unpublish {name}{owner}` tries again",
     Remedy.UNPUBLISH_FORCE: "`calshare unpublish {name}{owner} --force` deletes them "
     "even if someone changed them",
     Remedy.NAME_OWNER: "add --owner EMAIL",
@@ -147,15 +148,15 @@ def commands_for(remedies: Sequence[Remedy], calendar: str | None, owner: str | 
 def worded(exc: CalshareError, args: argparse.Namespace | None = None) -> str:
     """A domain error as a shell user needs it: with the flag it is about and the command
     to run. The domain's message stays plain words (the web shows it as is)."""
-    message = str(exc)
-    flag = FLAGS.get(exc.field) if exc.field is not None else None
-    if flag is not None and not message.startswith(flag):
-        message = f"{flag}: {message}"
     owner = getattr(args, "owner", None) if args is not None else None
+    said = []
+    if exc.field is not None:
+        flag = FLAGS[exc.field]
+        said.append(f"{flag} {exc.suggestion}" if exc.suggestion else flag)
     then = commands_for(exc.remedies, exc.calendar, owner)
-    if then:
-        message = f"{message.rstrip('.')} ({then})"
-    return message
+    said += [then] if then else []
+    message = str(exc)
+    return f"{message.rstrip('.')} ({'; '.join(said)})" if said else message
 
 
 def _one_line(text: str) -> str:

@@ -43,6 +43,7 @@ class Remedy(StrEnum):
     PUSH = "push"
     PUSH_FORCE = "push_force"
     UNPUBLISH = "unpublish"
+    UNPUBLISH_AGAIN = "unpublish_again"
     UNPUBLISH_FORCE = "unpublish_force"
     NAME_OWNER = "name_owner"
 
@@ -51,11 +52,13 @@ class CalshareError(Exception):
     """Base class: the message is shown to the user as is, on one line.
 
     It is plain words, with no command-line flag or command in it: ``field`` says
-    which part of the request it is about, ``remedies`` what the owner can do next
-    and ``calendar`` the calendar's name, so each edge adds its own way of saying them.
+    which part of the request it is about (``suggestion``: a value for it that would
+    do), ``remedies`` what the owner can do next and ``calendar`` the calendar's name,
+    so each edge adds its own way of saying them.
     """
 
     field: Field | None = None
+    suggestion: str | None = None
     remedies: tuple[Remedy, ...] = ()
     calendar: str | None = None
 
@@ -63,12 +66,15 @@ class CalshareError(Exception):
         self,
         *args: object,
         field: Field | None = None,
+        suggestion: str | None = None,
         remedies: Iterable[Remedy] = (),
         calendar: str | None = None,
     ) -> None:
         super().__init__(*args)
         if field is not None:
             self.field = field
+        if suggestion is not None:
+            self.suggestion = suggestion
         if remedies:
             self.remedies = tuple(remedies)
         if calendar is not None:
@@ -102,8 +108,12 @@ class StoreBusy(StoreError):
 class ShareRefused(CalshareError, PermissionError):
     """Policy or the address forbids this share. The message starts with the reason's frame."""
 
-    def __init__(self, reason: str, *, field: Field | None = None) -> None:
-        super().__init__(f"This calendar can't be shared: {reason}", field=field)
+    def __init__(
+        self, reason: str, *, field: Field | None = None, suggestion: str | None = None
+    ) -> None:
+        super().__init__(
+            f"This calendar can't be shared: {reason}", field=field, suggestion=suggestion
+        )
         self.reason = reason
 
 
@@ -123,9 +133,9 @@ class UnknownCalendar(CalshareError, LookupError):
     """No calendar has that name (among ``owner``'s, when one is named)."""
 
     def __init__(self, name: str, owner: str | None = None) -> None:
-        whose = f" of {owner}" if owner else ""
+        whose = f" for {owner}" if owner else ""
         super().__init__(
-            f"No calendar{whose} is named {name!r}; add it first",
+            f"No calendar named {name!r}{whose}; add it first",
             remedies=[Remedy.ADD_CALENDAR],
             calendar=name,
         )

@@ -71,5 +71,6 @@ def check_share(policy: PolicySettings, owner: str, invitee: str, level: Level) 
             f"{mailbox.address} is outside {_internal(policy)}, where the highest level allowed "
             f"is {allowed}; share at {allowed}",
             field=Field.LEVEL,
+            suggestion=str(allowed),
         )
     return mailbox

@@ -254,7 +254,7 @@ def unpublish(
             "force deletes them even if someone changed them, and forgets (naming it) any it "
             "still cannot delete",
             failed[0][1].status,
-            remedies=[Remedy.UNPUBLISH, Remedy.UNPUBLISH_FORCE],
+            remedies=[Remedy.UNPUBLISH_AGAIN, Remedy.UNPUBLISH_FORCE],
             calendar=calendar.name,
         )
     return Unpublished(

@@ -162,7 +162,7 @@ def compose_snapshots(
     """
     if options.layout not in LAYOUTS:
         raise UsageError(
-            f"the layout {options.layout!r} is not one we know: use one of {', '.join(LAYOUTS)}",
+            f"The layout {options.layout!r} is not one we know: use one of {', '.join(LAYOUTS)}",
             field=Field.LAYOUT,
         )
     if not recipients:

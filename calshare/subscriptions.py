@@ -99,18 +99,18 @@ def parse_interval(text: str, settings: Settings) -> int:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise UsageError(
-            f"the interval {text!r} cannot be read: {exc}", field=Field.INTERVAL
+            f"The interval {text!r} cannot be read: {exc}", field=Field.INTERVAL
         ) from None
     minimum = settings.sources.minimum_interval
     if seconds < minimum:
         raise UsageError(
-            f"reading the source every {text} is more often than this server allows: the "
+            f"Reading the source every {text} is more often than this server allows: the "
             f"shortest interval is {minimum // 60} minutes (setting sources.minimum_interval)",
             field=Field.INTERVAL,
         )
     if seconds > 7 * 86400:
         raise UsageError(
-            f"the interval {text} is longer than 7 days; use a shorter interval",
+            f"The interval {text} is longer than 7 days; use a shorter interval",
             field=Field.INTERVAL,
         )
     return seconds
@@ -120,7 +120,7 @@ def kind_of(location: str, caldav: bool) -> str:
     if caldav:
         if not is_url(location):
             raise UsageError(
-                "a CalDAV source needs the collection's https:// URL", field=Field.CALDAV
+                "A CalDAV source needs the collection's https:// URL", field=Field.CALDAV
             )
         return CALDAV
     return URL if is_url(location) else FILE
