@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from calshare.addresses import Mailbox
 from calshare.clock import Clock, utc_text
-from calshare.config import Settings, find_credential
+from calshare.config import Credential, Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
 from calshare.links import from_webcal
 from calshare.reindex import apply_data
@@ -255,6 +255,16 @@ def _caldav_module() -> ModuleType | None:
         return None
 
 
+def _credential(settings: Settings, record: SourceRecord) -> Credential | None:
+    return find_credential(
+        settings,
+        record.calendar,
+        record.host,
+        owner=record.owner,
+        shared_name=record.shared_name,
+    )
+
+
 def _read_caldav(record: SourceRecord, settings: Settings) -> Attempt:
     """A CalDAV collection: only the objects changed since the stored sync state.
 
@@ -270,7 +280,7 @@ def _read_caldav(record: SourceRecord, settings: Settings) -> Attempt:
             f"{record.shown}: CalDAV sources need calshare.caldav_source, "
             "which this calshare does not have",
         )
-    credential = find_credential(settings, record.calendar, record.host)
+    credential = _credential(settings, record)
     try:
         changes = module.fetch_changes(
             record.location,
@@ -494,7 +504,7 @@ def scrub(message: str, record: SourceRecord, settings: Settings) -> str:
         ]
     except ValueError:
         pass
-    credential = find_credential(settings, record.calendar, record.host)
+    credential = _credential(settings, record)
     if credential is not None:
         secrets.append(credential.password)
     for secret in sorted(secrets, key=len, reverse=True):

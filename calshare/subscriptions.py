@@ -58,6 +58,9 @@ class SourceRecord:
     event_count: int = 0  # the calendar's, as last applied
     source_sha256: str | None = None
     imported_at: str | None = None
+    # another owner has a calendar of this name too: credentials kept for the name alone
+    # are not this owner's to use (config.find_credential)
+    shared_name: bool = False
 
     @property
     def shown(self) -> str:
@@ -163,7 +166,8 @@ def set_source(
 
 _SELECT = """
 SELECT s.*, c.name AS calendar, o.email AS owner, c.event_count AS event_count,
-       c.source_sha256 AS source_sha256, c.imported_at AS imported_at
+       c.source_sha256 AS source_sha256, c.imported_at AS imported_at,
+       EXISTS (SELECT 1 FROM calendars x WHERE x.name = c.name AND x.id != c.id) AS shared_name
 FROM calendar_sources s JOIN calendars c ON c.id = s.calendar_id
 JOIN owners o ON o.id = c.owner_id
 """
@@ -171,7 +175,8 @@ JOIN owners o ON o.id = c.owner_id
 
 def _record(row: dict[str, Any]) -> SourceRecord:
     names = SourceRecord.__dataclass_fields__
-    return SourceRecord(**{key: value for key, value in row.items() if key in names})
+    fields = {key: value for key, value in row.items() if key in names}
+    return SourceRecord(**{**fields, "shared_name": bool(row.get("shared_name"))})
 
 
 def get_source(db: Database, calendar_name: str, owner: str | None = None) -> SourceRecord:

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from calshare.clock import FixedClock
-from calshare.config import load_settings
+from calshare.config import find_credential, load_settings
+from calshare.store import Store
+from calshare.subscriptions import get_source
 from tests.conftest import CliResult
 from tests.support.console import state
 from tests.support.ics import calendar
@@ -216,3 +218,31 @@ def test_a_feed_serves_the_owners_calendar(two: Two, daemon: Inbox, owner: str) 
     feed = http(_local(daemon, found[0]))
     assert feed.status == 200
     assert SUMMARIES[owner] in feed.text and SUMMARIES[other] not in feed.text
+
+
+def test_credentials_kept_for_a_name_are_not_another_owners(two: Two, tmp_path: Path) -> None:
+    """Zoe's "project" must never be read with the password the operator kept for Ann's
+    "project": once two owners use a name, only ``"OWNER/NAME"`` or host credentials count."""
+    config = tmp_path / "calshare.toml"
+    config.write_text(
+        '[sources.credentials."project"]\nusername = "ann"\npassword = "anns-password"\n'
+        f'[sources.credentials."{ZOE}/project"]\nusername = "zoe"\npassword = "zoes-password"\n'
+    )
+    settings = load_settings(config, env={})
+    with Store.open(two.db_path) as store:
+        zoe = get_source(store.db, "project", ZOE)
+        assert zoe.shared_name
+        found = find_credential(
+            settings, zoe.calendar, zoe.host, owner=zoe.owner, shared_name=zoe.shared_name
+        )
+        assert found is not None and found.username == "zoe"
+        found = find_credential(
+            settings, zoe.calendar, zoe.host, owner=BOB, shared_name=zoe.shared_name
+        )
+        assert found is None  # not Ann's, though it is kept for "project"
+        found = find_credential(settings, zoe.calendar, zoe.host, owner=ANN)
+        assert found is not None and found.username == "ann"  # the name alone: one owner's
+        # a name only one owner uses is not shared: credentials for the name alone apply
+        two.ok("calendar", "add", "solo", "--owner", ZOE, "--source", two.server.url())
+        solo = get_source(store.db, "solo", ZOE)
+        assert not solo.shared_name
