@@ -381,7 +381,10 @@ def test_source_options_are_checked_before_anything_is_added(
         (["--source", server.url(), "--every", "1m"], "the shortest interval is 5 minutes"),
         (["--source", server.url(), "--every", "soon"], "not a duration"),
         (["--source", str(tmp_path / "missing.ics")], "is not a file"),
-        (["--source", str(tmp_path), "--caldav"], "--caldav needs"),
+        (
+            ["--source", str(tmp_path), "--caldav"],
+            "A CalDAV source needs the collection's https:// URL (--caldav)",
+        ),
         (["--every", "15m"], "go with --source"),
     ):
         result = cli("calendar", "add", "project", "--owner", OWNER, *args, env=env)
