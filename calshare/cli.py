@@ -145,10 +145,20 @@ def commands_for(remedies: Sequence[Remedy], calendar: str | None, owner: str | 
     return "; ".join(said)
 
 
+def _address_of(owner: str | None) -> str | None:
+    """``--owner`` as a command can repeat it (``calendar add`` takes "Name <address>")."""
+    if not owner:
+        return None
+    try:
+        return parse_mailbox(owner).address
+    except CalshareError:
+        return None
+
+
 def worded(exc: CalshareError, args: argparse.Namespace | None = None) -> str:
     """A domain error as a shell user needs it: with the flag it is about and the command
     to run. The domain's message stays plain words (the web shows it as is)."""
-    owner = getattr(args, "owner", None) if args is not None else None
+    owner = _address_of(getattr(args, "owner", None))
     said = []
     if exc.field is not None:
         flag = FLAGS[exc.field]

@@ -158,6 +158,10 @@ def test_the_domain_says_it_plainly_and_the_cli_adds_flag_and_command() -> None:
         "(`calshare push project --owner zoe@example.org` tries again)"
     )
     assert worded(failed).endswith("(`calshare push project` tries again)")
+    named = argparse.Namespace(owner="Ann <ANN@example.org>")  # as calendar add takes it
+    assert worded(failed, named).endswith(
+        "(`calshare push project --owner ann@example.org` tries again)"
+    )
 
     two = AmbiguousCalendar("project", ("ann@example.org", "zoe@example.org"))
     assert str(two) == (
