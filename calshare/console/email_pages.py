@@ -125,7 +125,7 @@ def _preview(sent: list[Sent], lang: str) -> list[dict[str, Any]]:
         if item.level in by_level:
             by_level[item.level]["to"].append(item.recipient.address)
             continue
-        message = cast(EmailMessage, message_from_bytes(item.mail.raw, policy=email_policy.default))
+        message = message_from_bytes(item.mail.raw, policy=email_policy.default)
         html = message.get_body(preferencelist=("html",))
         text = message.get_body(preferencelist=("plain",))
         entry = {
