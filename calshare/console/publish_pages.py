@@ -133,14 +133,14 @@ def _link_fields(made: Published, lang: str) -> list[dict[str, str]]:
     """The three links, each for a read-only field with its Copy button."""
     return [
         {
-            "id": "link-html",
+            "id": "link-page",
             "label": words.text("publish.link_html", lang),
             "value": made.links.html,
         },
         {"id": "link-ics", "label": words.text("publish.link_ics", lang), "value": made.links.ics},
         {
-            "id": "link-webcal",
-            "label": words.text("publish.link_webcal", lang),
+            "id": "link-subscribe",
+            "label": words.text("publish.link_subscribe", lang),
             "value": made.links.webcal,
         },
     ]
