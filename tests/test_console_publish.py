@@ -19,6 +19,9 @@ import icalendar
 import pytest
 
 from calshare import sessions
+from calshare.console.email_pages import range_text, split_recipients
+from calshare.console.publish_pages import FormProblem, levels_offered, parse_form
+from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path
 from tests.support.console import ANN, ZOE, Client, Console, console
 from tests.support.dav import Dav, dav
@@ -59,6 +62,13 @@ def publish(client: Client, path: str, **fields: str) -> dict[str, str]:
     found = links(got.text)
     assert set(found) == {"link-page", "link-ics", "link-subscribe"}, got.text
     return found
+
+
+def frame_of(page: str) -> str:
+    """The previewed mail's HTML, as the sandboxed frame gets it from its srcdoc."""
+    found = re.search(r'srcdoc="([^"]*)"', page)
+    assert found, page
+    return html.unescape(found[1])
 
 
 def alert(text: str) -> str:
@@ -153,6 +163,19 @@ def test_bad_publish_input_is_one_line_and_stores_nothing(
     assert console.state() == before
 
 
+def test_the_form_offers_and_takes_no_level_above_policy() -> None:
+    assert levels_offered(None) == []
+    assert levels_offered(Level.TITLES) == [Level.FREE_BUSY, Level.TITLES]
+    form = {"action": "publish", "level": "details"}
+    with pytest.raises(FormProblem, match="Choose a level"):
+        parse_form(form, Level.TITLES, "en")
+    with pytest.raises(FormProblem, match="Publishing is turned off"):
+        parse_form(form, None, "en")
+    assert parse_form(form, Level.DETAILS, "en").level is Level.DETAILS
+    # withdrawing needs no level, even with publishing turned off since
+    assert parse_form({"action": "unpublish"}, None, "en").action == "unpublish"
+
+
 @pytest.mark.network
 def test_publishing_to_webdav_from_the_page(console: Console, dav: Dav) -> None:
     path = publish_path(console)
@@ -194,6 +217,16 @@ def preview(client: Client, path: str, **fields: str) -> str:
     return got.text
 
 
+def test_recipients_and_ranges_as_typed() -> None:
+    typed = " bob@example.org,carol@example.net;\r\nDan <dan@example.org>\n,"
+    expected = ["bob@example.org", "carol@example.net", "Dan <dan@example.org>"]
+    assert split_recipients(typed) == expected
+    assert range_text("next-30-days", "2027-01-01", "", "en") == "next-30-days"
+    assert range_text("dates", " 2027-03-01", "2027-03-31 ", "en") == "2027-03-01..2027-03-31"
+    with pytest.raises(ValueError, match="Choose a date range"):
+        range_text("2027-03-01..2027-03-31", "", "", "en")  # only the page's own choices
+
+
 def test_preview_is_the_exact_mail_and_sends_nothing(console: Console) -> None:
     path = email_path(console)
     client = console.client(ANN)
@@ -202,7 +235,7 @@ def test_preview_is_the_exact_mail_and_sends_nothing(console: Console) -> None:
     assert console.state() == before
     assert 'sandbox="" srcdoc="' in page
     assert page.lower().count("<script") == 1  # the console's own file; none from the mail
-    frame = html.unescape(re.search(r'srcdoc="([^"]*)"', page)[1])  # type: ignore[index]
+    frame = frame_of(page)
     assert all(title in frame for title in WEEK) and not any(t in frame for t in LATER)
     assert 'class="subject">' in page and "awkward" in page
     assert "awkward.ics" in page  # the attachment, named
@@ -251,7 +284,7 @@ def test_each_range(
     console: Console, fields: dict[str, str], shown: tuple[str, ...], hidden: tuple[str, ...]
 ) -> None:
     page = preview(console.client(ANN), email_path(console), **fields)
-    frame = html.unescape(re.search(r'srcdoc="([^"]*)"', page)[1])  # type: ignore[index]
+    frame = frame_of(page)
     assert all(title in frame for title in shown), fields
     assert not any(title in frame for title in hidden), fields
 
@@ -332,7 +365,7 @@ def test_a_hostile_calendar_cannot_run_in_the_preview(console: Console) -> None:
     path = email_path(console, "hostile", HOSTILE.encode())
     page = preview(console.client(ANN), path, range="dates", first="2026-11-27", last="2026-11-27")
     assert "<script>alert" not in page and "<img src=x" not in page
-    frame = html.unescape(re.search(r'srcdoc="([^"]*)"', page)[1])  # type: ignore[index]
+    frame = frame_of(page)
     assert "&lt;script&gt;alert" in frame  # the title, as text, in the mail
 
 
