@@ -190,9 +190,16 @@ def state(db_path: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 @pytest.fixture
-def console(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console]:
-    """The daemon (SMTP, LMTP, HTTP) over an empty database; Ann and Zoe sign in."""
-    settings = load_settings(None, env=inbox_env())
+def console(
+    db_path: Path, clock: FixedClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Console]:
+    """The daemon (SMTP, LMTP, HTTP) over an empty database; Ann and Zoe sign in.
+
+    A test module's ``CONSOLE_ENV`` (CALSHARE_* settings) adds to the daemon's settings,
+    e.g. WebDAV credentials or a policy to refuse by.
+    """
+    more = getattr(request.module, "CONSOLE_ENV", {})
+    settings = load_settings(None, env=inbox_env(**more))
     store = Store.open(db_path)
     clock.at = clock.at.replace(year=2027, month=3, day=20)  # AWKWARD's events are in March 2027
     inbox = Inbox(settings, db_path, clock, http=True).start()
