@@ -419,7 +419,8 @@ def _schema_11(db: Database) -> None:
     name)``, every row copied with its id, the old one dropped, the new one renamed.
     ``Store._migrate`` runs migrations with foreign keys off (else dropping the parent
     would delete every event, share and publication through ON DELETE CASCADE) and
-    checks them all with ``PRAGMA foreign_key_check`` before it commits.
+    checks them all with ``PRAGMA foreign_key_check`` before it commits. The owner index
+    comes back; a name index keeps the CLI's lookups by name alone (no ``--owner``) quick.
     """
     statements = [
         """CREATE TABLE calendars_new (
