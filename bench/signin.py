@@ -39,6 +39,7 @@ from typing import Any
 
 from mail import free_port
 
+from calshare.links import SIGNIN_ROUTE
 from calshare.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ class Browser:
         self.field = ""
 
     def form(self) -> None:
-        with urllib.request.urlopen(self.base + "/signin", timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(self.base + SIGNIN_ROUTE, timeout=30) as response:
             page = response.read().decode()
             self.cookie = response.headers["Set-Cookie"].split(";", 1)[0]
         found = _FIELD.search(page)
@@ -71,11 +72,11 @@ class Browser:
 
     def ask(self, address: str) -> float:
         body = urllib.parse.urlencode({"address": address, "next": "", "csrf": self.field})
-        request = urllib.request.Request(  # noqa: S310
-            self.base + "/signin", data=body.encode(), headers={"Cookie": self.cookie}
+        request = urllib.request.Request(
+            self.base + SIGNIN_ROUTE, data=body.encode(), headers={"Cookie": self.cookie}
         )
         began = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
             status = response.status
         took = time.perf_counter() - began
@@ -102,7 +103,7 @@ def run(asks: int, work: Path) -> dict[str, Any]:
     }
     log = work / "serve.log"
     with log.open("wb") as err:
-        daemon = subprocess.Popen(  # noqa: S603
+        daemon = subprocess.Popen(
             [str(CALSHARE), "serve", "--http", f"127.0.0.1:{port}"],
             stdout=subprocess.DEVNULL,
             stderr=err,
