@@ -32,6 +32,7 @@ from calshare import owners
 from calshare.addresses import Mailbox, normalize_address, parse_mailbox
 from calshare.clock import Clock, parse_utc, utc_text
 from calshare.config import Settings
+from calshare.errors import AddressError
 from calshare.links import signin_url
 from calshare.store import Store
 from calshare.tokens import RandomBytes, new_token, parse_token, token_hash
@@ -92,7 +93,9 @@ def request_link(
     to go to after signing in. Raises ``AddressError`` for what is not an address
     (nothing is stored then).
     """
-    address = normalize_address(email_text[:MAX_TYPED])
+    if len(email_text) > MAX_TYPED:
+        raise AddressError(f"{email_text[:40]!r}… is too long to be an email address")
+    address = normalize_address(email_text)
     now = clock.now()
     token = new_token(random_bytes) if random_bytes else new_token()
     mail = compose.signin(

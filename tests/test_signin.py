@@ -238,8 +238,9 @@ def test_request_link_refuses_what_is_not_an_address_and_stores_nothing(
     store: Store, clock: FixedClock
 ) -> None:
     settings = load_settings(None, env={"CALSHARE_OWNERS_ALLOW": "*@example.org"})
-    with pytest.raises(AddressError):
-        signin.request_link(store, settings, clock, "nobody", "one")
+    for typed in ("nobody", "a@example.org" + " " * 400 + "x", "a@example.org, b@example.org"):
+        with pytest.raises(AddressError):
+            signin.request_link(store, settings, clock, typed, "one")
     assert store.db.execute("SELECT COUNT(*) FROM signin_requests").fetchone() == (0,)
 
 
@@ -319,6 +320,15 @@ def test_a_link_works_for_15_minutes(ann: Console) -> None:
     assert got.status == 410 and live_sessions(ann) == []
     assert ann.state() == before
     assert rows(ann, "SELECT used_at FROM signin_links") == [(None,)]
+
+
+@pytest.mark.parametrize(
+    "path", ["/signin/notatoken", "/signin/%C3%A6" + "a" * 25, "/signin/" + "a" * 26]
+)
+def test_a_link_that_is_no_link_says_so(ann: Console, path: str) -> None:
+    got = Client(ann.base).get(path)
+    assert got.status == 410 and "This link no longer works" in got.text
+    assert f'href="{SIGNIN_ROUTE}"' in got.text
 
 
 def test_a_get_of_the_link_does_not_sign_in(ann: Console) -> None:

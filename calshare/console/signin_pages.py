@@ -177,8 +177,9 @@ def _link_csrf(context: WebContext, token: str, presession: str) -> str:
     return signin.form_key(context.csrf_key, "link", token_hash(token), presession)
 
 
-def _gone(context: WebContext, lang: str, token: str) -> web.Response:
-    log.info("signin: link %s is unknown, used or expired", log_id(token))
+def _gone(context: WebContext, lang: str, token: str | None) -> web.Response:
+    """The page of a link that does not sign in (unknown, used, expired, or no token)."""
+    log.info("signin: link %s is unknown, used or expired", log_id(token) if token else "-")
     return base.render(
         None,
         lang,
@@ -195,12 +196,13 @@ async def link_page(request: web.Request) -> web.StreamResponse:
     """The landing page: a button that signs in. Reads only; sets the pre-session cookie."""
     context = request.app[CONTEXT]
     lang = base.choose_lang(request, context.settings.mail.lang)
-    token = parse_token(request.match_info["token"]) or ""
-    now = context.clock.now()
+    token = parse_token(request.match_info["token"])
+    if token is None:
+        return _gone(context, lang, None)
     # an indexed read on the loop's own connection, as base.signed_in's
-    address = signin.link_state(context.reader.db, token, now) if token else None
+    address = signin.link_state(context.reader.db, token, context.clock.now())
     if address is None:
-        return _gone(context, lang, token or request.match_info["token"])
+        return _gone(context, lang, token)
     presession, new = _presession(request)
     next_path = base.local_path(request.query.get("next"))
     response = base.render(
