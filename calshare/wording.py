@@ -183,7 +183,7 @@ _TEXT: dict[str, dict[str, str]] = {
         # the sign-in mail of the owner console (calshare.signin)
         "signin.subject": "Your link to sign in to calshare",
         "signin.heading": "Sign in to calshare",
-        "signin.body": "Someone, probably you, asked to sign in to calshare at {domain} as {address}. The button below signs you in; it works once, for {minutes} minutes. If you did not ask, ignore this mail: nobody can sign in without the link.",
+        "signin.body": "Someone, probably you, asked to sign in to calshare at {domain} as {address}. Open the link below and press Sign in on its page; the link works once, for {minutes} minutes. If you did not ask, ignore this mail: nobody can sign in without the link.",
         "signin.button": "Sign in",
     },
     "nb": {
@@ -329,7 +329,7 @@ _TEXT: dict[str, dict[str, str]] = {
         # the sign-in mail of the owner console (calshare.signin)
         "signin.subject": "Lenken din for å logge inn på calshare",
         "signin.heading": "Logg inn på calshare",
-        "signin.body": "Noen, antakelig du, ba om å logge inn på calshare på {domain} som {address}. Knappen nedenfor logger deg inn; den virker én gang, i {minutes} minutter. Hvis du ikke ba om dette, kan du se bort fra denne e-posten: ingen kan logge inn uten lenken.",
+        "signin.body": "Noen, antakelig du, ba om å logge inn på calshare på {domain} som {address}. Åpne lenken nedenfor og trykk Logg inn på siden; lenken virker én gang, i {minutes} minutter. Hvis du ikke ba om dette, kan du se bort fra denne e-posten: ingen kan logge inn uten lenken.",
         "signin.button": "Logg inn",
     },
 }

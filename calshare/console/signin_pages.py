@@ -27,7 +27,13 @@ from multidict import MultiDictProxy
 from calshare import sessions, signin
 from calshare.console import base, words
 from calshare.errors import AddressError
-from calshare.links import SIGNIN_LINK_ROUTE, SIGNIN_ROUTE, SIGNOUT_ROUTE, signin_link_path
+from calshare.links import (
+    CALENDARS_ROUTE,
+    SIGNIN_LINK_ROUTE,
+    SIGNIN_ROUTE,
+    SIGNOUT_ROUTE,
+    signin_link_path,
+)
 from calshare.tokens import log_id, parse_token, token_hash
 from calshare.webcontext import CONTEXT, WebContext
 
@@ -153,7 +159,7 @@ async def signin_ask(request: web.Request) -> web.StreamResponse:
     def ask() -> signin.Asked:
         return signin.request_link(
             context.store, context.settings, context.clock, typed, client,
-            lang=lang, next_path=next_path,
+            lang=lang, next_path=None if next_path == CALENDARS_ROUTE else next_path,
         )  # fmt: skip
 
     try:
