@@ -194,6 +194,7 @@ def _gone(context: WebContext, lang: str, token: str | None) -> web.Response:
         status=410,
         path=SIGNIN_ROUTE,
         address=None,
+        gone=True,
         ask_href=SIGNIN_ROUTE,
     )
 
@@ -221,6 +222,7 @@ async def link_page(request: web.Request) -> web.StreamResponse:
         form_csrf=_link_csrf(context, token, presession),
         next=next_path,
         address=address,
+        gone=False,
         ask_href=SIGNIN_ROUTE,
     )
     if new:
@@ -247,10 +249,11 @@ async def link_signin(request: web.Request) -> web.StreamResponse:
             None,
             lang,
             "signin_link.html",
-            words.text("signin.link_gone_title", lang),
+            words.text("signin.link_title", lang),
             status=403,
             path=SIGNIN_ROUTE,
             address=None,
+            gone=False,
             ask_href=SIGNIN_ROUTE,
             error=words.text("signin.link_expired_form", lang),
         )
