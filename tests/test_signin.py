@@ -234,6 +234,23 @@ def test_asks_older_than_a_day_are_forgotten(store: Store, clock: FixedClock) ->
     assert links == ["b@example.org", "c@example.org"]
 
 
+def test_a_flood_of_old_asks_is_worked_off_a_batch_per_ask(store: Store, clock: FixedClock) -> None:
+    settings = load_settings(None, env={})
+    old = int((clock.now() - timedelta(days=2)).timestamp())
+    with store.write() as db:
+        for n in range(2 * signin.PRUNE_BATCH + 50):
+            db.execute(
+                "INSERT INTO signin_requests (email, client, at_ts) VALUES (?, 'x', ?)",
+                [f"p{n}@example.org", old],
+            )
+    left = []
+    for _ in range(3):
+        signin.request_link(store, settings, clock, "a@example.org", "one")
+        query = "SELECT COUNT(*) FROM signin_requests WHERE at_ts = ?"
+        left.append(store.db.execute(query, [old]).fetchone()[0])
+    assert left == [signin.PRUNE_BATCH + 50, 50, 0]
+
+
 def test_request_link_refuses_what_is_not_an_address_and_stores_nothing(
     store: Store, clock: FixedClock
 ) -> None:
