@@ -18,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from calshare import sessions, signin
 from calshare.clock import FixedClock, utc_text
@@ -25,6 +27,7 @@ from calshare.config import load_settings
 from calshare.errors import AddressError
 from calshare.links import SIGNIN_ROUTE, SIGNOUT_ROUTE
 from calshare.store import Store
+from tests.conftest import NOW
 from tests.support.console import (
     ANN,
     ZOE,
@@ -259,6 +262,25 @@ def test_request_link_refuses_what_is_not_an_address_and_stores_nothing(
         with pytest.raises(AddressError):
             signin.request_link(store, settings, clock, typed, "one")
     assert store.db.execute("SELECT COUNT(*) FROM signin_requests").fetchone() == (0,)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.emails(), st.text(max_size=80), st.text(max_size=20).map(lambda t: f"{t}@example.org")
+    )
+)
+def test_whatever_is_typed_is_an_address_or_an_address_error(typed: str) -> None:
+    """No input makes the form fail otherwise (a 500): composing the mail included."""
+    allowing = load_settings(None, env={"CALSHARE_OWNERS_ALLOW": "*@example.org"})
+    with Store.open(":memory:") as store:
+        try:
+            asked = signin.request_link(store, allowing, FixedClock(NOW), typed, "one")
+        except AddressError:
+            assert store.db.execute("SELECT COUNT(*) FROM signin_requests").fetchone() == (0,)
+        else:
+            sent = store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            assert sent == (asked.outcome == signin.Outcome.SENT)
 
 
 def test_the_client_is_kept_as_a_keyed_hash() -> None:
