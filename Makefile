@@ -89,6 +89,7 @@ bench: install system-packages
 	$(BIN)/python bench/snapshot.py
 	$(BIN)/python bench/feeds.py
 	$(BIN)/python bench/caldav_fetch.py
+	$(BIN)/python bench/console.py
 	$(BIN)/python bench/signin.py
 
 clean:
