@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from calshare.console import base, email_pages, publish_pages
+from calshare.console import base, email_pages, publish_pages, signin_pages
 
 
 def add_routes(app: web.Application) -> None:
@@ -17,3 +17,4 @@ def add_routes(app: web.Application) -> None:
     base.register(app.router)
     publish_pages.register(app.router)
     email_pages.register(app.router)
+    signin_pages.register(app.router)

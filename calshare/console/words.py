@@ -36,6 +36,22 @@ _TEXT: dict[str, dict[str, str]] = {
         "copy": "Copy",
         "copied": "Copied",
         # --- signin
+        "signin.title": "Sign in",
+        "signin.intro": "Type your email address and we send you a link that signs you in. There is no password to remember.",
+        "signin.address": "Email address",
+        "signin.submit": "Send me a link",
+        "signin.sent": "If {address} may sign in, a link is on its way; it works once, for 15 minutes.",
+        "signin.sent_hint": "Open the mail and press Sign in on the page its link opens. No mail after a few minutes? Look in the spam folder, or ask again.",
+        "signin.bad_address": "“{address}” is not an email address; type one like name@example.org.",
+        "signin.form_expired": "This form has expired or did not come from calshare; nothing was sent. Try again.",
+        "signin.link_title": "Sign in to calshare",
+        "signin.link_intro": "Press the button to sign in as {address}.",
+        "signin.link_button": "Sign in",
+        "signin.link_gone_title": "This link no longer works",
+        "signin.link_gone": "This sign-in link was already used, has expired (a link works for 15 minutes), or was not opened whole. Ask for a new one.",
+        "signin.link_expired_form": "This page has expired or did not come from calshare; open the link in the mail again.",
+        "signin.ask_again": "Ask for a new link",
+        "done.signed_out": "You are signed out.",
         # --- calendars (My calendars, Add calendar)
         # --- share and people
         # --- publish
@@ -138,6 +154,22 @@ _TEXT: dict[str, dict[str, str]] = {
         "copy": "Kopier",
         "copied": "Kopiert",
         # --- signin
+        "signin.title": "Logg inn",
+        "signin.intro": "Skriv e-postadressen din, så sender vi deg en lenke som logger deg inn. Det er ikke noe passord å huske.",
+        "signin.address": "E-postadresse",
+        "signin.submit": "Send meg en lenke",
+        "signin.sent": "Hvis {address} kan logge inn, er en lenke på vei; den virker én gang, i 15 minutter.",
+        "signin.sent_hint": "Åpne e-posten og trykk Logg inn på siden lenken åpner. Ingen e-post etter noen minutter? Se i søppelpostmappen, eller be om en ny.",
+        "signin.bad_address": "«{address}» er ikke en e-postadresse; skriv en som navn@example.org.",
+        "signin.form_expired": "Dette skjemaet er utløpt eller kom ikke fra calshare; ingenting ble sendt. Prøv igjen.",
+        "signin.link_title": "Logg inn på calshare",
+        "signin.link_intro": "Trykk på knappen for å logge inn som {address}.",
+        "signin.link_button": "Logg inn",
+        "signin.link_gone_title": "Denne lenken virker ikke lenger",
+        "signin.link_gone": "Denne innloggingslenken er allerede brukt, er utløpt (en lenke virker i 15 minutter), eller ble ikke åpnet hel. Be om en ny.",
+        "signin.link_expired_form": "Denne siden er utløpt eller kom ikke fra calshare; åpne lenken i e-posten på nytt.",
+        "signin.ask_again": "Be om en ny lenke",
+        "done.signed_out": "Du er logget ut.",
         # --- calendars (My calendars, Add calendar)
         # --- share and people
         # --- publish
