@@ -28,9 +28,9 @@ from types import ModuleType
 from urllib.parse import urlsplit
 
 from calshare.addresses import Mailbox
+from calshare.calendars import Calendar, add_calendar, get_calendar, remove_new_calendar
 from calshare.clock import Clock, utc_text
 from calshare.config import Settings, find_credential
-from calshare.calendars import Calendar, add_calendar, get_calendar, remove_new_calendar
 from calshare.errors import CalshareError, FetchError, ImportFailed
 from calshare.lifecycle import audit
 from calshare.links import from_webcal

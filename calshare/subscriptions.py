@@ -181,8 +181,12 @@ def find_source(db: Database, calendar_id: int) -> SourceRecord | None:
     return _record(rows[0]) if rows else None
 
 
-def list_sources(db: Database) -> list[SourceRecord]:
-    return [_record(row) for row in db.query(_SELECT + " ORDER BY c.name")]
+def list_sources(db: Database, owner: str | None = None) -> list[SourceRecord]:
+    """Every calendar's source, or only ``owner``'s calendars' (one query either way)."""
+    if owner is None:
+        return [_record(row) for row in db.query(_SELECT + " ORDER BY c.name")]
+    rows = db.query(_SELECT + " WHERE o.email = ? ORDER BY c.name", [owner])
+    return [_record(row) for row in rows]
 
 
 def due_sources(db: Database, now: datetime, limit: int | None = None) -> list[SourceRecord]:
