@@ -118,13 +118,15 @@ def share_counts(shares: Iterable[Share], lang: str) -> list[str]:
 def source_lines(record: SourceRecord | None, calendar: Calendar, lang: str) -> dict[str, Any]:
     """What a calendar follows and how reading it goes, safe to show (no secret path)."""
     if record is None:
-        shown = shown_source(None, calendar.source)
-        return {
-            "shown": shown or words.text("calendars.source.none", lang),
-            "kind": None,
-            "status": [],
-            "failing": False,
-        }
+        if calendar.source and is_url(calendar.source):
+            shown = shown_source(None, calendar.source)
+        elif calendar.source:  # the operator's ``calendar import FILE``: not the owner's path
+            shown = words.text("calendars.source.server_file", lang)
+        elif calendar.imported_at:
+            shown = words.text("calendars.source.none", lang)
+        else:
+            shown = words.text("calendars.source.nothing", lang)
+        return {"shown": shown, "kind": None, "status": [], "failing": False}
     zone = calendar.zone
     status: list[str] = []
     if record.kind != FILE:
@@ -153,7 +155,9 @@ def source_lines(record: SourceRecord | None, calendar: Calendar, lang: str) -> 
             )
         )
     return {
-        "shown": record.shown,
+        "shown": record.shown
+        if record.kind != FILE
+        else words.text("calendars.source.server_file", lang),
         "kind": words.text(f"calendars.kind.{record.kind}", lang),
         "status": status,
         "failing": failing,
@@ -423,8 +427,13 @@ def _add_page(
     status: int = 200,
 ) -> web.Response:
     lang = visit.lang
-    values = dict(values or {})
-    values.pop("csrf", None)
+    # never the URL typed: its path is a secret (a Google or Outlook address), and
+    # pages show a source only as ``shown_source``; the owner pastes it again
+    values = {
+        key: value
+        for key, value in (values or {}).items()
+        if key in ("name", "tz", "kind", "every")
+    }
     return render(
         visit,
         lang,
@@ -464,7 +473,13 @@ async def add_post(request: web.Request) -> web.StreamResponse:
         )
         if not may_add:
             return _add_page(
-                visit, settings, False, error=words.text("add.not_allowed", lang), status=403
+                visit,
+                settings,
+                False,
+                error=words.text(
+                    "add.not_allowed", lang, domain=settings.mail.domain, owner=visit.owner
+                ),
+                status=403,
             )
         wanted = parse_add(fields, upload, settings)
     except FormRefused as refused:
