@@ -212,7 +212,7 @@ def _binary() -> bytes:
         ("unknown zone", 400, "Unknown time zone 'Mars/Olympus'"),
         ("url 404", 422, "'web' was not added: its source could not be read"),
         ("url html", 422, "sent a web page, not a calendar"),
-        ("server path", 400, "must start with https://, http:// or webcal://"),
+        ("server path", 400, "must start with https://, http://, webcal://"),
         ("no url", 400, "type the calendar's address"),
         ("bad interval", 400, "choose how often from the list"),
         ("bad kind", 400, "choose a web address, a CalDAV collection or a file"),

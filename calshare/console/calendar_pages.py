@@ -52,6 +52,7 @@ from calshare.lifecycle import AuditLine, ShareStatus
 from calshare.links import (
     ADD_CALENDAR_ROUTE,
     CALENDARS_ROUTE,
+    SOURCE_SCHEMES_SHOWN,
     ConsolePage,
     calendar_page_path,
     calendar_route,
@@ -401,7 +402,7 @@ def parse_add(fields: Mapping[str, str], upload: Upload | None, settings: Settin
     if not location:
         raise FormRefused("add.error.no_url")
     if not is_url(location):
-        raise FormRefused("add.error.not_url")
+        raise FormRefused("add.error.not_url", schemes=SOURCE_SCHEMES_SHOWN)
     kind = kind_of(location, choice == CALDAV)
     try:
         redact(location)  # a URL that cannot be taken apart is refused before anything is added
@@ -445,7 +446,10 @@ def _add_page(
         domain=settings.mail.domain,
         values={"name": "", "tz": "", "url": "", "kind": URL, "every": "", **values},
         intervals=interval_choices(settings, lang),
-        kinds=[(kind, words.text(f"add.kind.{kind}", lang)) for kind in KINDS],
+        kinds=[
+            (kind, words.text(f"add.kind.{kind}", lang, schemes=SOURCE_SCHEMES_SHOWN))
+            for kind in KINDS
+        ],
         max_megabytes=f"{settings.import_.max_bytes / 1e6:.1f}",
         error=error,
     )

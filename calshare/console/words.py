@@ -96,7 +96,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "add.tz": "Time zone (optional)",
         "add.tz.hint": "An IANA name such as Europe/Oslo; empty: the calendar's own.",
         "add.from": "Add from",
-        "add.kind.url": "A web address (https:// or webcal://)",
+        "add.kind.url": "A web address ({schemes})",
         "add.kind.caldav": "A CalDAV collection",
         "add.kind.file": "An .ics file",
         "add.url": "Address",
@@ -123,10 +123,7 @@ _TEXT: dict[str, dict[str, str]] = {
         ),
         "add.error.no_file": "The calendar was not added: choose an .ics file to upload.",
         "add.error.no_url": "The calendar was not added: type the calendar's address.",
-        "add.error.not_url": (
-            "The calendar was not added: the address must start with https://, http:// or "
-            "webcal://."
-        ),
+        "add.error.not_url": ("The calendar was not added: the address must start with {schemes}."),
         "add.error.bad_url": (
             "The calendar was not added: that address cannot be read as a web address."
         ),
@@ -246,7 +243,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "add.tz": "Tidssone (valgfritt)",
         "add.tz.hint": "Et IANA-navn som Europe/Oslo; tomt: kalenderens egen.",
         "add.from": "Legg til fra",
-        "add.kind.url": "En nettadresse (https:// eller webcal://)",
+        "add.kind.url": "En nettadresse ({schemes})",
         "add.kind.caldav": "En CalDAV-samling",
         "add.kind.file": "En .ics-fil",
         "add.url": "Adresse",
@@ -273,10 +270,7 @@ _TEXT: dict[str, dict[str, str]] = {
         ),
         "add.error.no_file": "Kalenderen ble ikke lagt til: velg en .ics-fil å laste opp.",
         "add.error.no_url": "Kalenderen ble ikke lagt til: skriv inn kalenderens adresse.",
-        "add.error.not_url": (
-            "Kalenderen ble ikke lagt til: adressen må begynne med https://, http:// eller "
-            "webcal://."
-        ),
+        "add.error.not_url": ("Kalenderen ble ikke lagt til: adressen må begynne med {schemes}."),
         "add.error.bad_url": (
             "Kalenderen ble ikke lagt til: adressen kan ikke leses som en nettadresse."
         ),
