@@ -42,6 +42,7 @@ __all__ = ["console"]
 BOB = "bob@example.org"
 CARL = "carl@example.org"
 SMALL = 64 * 1024  # import.max_bytes of the ``adding`` daemon: a too-large upload stays small
+MAX_OCCURRENCES = 1000  # its calendars.max_occurrences_per_import
 OUTLOOK = EXPORTS_DIR / "outlook_exchange.ics"
 GOOGLE = EXPORTS_DIR / "google.ics"
 SECRET = "private-7f3a9c"  # the secret part of SourceServer.url()
@@ -56,13 +57,17 @@ def server() -> Iterator[SourceServer]:
 
 @pytest.fixture
 def adding(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console]:
-    """The console's daemon with a small upload cap, where *@example.org may add calendars.
+    """The console's daemon with small import caps, where *@example.org may add calendars.
 
     Ann owns ``project``; Zoe owns ``zoework``.
     """
     settings = load_settings(
         None,
-        env=inbox_env(CALSHARE_IMPORT_MAX_BYTES=str(SMALL), CALSHARE_OWNERS_ALLOW="*@example.org"),
+        env=inbox_env(
+            CALSHARE_IMPORT_MAX_BYTES=str(SMALL),
+            CALSHARE_OWNERS_ALLOW="*@example.org",
+            CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT=str(MAX_OCCURRENCES),
+        ),
     )
     store = Store.open(db_path)
     clock.at = clock.at.replace(year=2027, month=3, day=20)
@@ -205,6 +210,7 @@ def _binary() -> bytes:
         ("binary", 422, "is not an iCalendar file (it holds binary data)"),
         ("empty", 422, "is empty: there is no calendar in it"),
         ("not a calendar", 422, "is not an iCalendar file"),
+        ("too many occurrences", 422, "max_occurrences_per_import"),
         ("no file", 400, "choose an .ics file"),
         ("bad name", 400, "'a/b' cannot be a calendar name"),
         ("empty name", 400, "cannot be a calendar name"),
@@ -235,6 +241,14 @@ def test_bad_input_is_one_line_on_the_page_and_stores_nothing(
         got = add_upload(client, "empty", "empty.ics", b"")
     elif case == "not a calendar":
         got = add_upload(client, "text", "notes.ics", b"Dear Ann,\r\nsee you soon.\r\n")
+    elif case == "too many occurrences":
+        series = "".join(
+            f"BEGIN:VEVENT\r\nUID:s{n}@test\r\nDTSTAMP:20270301T000000Z\r\n"
+            f"DTSTART:20270321T000000Z\r\nSUMMARY:Series {n}\r\n"
+            "RRULE:FREQ=HOURLY;COUNT=100\r\nEND:VEVENT\r\n"
+            for n in range(MAX_OCCURRENCES // 100 + 2)
+        ).encode()
+        got = add_upload(client, "busy", "busy.ics", calendar_text + series + b"END:VCALENDAR\r\n")
     elif case == "no file":
         got = add_url(client, "nofile", "", kind="file")
     elif case == "bad name":
@@ -357,6 +371,27 @@ def test_history_says_what_happened_newest_first_in_the_calendars_zone(
     assert "Times are in Europe/Oslo." in got.text
     assert 'aria-current="page"' in got.text
     assert "Older" not in got.text
+
+
+def test_history_says_when_the_source_failed_and_came_back(
+    console: Console, server: SourceServer
+) -> None:
+    console.calendar("project")  # Ann may add
+    server.serve(AWKWARD)
+    assert add_url(console.client(), "family", server.url()).status == 303
+    family = get_calendar(console.store.db, "family", ANN)
+    server.serve(b"", status=404)
+    for _ in range(2):  # failing, then failing past sources.notify_after: the owner is told
+        refresh_one(console.store, console.settings, console.clock, family.id)
+        console.clock.advance(timedelta(seconds=console.settings.sources.notify_after + 60))
+    server.serve(AWKWARD + b"\r\n")
+    refresh_one(console.store, console.settings, console.clock, family.id)
+    got = console.client().get(calendar_page_path(family.id, ConsolePage.HISTORY))
+    page = html.unescape(got.text)
+    shown = f"http://127.0.0.1:{server.port}/…"
+    failed = page.index(f"Its source {shown} stopped working</td><td>the address no longer exists")
+    assert page.index(f"Its source {shown} works again") < failed  # newest first
+    assert SECRET not in page
 
 
 def test_history_shows_the_200_newest_and_links_to_older(console: Console) -> None:
