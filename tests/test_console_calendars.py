@@ -281,6 +281,8 @@ def test_bad_input_is_one_line_on_the_page_and_stores_nothing(
     assert 'type="file"' in got.text  # the form again, to correct
     assert adding.state() == before
     assert SECRET not in got.text
+    if case == "too large":  # what was typed before the file comes back
+        assert 'id="name" name="name" value="big"' in got.text
 
 
 def test_a_failed_add_leaves_no_new_owner_behind(adding: Console, server: SourceServer) -> None:

@@ -89,7 +89,7 @@ SHARE_ORDER = (
     ShareStatus.DECLINED,
     ShareStatus.UNDELIVERABLE,
 )
-KINDS = (URL, CALDAV, FILE)
+FORM_KINDS = (URL, CALDAV, FILE)  # the Add form's choices, in its order
 
 
 # --- pure parts: what a page shows, from what the store holds
@@ -104,7 +104,7 @@ def local_time(utc: str | None, zone: str) -> str | None:
 
 
 def share_counts(shares: Iterable[Share], lang: str) -> list[str]:
-    """ "2 accepted", "1 invited"…: the people a calendar is shared with, by status.
+    """The people a calendar is shared with, counted by status ("2 accepted", "1 invited").
 
     Removed shares are nobody's any more: they are not counted.
     """
@@ -238,12 +238,12 @@ def history_line(line: AuditLine, zone: str, lang: str) -> dict[str, str]:
 def interval_choices(settings: Settings, lang: str) -> list[dict[str, str]]:
     """The Add form's "read again every" drop-down: the server's default, then the rest."""
     minimum = settings.sources.minimum_interval
-    return [{"value": "", "label": words.text("add.every.default", lang,
-                                               minutes=settings.sources.interval // 60)}] + [
+    default = words.text("add.every.default", lang, minutes=settings.sources.interval // 60)
+    return [{"value": "", "label": default}] + [
         {"value": value, "label": words.text(f"add.every.{value}", lang)}
         for value, seconds in INTERVALS
         if seconds >= minimum
-    ]  # fmt: skip
+    ]
 
 
 # --- My calendars
@@ -318,23 +318,27 @@ async def _read_small(part: BodyPartReader) -> str:
 
 
 async def read_add_form(
-    request: web.Request, visit: Visit, max_bytes: int
-) -> tuple[dict[str, str], Upload | None]:
-    """The Add form's fields and its file, streamed: the file at most ``max_bytes``.
+    request: web.Request, visit: Visit, max_bytes: int, fields: dict[str, str]
+) -> Upload | None:
+    """The Add form's file, streamed (at most ``max_bytes``); its plain fields go to ``fields``
+    as they come, so a refused form is shown again with what was typed.
 
     A form without a file (a URL) may come urlencoded (``read_form``). A multipart
     one must name its anti-forgery field before the file: a forged form is refused
     (403) before the file is read, and a file over the cap stops the read there.
+    The whole body may take ``import.timeout_seconds`` plus a second per 100 kB of
+    the cap: a 20 MB export on a slow uplink is no attack, a trickle forever is.
     """
     if request.content_type != "multipart/form-data":
         form = await read_form(request, visit)
-        return {name: str(value) for name, value in form.items() if isinstance(value, str)}, None
+        fields.update((name, value) for name, value in form.items() if isinstance(value, str))
+        return None
     context = request.app[CONTEXT]
-    fields: dict[str, str] = {}
     upload: Upload | None = None
     checked = False
+    allowed_seconds = context.settings.import_.timeout_seconds + max_bytes / 100_000
     try:
-        async with asyncio.timeout(context.settings.import_.timeout_seconds):
+        async with asyncio.timeout(allowed_seconds):
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader) or not part.name:
@@ -365,7 +369,7 @@ async def read_add_form(
         raise FormRefused("add.error.unreadable") from None
     if not checked:
         raise _forged()
-    return fields, upload
+    return upload
 
 
 def _upload_label(filename: str) -> str:
@@ -392,7 +396,7 @@ def parse_add(fields: Mapping[str, str], upload: Upload | None, settings: Settin
     name = fields.get("name", "").strip()
     tz = fields.get("tz", "").strip() or None
     choice = fields.get("kind", "")
-    if choice not in KINDS:
+    if choice not in FORM_KINDS:
         raise FormRefused("add.error.kind")
     if choice == FILE:
         if upload is None or (not upload.data and not upload.filename):
@@ -448,7 +452,7 @@ def _add_page(
         intervals=interval_choices(settings, lang),
         kinds=[
             (kind, words.text(f"add.kind.{kind}", lang, schemes=SOURCE_SCHEMES_SHOWN))
-            for kind in KINDS
+            for kind in FORM_KINDS
         ],
         max_megabytes=f"{settings.import_.max_bytes / 1e6:.1f}",
         error=error,
@@ -469,22 +473,20 @@ async def add_post(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     settings = context.settings
     lang = visit.lang
+    may_add = await context.run(lambda: may_add_calendars(context.store.db, settings, visit.owner))
+    if not may_add:  # refused before a byte of the body is read: nothing to store
+        return _add_page(
+            visit,
+            settings,
+            False,
+            error=words.text(
+                "add.not_allowed", lang, domain=settings.mail.domain, owner=visit.owner
+            ),
+            status=403,
+        )
     fields: dict[str, str] = {}
     try:
-        fields, upload = await read_add_form(request, visit, settings.import_.max_bytes)
-        may_add = await context.run(
-            lambda: may_add_calendars(context.store.db, settings, visit.owner)
-        )
-        if not may_add:
-            return _add_page(
-                visit,
-                settings,
-                False,
-                error=words.text(
-                    "add.not_allowed", lang, domain=settings.mail.domain, owner=visit.owner
-                ),
-                status=403,
-            )
+        upload = await read_add_form(request, visit, settings.import_.max_bytes, fields)
         wanted = parse_add(fields, upload, settings)
     except FormRefused as refused:
         return _add_page(
