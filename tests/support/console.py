@@ -14,6 +14,7 @@ import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -98,6 +99,35 @@ class Client:
             items.append(("csrf", self.csrf))
         body = urllib.parse.urlencode(items).encode()
         return self.request(path, body, content_type="application/x-www-form-urlencoded")
+
+    def post_multipart(
+        self,
+        path: str,
+        fields: dict[str, str] | list[tuple[str, str]],
+        files: dict[str, tuple[str, bytes]] | None = None,
+    ) -> Got:
+        """A form with a file (``files``: field -> (file name, bytes)), as browsers send it."""
+        items = list(fields.items()) if isinstance(fields, dict) else list(fields)
+        if not any(name == "csrf" for name, _ in items):
+            items.append(("csrf", self.csrf))
+        boundary = "----calshare-test-" + uuid.uuid4().hex
+        parts = []
+        for name, value in items:
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                f"{value}\r\n".encode()
+            )
+        for name, (filename, data) in (files or {}).items():
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: text/calendar\r\n\r\n'.encode()
+                + data
+                + b"\r\n"
+            )
+        parts.append(f"--{boundary}--\r\n".encode())
+        return self.request(
+            path, b"".join(parts), content_type=f"multipart/form-data; boundary={boundary}"
+        )
 
 
 @dataclass
