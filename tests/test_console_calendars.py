@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calshare import lifecycle
+from calshare import lifecycle, sessions
 from calshare.calendars import add_calendar, get_calendar
 from calshare.clock import FixedClock
 from calshare.config import load_settings
@@ -440,6 +440,35 @@ def test_the_pages_speak_norwegian_when_asked_and_the_cookie_wins(console: Conso
 
 
 # --- authorization
+
+
+@pytest.mark.parametrize("who", ["nobody", "ended", "too old"])
+def test_without_a_live_session_pages_go_to_sign_in_and_adding_is_refused(
+    console: Console, who: str
+) -> None:
+    """Beside the matrix (which ages a session by idleness): past ``owners.max_hours``."""
+    project = console.calendar("project")
+    pages = [CALENDARS_ROUTE, ADD_CALENDAR_ROUTE]
+    pages.append(calendar_page_path(project.id, ConsolePage.HISTORY))
+    client = console.client()
+    client.get(ADD_CALENDAR_ROUTE)  # a real form field of a session that then ends
+    if who == "nobody":
+        client.cookies.clear()
+    elif who == "ended":
+        with console.store.write() as db:
+            assert sessions.end(db, client.cookies[sessions.COOKIE], console.clock.now())
+    else:
+        console.clock.advance(timedelta(hours=console.settings.owners.max_hours, minutes=1))
+    before = console.state()
+    for path in pages:
+        got = client.get(path)
+        assert got.status == 303 and got.headers["Location"].startswith("/signin?next=")
+    posted = client.post(ADD_CALENDAR_ROUTE, {"name": "x", "kind": "url", "url": "https://a.b/"})
+    assert posted.status == 403
+    fields = {"name": "y", "kind": "file"}
+    uploaded = client.post_multipart(ADD_CALENDAR_ROUTE, fields, {"file": ("g.ics", b"x")})
+    assert uploaded.status == 403
+    assert console.state() == before
 
 
 def test_another_owner_gets_404_on_history_and_a_forged_urlencoded_form_changes_nothing(
