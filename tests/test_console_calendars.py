@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import caldav
 import pytest
 
 from calshare import lifecycle, sessions
@@ -32,6 +33,7 @@ from calshare.store import Store
 from tests.support.console import ANN, ZOE, Client, Console, console
 from tests.support.corpus import EXPORTS_DIR
 from tests.support.inbox import DOMAIN, Inbox, deliver, inbox_env, invitation_of, reply
+from tests.support.radicale import Radicale, start_radicale
 from tests.support.snapshot import AWKWARD
 from tests.support.source_server import SourceServer
 from tests.support.web import Got
@@ -45,6 +47,8 @@ MAX_OCCURRENCES = 1000  # its calendars.max_occurrences_per_import
 OUTLOOK = EXPORTS_DIR / "outlook_exchange.ics"
 GOOGLE = EXPORTS_DIR / "google.ics"
 SECRET = "private-7f3a9c"  # the secret part of SourceServer.url()
+DAV_USER, DAV_PASSWORD = "ann", "s3cret-caldav-pass"  # the ``team`` calendar's, as set up
+COLLECTION = "team-c0ll3ction"  # part of the CalDAV URL's path: shown nowhere
 
 
 @pytest.fixture
@@ -52,6 +56,12 @@ def server() -> Iterator[SourceServer]:
     running = SourceServer().start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def radicale(tmp_path: Path) -> Iterator[Radicale]:
+    with start_radicale(tmp_path, {DAV_USER: DAV_PASSWORD}) as running:
+        yield running
 
 
 @pytest.fixture
@@ -66,6 +76,8 @@ def adding(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console
             CALSHARE_IMPORT_MAX_BYTES=str(SMALL),
             CALSHARE_OWNERS_ALLOW="*@example.org",
             CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT=str(MAX_OCCURRENCES),
+            CALSHARE_SOURCE_USERNAME_TEAM=DAV_USER,
+            CALSHARE_SOURCE_PASSWORD_TEAM=DAV_PASSWORD,
         ),
     )
     store = Store.open(db_path)
@@ -195,6 +207,25 @@ def test_a_calendar_is_added_from_a_url_and_follows_it(
     assert server.sent[200] == 1
     page = adding.client().get(CALENDARS_ROUTE).text
     assert "Read again every 30 minutes" in page and SECRET not in page
+
+
+def test_a_calendar_is_added_from_a_caldav_collection(adding: Console, radicale: Radicale) -> None:
+    with caldav.DAVClient(url=radicale.base + "/", username=DAV_USER, password=DAV_PASSWORD) as app:
+        collection = app.principal().make_calendar(name="Team", cal_id=COLLECTION)
+        for number in range(3):
+            collection.save_event(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\n"
+                f"UID:team{number}@t\r\nDTSTAMP:20270301T000000Z\r\n"
+                f"DTSTART:2027032{number}T100000Z\r\nDTEND:2027032{number}T110000Z\r\n"
+                f"SUMMARY:Team {number}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+            )
+    url = f"{radicale.base}/{DAV_USER}/{COLLECTION}/"
+    got = add_url(adding.client(), "team", url, kind="caldav")
+    assert got.status == 303, line(got, "error")
+    assert get_calendar(adding.store.db, "team", ANN).event_count == 3
+    page = html.unescape(adding.client().get(CALENDARS_ROUTE).text)
+    assert f"CalDAV collection: <code>{radicale.base}/…</code>" in page
+    assert COLLECTION not in page and DAV_PASSWORD not in page
 
 
 def _binary() -> bytes:
