@@ -102,6 +102,15 @@ def live_publications(db: Database, owner: str) -> dict[int, Publication]:
     return {row[0]: Publication(row[1], row[2], Level(row[3]), row[4], row[5]) for row in rows}
 
 
+def live_publication(db: Database, calendar_id: int) -> Publication | None:
+    """The calendar's publication whose links work now (None: not published).
+
+    What an owner may see of it afterwards: level, since when, the WebDAV folder;
+    never the links, whose secret is kept only as a hash.
+    """
+    return _live(db, calendar_id)
+
+
 def find_publication(db: Database, secret_text: str) -> Publication | str | None:
     """The live publication a secret names; GONE if it was unpublished; None if never."""
     secret = parse_token(secret_text)

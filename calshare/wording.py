@@ -180,6 +180,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "source.hint.generic": "The calendar may have moved, or its address changed: find its current address and give it to whoever runs calshare for you.",
         "source.hint.wait": "If it does not pass by itself, ask whoever runs calshare for you to look at it.",
         "pattern.month": "MMMM y",
+        # the sign-in mail of the owner console (calshare.signin)
+        "signin.subject": "Your link to sign in to calshare",
+        "signin.heading": "Sign in to calshare",
+        "signin.body": "Someone, probably you, asked to sign in to calshare at {domain} as {address}. Open the link below and press Sign in on its page; the link works once, for {minutes} minutes. If you did not ask, ignore this mail: nobody can sign in without the link.",
+        "signin.button": "Sign in",
     },
     "nb": {
         "invitation.subject": "{owner} har delt kalenderen «{calendar}» med deg",
@@ -321,6 +326,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "source.hint.icloud": "Kalenderen er kanskje ikke offentlig lenger: i iCloud Kalender, del den som offentlig kalender igjen og gi den nye lenken til den som drifter calshare for deg.",
         "source.hint.generic": "Kalenderen kan ha flyttet, eller adressen er endret: finn den nåværende adressen og gi den til den som drifter calshare for deg.",
         "source.hint.wait": "Hvis det ikke går over av seg selv, be den som drifter calshare for deg om å se på det.",
+        # the sign-in mail of the owner console (calshare.signin)
+        "signin.subject": "Lenken din for å logge inn på calshare",
+        "signin.heading": "Logg inn på calshare",
+        "signin.body": "Noen, antakelig du, ba om å logge inn på calshare på {domain} som {address}. Åpne lenken nedenfor og trykk Logg inn på siden; lenken virker én gang, i {minutes} minutter. Hvis du ikke ba om dette, kan du se bort fra denne e-posten: ingen kan logge inn uten lenken.",
+        "signin.button": "Logg inn",
     },
 }
 

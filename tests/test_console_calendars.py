@@ -20,7 +20,6 @@ import pytest
 from calshare import lifecycle, sessions
 from calshare.calendars import add_calendar, get_calendar
 from calshare.clock import FixedClock
-from calshare.config import load_settings
 from calshare.console import words
 from calshare.console.base import LANG_COOKIE
 from calshare.importer import import_calendar
@@ -29,10 +28,9 @@ from calshare.links import ADD_CALENDAR_ROUTE, CALENDARS_ROUTE, ConsolePage, cal
 from calshare.publishing import publish, unpublish
 from calshare.refresh import refresh_one
 from calshare.sharing import share, unshare
-from calshare.store import Store
-from tests.support.console import ANN, ZOE, Client, Console, console
+from tests.support.console import ANN, ZOE, Client, Console, console, running_console
 from tests.support.corpus import EXPORTS_DIR
-from tests.support.inbox import DOMAIN, Inbox, deliver, inbox_env, invitation_of, reply
+from tests.support.inbox import DOMAIN, deliver, invitation_of, reply
 from tests.support.radicale import Radicale, start_radicale
 from tests.support.snapshot import AWKWARD
 from tests.support.source_server import SourceServer
@@ -70,27 +68,19 @@ def adding(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console
 
     Ann owns ``project``; Zoe owns ``zoework``.
     """
-    settings = load_settings(
-        None,
-        env=inbox_env(
-            CALSHARE_IMPORT_MAX_BYTES=str(SMALL),
-            CALSHARE_OWNERS_ALLOW="*@example.org",
-            CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT=str(MAX_OCCURRENCES),
-            CALSHARE_SOURCE_USERNAME_TEAM=DAV_USER,
-            CALSHARE_SOURCE_PASSWORD_TEAM=DAV_PASSWORD,
-        ),
-    )
-    store = Store.open(db_path)
-    clock.at = clock.at.replace(year=2027, month=3, day=20)
-    inbox = Inbox(settings, db_path, clock, http=True).start()
-    try:
-        running = Console(store, settings, clock, inbox, db_path, tmp_path)
+    with running_console(
+        db_path,
+        clock,
+        tmp_path,
+        CALSHARE_IMPORT_MAX_BYTES=str(SMALL),
+        CALSHARE_OWNERS_ALLOW="*@example.org",
+        CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT=str(MAX_OCCURRENCES),
+        CALSHARE_SOURCE_USERNAME_TEAM=DAV_USER,
+        CALSHARE_SOURCE_PASSWORD_TEAM=DAV_PASSWORD,
+    ) as running:
         running.calendar("project")
         running.calendar("zoework", ZOE)
         yield running
-    finally:
-        inbox.stop()
-        store.close()
 
 
 def line(got: Got, css: str) -> str:
