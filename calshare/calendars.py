@@ -134,3 +134,21 @@ def add_calendar(
         except sqlite3.IntegrityError:
             raise DuplicateCalendar(name, mailbox.address) from None
     return get_calendar(store.db, name, mailbox.address)
+
+
+def remove_new_calendar(store: Store, calendar: Calendar) -> None:
+    """Take back a calendar just added whose first import failed: the store ends as before.
+
+    Adding and importing are two steps (a source is read, and its read recorded, only
+    once the calendar exists); a calendar whose first read failed would otherwise stay
+    behind empty. What it holds goes with it (sources, events: ``ON DELETE CASCADE``),
+    and so does its owner when the add created them (an owner with no calendar left
+    exists nowhere else, as no command removes calendars).
+    """
+    with store.write() as db:
+        db.execute("DELETE FROM calendars WHERE id = ?", [calendar.id])
+        db.execute(
+            "DELETE FROM owners WHERE email = ?"
+            " AND NOT EXISTS (SELECT 1 FROM calendars c WHERE c.owner_id = owners.id)",
+            [calendar.owner],
+        )

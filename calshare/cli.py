@@ -180,7 +180,7 @@ def _one_line(text: str) -> str:
 
 def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar add project --owner ann@example.org --source https://example.org/p.ics"""
-    from calshare.subscriptions import FILE, kind_of, parse_interval, set_source
+    from calshare.subscriptions import FILE, kind_of, parse_interval
 
     source = args.source
     if source is None and (args.caldav or args.every):
@@ -199,16 +199,25 @@ def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
             source = str(path.resolve())
         else:
             redact(source)  # a URL that cannot be taken apart fails here, before anything is added
-    calendar = add_calendar(
-        ctx.store, ctx.clock, args.name, args.owner, args.tz, ctx.settings.calendars.default_tz
-    )
     refreshed = None
-    if source is not None:
-        from calshare.refresh import refresh_one
+    if source is None:
+        calendar = add_calendar(
+            ctx.store, ctx.clock, args.name, args.owner, args.tz, ctx.settings.calendars.default_tz
+        )
+    else:
+        from calshare.refresh import add_following
 
-        set_source(ctx.store, calendar, kind, source, interval, None)
-        refreshed = refresh_one(ctx.store, ctx.settings, ctx.clock, calendar.id)
-        calendar = calendar_by_id(ctx.store.db, calendar.id)
+        calendar, refreshed = add_following(
+            ctx.store,
+            ctx.settings,
+            ctx.clock,
+            name=args.name,
+            owner=args.owner,
+            tz=args.tz,
+            kind=kind,
+            location=source,
+            interval_seconds=interval,
+        )
     if args.json:
         ctx.print_json(
             {
@@ -220,18 +229,13 @@ def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
         print(
             f"Added calendar {calendar.name!r} for {calendar.owner} ({calendar.zone})", file=ctx.out
         )
-        if refreshed is not None and refreshed.result != "failed":
+        if refreshed is not None:
             print(
                 f"It follows {refreshed.source}: {calendar.event_count:,} events now"
                 + ("" if kind == FILE else f", read again every {_every(interval)}"),
                 file=ctx.out,
             )
-    if refreshed is not None and refreshed.result == "failed":
-        ctx.warn(
-            f"{calendar.name!r} was added, but its source could not be read: {refreshed.message}"
-            + ("" if kind == FILE else "; calshare serve tries again on its schedule")
-        )
-    elif refreshed is not None and refreshed.altered:
+    if refreshed is not None and refreshed.altered:
         _republish(ctx, calendar)
     return 0
 

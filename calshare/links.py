@@ -186,6 +186,10 @@ def answer_page_url(base_url: str, token: str) -> str:
     return f"{base_url}/i/{token}"
 
 
+# The beginnings of a calendar address the console's Add calendar takes, as pages say them.
+SOURCE_SCHEMES_SHOWN = "https://, http://, webcal://"
+
+
 def webcal(url: str) -> str:
     """The ``webcal://`` twin of an ``http(s)://`` feed URL: calendar apps subscribe to it."""
     return "webcal" + url[url.index("://") :]

@@ -102,6 +102,20 @@ def _live(db: Database, calendar_id: int) -> Publication | None:
     return None if row is None else _publication(row)
 
 
+def live_publications(db: Database, owner: str) -> dict[int, Publication]:
+    """The live publication of each of ``owner``'s published calendars, by calendar id.
+
+    One query for a whole list of calendars (My calendars), not one per calendar.
+    """
+    rows = db.execute(
+        f"""SELECT p.calendar_id, {_COLUMNS} FROM publications p
+            JOIN calendars c ON c.id = p.calendar_id JOIN owners o ON o.id = c.owner_id
+            WHERE o.email = ? AND p.revoked_at IS NULL""",
+        [owner],
+    ).fetchall()
+    return {row[0]: _publication(row[1:]) for row in rows}
+
+
 def live_publication(db: Database, calendar_id: int) -> Publication | None:
     """The calendar's publication whose links work now (None: not published).
 

@@ -28,9 +28,11 @@ from types import ModuleType
 from urllib.parse import urlsplit
 
 from calshare.addresses import Mailbox
+from calshare.calendars import Calendar, add_calendar, get_calendar, remove_new_calendar
 from calshare.clock import Clock, utc_text
 from calshare.config import Credential, Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
+from calshare.lifecycle import audit
 from calshare.links import from_webcal
 from calshare.reindex import apply_data
 from calshare.sources import Source, fetch_url, read_source
@@ -42,6 +44,7 @@ from calshare.subscriptions import (
     SourceRecord,
     find_source,
     jitter_fraction,
+    set_source,
 )
 from mailer import outbox
 from mailer.compose import NoticeSpec, new_message_key
@@ -553,6 +556,9 @@ def _queue_notice(
         extra=tuple(extra.items()),
     )
     outbox.enqueue_notice(db, spec, kind=kind, share_id=None, now=now)  # type: ignore[arg-type]
+    # the owner's History page says it too, next to the shares and publications
+    detail = (attempt.cause or "") if kind == OutboxKind.SOURCE_FAILING else ""
+    audit(db, now, kind, record.calendar_id, record.shown, detail)  # type: ignore[arg-type]
 
 
 def cause_words(attempt: Attempt, record: SourceRecord, host: str, lang: str) -> dict[str, str]:
@@ -690,3 +696,37 @@ def refresh_one(
     if record is None:
         return None
     return record_attempt(store, settings, clock, record, read_once(record, settings))
+
+
+def add_following(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    *,
+    name: str,
+    owner: str,
+    tz: str | None,
+    kind: str,
+    location: str,
+    interval_seconds: int,
+) -> tuple[Calendar, Refreshed]:
+    """Add a calendar that follows ``location``, read at once: both, or neither.
+
+    The one way a calendar with a source is added (``calshare calendar add --source``
+    and the console's Add calendar page). A first read that fails takes the new
+    calendar back (``remove_new_calendar``) and raises ImportFailed with why: an
+    address that never worked is a typo far more often than an outage, and an empty
+    calendar left behind would be shared or published as if it were the real one.
+    """
+    calendar = add_calendar(store, clock, name, owner, tz, settings.calendars.default_tz)
+    try:
+        set_source(store, calendar, kind, location, interval_seconds, None)
+        refreshed = refresh_one(store, settings, clock, calendar.id)
+    except BaseException:
+        remove_new_calendar(store, calendar)
+        raise
+    if refreshed is None or refreshed.result == FAILED:
+        remove_new_calendar(store, calendar)
+        why = refreshed.message if refreshed is not None else "it follows nothing"
+        raise ImportFailed(f"{calendar.name!r} was not added: its source could not be read: {why}")
+    return get_calendar(store.db, calendar.name, calendar.owner), refreshed

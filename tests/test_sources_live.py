@@ -409,8 +409,9 @@ def test_a_file_source_is_static_and_read_again_only_by_hand(
 
 
 def test_an_unreachable_caldav_source_fails_plainly_and_keeps_the_password(
-    cli: Cli, env: dict[str, str], caplog: pytest.LogCaptureFixture
+    cli: Cli, env: dict[str, str], db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A first read that fails adds nothing (the web's Add calendar does the same)."""
     password = "hunter2-caldav-secret"
     env = {**env, "CALSHARE_SOURCE_USERNAME_PROJECT": "ann",
            "CALSHARE_SOURCE_PASSWORD_PROJECT": password}  # fmt: skip
@@ -418,13 +419,16 @@ def test_an_unreachable_caldav_source_fails_plainly_and_keeps_the_password(
     with caplog.at_level(logging.DEBUG):
         added = cli("calendar", "add", "project", "--owner", OWNER, "--source", url, "--caldav",
                     env=env)  # fmt: skip
-        row = source_row(cli, env)
-    assert added.code == 0
-    assert row["kind"] == "caldav" and row["source"] == "https://dav.example.invalid/…"
-    assert row["last_result"] == "failed" and row["last_cause"] == "network", row
+        listed = ok(cli("calendar", "list", "--json", env=env)).json()
+    assert added.code == 2 and listed == []
+    assert "'project' was not added: its source could not be read" in added.err
+    assert "https://dav.example.invalid/" in added.err
+    with closing(sqlite3.connect(db_path)) as conn:
+        for table in ("owners", "calendars", "calendar_sources"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
     settings = load_settings(None, env=env)
     assert password not in repr(settings)
-    for text in (added.out, added.err, str(row), caplog.text):
+    for text in (added.out, added.err, caplog.text):
         assert password not in text and "remote.php" not in text
 
 
