@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from calshare.console import base
+from calshare.console import base, sharing_pages
 
 
 def add_routes(app: web.Application) -> None:
     """Register every console page on the daemon's app."""
     base.register(app.router)
+    sharing_pages.register(app.router)
