@@ -14,7 +14,7 @@ import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,3 +165,27 @@ def console(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Consol
     finally:
         inbox.stop()
         store.close()
+
+
+@pytest.fixture
+def make_console(
+    db_path: Path, clock: FixedClock, tmp_path: Path
+) -> Iterator[Callable[..., Console]]:
+    """``console`` with settings of the test's own (``CALSHARE_*`` variables): one daemon."""
+    started: list[Console] = []
+
+    def make(**env: str) -> Console:
+        assert not started, "one daemon per test"
+        settings = load_settings(None, env=inbox_env(**env))
+        store = Store.open(db_path)
+        clock.at = clock.at.replace(year=2027, month=3, day=20)
+        inbox = Inbox(settings, db_path, clock, http=True).start()
+        started.append(Console(store, settings, clock, inbox, db_path, tmp_path))
+        return started[0]
+
+    try:
+        yield make
+    finally:
+        for made in started:
+            made.inbox.stop()
+            made.store.close()
