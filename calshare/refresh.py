@@ -31,7 +31,7 @@ from calshare.addresses import Mailbox
 from calshare.clock import Clock, utc_text
 from calshare.config import Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
-from calshare.links import from_webcal
+from calshare.links import console_url, from_webcal
 from calshare.reindex import apply_data
 from calshare.sources import Source, fetch_url, read_source
 from calshare.store import Store
@@ -541,6 +541,8 @@ def _queue_notice(
         lang=lang,
         key=new_message_key(),
         extra=tuple(extra.items()),
+        # where the owner sees the source's state and can give a new address (Add calendar)
+        links=(("owner.calendars", console_url(settings.http.base_url)),),
     )
     outbox.enqueue_notice(db, spec, kind=kind, share_id=None, now=now)  # type: ignore[arg-type]
 
