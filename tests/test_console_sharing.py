@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,10 +17,18 @@ from markupsafe import escape
 from calshare import sessions
 from calshare.console import words
 from calshare.levels import Level
-from calshare.lifecycle import mark_undeliverable
 from calshare.links import ConsolePage, calendar_page_path
-from tests.support.console import ANN, ZOE, Client, Console, console, make_console
-from tests.support.inbox import DOMAIN, Queued, deliver, queued, reply
+from tests.support.console import ANN, ZOE, Console, console, make_console
+from tests.support.inbox import queued
+from tests.support.sharing import (
+    EVERY_STATUS,
+    accept,
+    every_status,
+    invitations,
+    paths,
+    share,
+    token_of,
+)
 from tests.support.web import Got, http
 
 __all__ = ["console", "make_console"]
@@ -29,41 +36,6 @@ __all__ = ["console", "make_console"]
 BOB = "bob@example.org"
 KARI = "kari@example.org"
 OUTSIDER = "olga@example.net"  # outside the internal domain: at most titles by default
-TOKEN = re.compile(r"share\+([a-z2-7]{26})@")
-
-
-def paths(console: Console) -> tuple[str, str, int]:
-    calendar = console.calendar("project")
-    return (
-        calendar_page_path(calendar.id, ConsolePage.SHARE),
-        calendar_page_path(calendar.id, ConsolePage.PEOPLE),
-        calendar.id,
-    )
-
-
-def invitations(console: Console, invitee: str) -> list[Queued]:
-    return queued(
-        console.db_path, "o.kind = 'invitation' AND o.recipients LIKE ?", (f"%{invitee}%",)
-    )
-
-
-def token_of(mail: Queued) -> str:
-    found = TOKEN.search(mail.raw.decode())
-    assert found, mail.raw
-    return found[1]
-
-
-def accept(console: Console, invitee: str) -> str:
-    """Answer the latest invitation to ``invitee`` by SMTP; the feed URL of the welcome."""
-    recipient = f"accept+{token_of(invitations(console, invitee)[-1])}@{DOMAIN}"
-    answered = deliver(console.inbox.smtp, reply(to=recipient, sender=invitee), recipient, invitee)
-    assert answered.code == 250, answered
-    welcome = queued(
-        console.db_path, "o.kind = 'welcome' AND o.recipients LIKE ?", (f"%{invitee}%",)
-    )[-1]
-    found = re.search(r"https?://\S+/feeds/[a-z2-7]{26}\.ics", welcome.text)
-    assert found, welcome.text
-    return console.base + found[0][found[0].index("/feeds/") :]
 
 
 def unchanged(console: Console) -> dict[str, list[tuple[object, ...]]]:
@@ -86,11 +58,6 @@ def row(page: Got, address: str) -> str:
 def done(got: Got) -> str:
     assert got.status == 303, (got.status, got.text)
     return parse_qs(urlsplit(got.headers["Location"]).query)["done"][0]
-
-
-def share(client: Client, path: str, to: str, level: str = "titles", **more: str) -> Got:
-    client.get(path)
-    return client.post(path, {"to": to, "level": level, "lang": "en", "message": "", **more})
 
 
 # --- Share
@@ -296,22 +263,7 @@ def test_changing_a_pending_invitation_sends_it_again(console: Console) -> None:
 
 def test_every_status_in_words_with_what_it_allows(console: Console) -> None:
     share_path, people_path, _ = paths(console)
-    share(console.client(ANN), share_path, "exp@example.org")
-    console.clock.at += timedelta(days=15)  # past its 14 days; sessions end too
-    client = console.client(ANN)
-    others = ["acc@example.org", "dec@example.org", "und@example.org", "inv@example.org"]
-    share(client, share_path, ", ".join([*others, "rem@example.org"]))
-    accept(console, "acc@example.org")
-    recipient = f"decline+{token_of(invitations(console, 'dec@example.org')[-1])}@{DOMAIN}"
-    sender = "dec@example.org"
-    assert deliver(console.inbox.smtp, reply(to=recipient, sender=sender), recipient, sender)
-    with console.store.write() as db:  # what the outbox does when the relay refuses for good
-        (share_id,) = db.execute(
-            "SELECT id FROM shares WHERE invitee = 'und@example.org'"
-        ).fetchone()
-        assert mark_undeliverable(db, share_id, console.clock.now(), "550 5.1.1 no such user")
-    client.get(people_path)
-    client.post(people_path, {"action": "remove", "invitee": "rem@example.org"})
+    client = every_status(console, share_path, people_path)
     page = client.get(people_path)
     expect = {
         "acc@example.org": ("Accepted", {"change", "remove"}),
@@ -321,6 +273,7 @@ def test_every_status_in_words_with_what_it_allows(console: Console) -> None:
         "inv@example.org": ("Invited", {"change", "remove", "resend"}),
         "rem@example.org": ("Removed", set()),
     }
+    assert set(expect) == set(EVERY_STATUS)
     for address, (status, actions) in expect.items():
         html = row(page, address)
         assert f">{status}</td>" in html, address
