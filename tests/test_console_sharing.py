@@ -18,6 +18,7 @@ from calshare import sessions
 from calshare.console import words
 from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path
+from calshare.sharing import Share, list_shares
 from tests.support.console import ANN, ZOE, Console, console, make_console
 from tests.support.inbox import queued
 from tests.support.sharing import (
@@ -120,10 +121,8 @@ def test_sharing_again_says_what_happened(console: Console) -> None:
     assert f"{BOB} can now see it as “can view all details”" in more.text
 
 
-def _shares(console: Console) -> list[object]:
-    from calshare.sharing import list_shares
-
-    return list(list_shares(console.store, console.clock, "project", owner=ANN))
+def _shares(console: Console) -> list[Share]:
+    return list_shares(console.store, console.clock, "project", owner=ANN)
 
 
 @pytest.mark.parametrize(
