@@ -20,11 +20,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 from babel.dates import format_date
+from markupsafe import Markup
 from multidict import MultiDictProxy
 
 from calshare import sharing, wording
@@ -331,7 +333,9 @@ def _firsts(pieces: Sequence[str]) -> list[str]:
 # --- People
 
 
+@lru_cache(maxsize=1024)
 def _day(stamp: str | None, lang: str) -> str:
+    """A day in the page's words ("3 Apr 2027"); cached: babel is slow, and days repeat."""
     if not stamp:
         return ""
     return format_date(date.fromisoformat(stamp[:10]), "medium", locale=wording.babel_locale(lang))
@@ -339,22 +343,36 @@ def _day(stamp: str | None, lang: str) -> str:
 
 def _dates(item: sharing.Share, lang: str) -> list[str]:
     """The dates that matter for the share's state, in words."""
-    lines = [words.text("people.invited_on", lang, date=_day(item.invited_at, lang))]
+    lines = [words.text("people.invited_on", lang, date=_day(item.invited_at[:10], lang))]
     if item.status == ShareStatus.INVITED:
-        lines.append(words.text("people.valid_until", lang, date=_day(item.expires_at, lang)))
+        lines.append(words.text("people.valid_until", lang, date=_day(item.expires_at[:10], lang)))
     elif item.status == ShareStatus.EXPIRED:
-        lines.append(words.text("people.expired_on", lang, date=_day(item.expires_at, lang)))
+        lines.append(words.text("people.expired_on", lang, date=_day(item.expires_at[:10], lang)))
     elif item.status == ShareStatus.ACCEPTED and item.answered_at:
-        lines.append(words.text("people.accepted_on", lang, date=_day(item.answered_at, lang)))
+        lines.append(words.text("people.accepted_on", lang, date=_day(item.answered_at[:10], lang)))
     elif item.status == ShareStatus.DECLINED and item.answered_at:
-        lines.append(words.text("people.declined_on", lang, date=_day(item.answered_at, lang)))
+        lines.append(words.text("people.declined_on", lang, date=_day(item.answered_at[:10], lang)))
     elif item.status == ShareStatus.REVOKED and item.revoked_at:
-        lines.append(words.text("people.removed_on", lang, date=_day(item.revoked_at, lang)))
+        lines.append(words.text("people.removed_on", lang, date=_day(item.revoked_at[:10], lang)))
     return lines
+
+
+def _options(lang: str) -> dict[Level, Markup]:
+    """Each level's drop-down options with that level chosen, built once per page."""
+    return {
+        chosen: Markup("").join(
+            Markup('<option value="{}"{}>{}</option>').format(
+                option["value"], Markup(" selected") if option["selected"] else "", option["label"]
+            )
+            for option in level_options(lang, chosen)
+        )
+        for chosen in LEVELS
+    }
 
 
 def people_rows(shares: Sequence[sharing.Share], lang: str) -> list[dict[str, Any]]:
     """One row per share, with the actions its state allows."""
+    options = _options(lang)
     return [
         {
             "name": item.invitee_name,
@@ -363,7 +381,7 @@ def people_rows(shares: Sequence[sharing.Share], lang: str) -> list[dict[str, An
             "status": words.text(f"people.status.{item.status.value}", lang),
             "status_key": item.status.value,
             "dates": _dates(item, lang),
-            "levels": level_options(lang, item.level),
+            "options": options[item.level],
             "level_label": words.text(
                 "people.level_for", lang, who=item.invitee_name or item.invitee
             ),
@@ -400,6 +418,9 @@ def _people_page(
         done=done,
         action=path,
         rows=people_rows(shares, lang),
+        change=words.text("people.change", lang),
+        resend=words.text("people.resend", lang),
+        remove=words.text("people.remove", lang),
         share_href=calendar_page_path(calendar.id, ConsolePage.SHARE),
     )
 
