@@ -88,6 +88,15 @@ def _live(db: Database, calendar_id: int) -> Publication | None:
     return None if row is None else Publication(row[0], row[1], Level(row[2]), row[3], row[4])
 
 
+def live_publication(db: Database, calendar_id: int) -> Publication | None:
+    """The calendar's publication whose links work now (None: not published).
+
+    What an owner may see of it afterwards: level, since when, the WebDAV folder;
+    never the links, whose secret is kept only as a hash.
+    """
+    return _live(db, calendar_id)
+
+
 def find_publication(db: Database, secret_text: str) -> Publication | str | None:
     """The live publication a secret names; GONE if it was unpublished; None if never."""
     secret = parse_token(secret_text)
