@@ -95,6 +95,8 @@ def test_some_addresses_refused_the_others_shared(console: Console) -> None:
     # as classic Outlook does: a copy by mail instead, where policy lets one go
     email = calendar_page_path(calendar_id, ConsolePage.EMAIL)
     assert f'href="{email}?to=olga%40example.net"' in got.text
+    offered = client.get(f"{email}?to=olga%40example.net")  # the E-mail page, filled in
+    assert offered.status == 200 and OUTSIDER in offered.text
     # the box keeps what was not shared, to correct
     assert f">bob@, {OUTSIDER}</textarea>" in got.text
     assert [share.invitee for share in _shares(console)] == [BOB]

@@ -444,7 +444,10 @@ def test_no_part_of_the_secret_path_or_query_appears_anywhere(
     @settings(max_examples=12, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
     @given(st.text("abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=12, max_size=40))
-    def check(token: str) -> None:
+    def check(raw: str) -> None:
+        # a secret never reads as a word: Hypothesis also tries strings from our own source
+        # (it found "quoted-print", which every mail's MIME header holds)
+        token = f"q7z{raw}"
         name = f"cal{next(counter)}"
         url = f"http://127.0.0.1:{server.port}/ical/{token}/basic.ics?key={token[::-1]}"
         server.serve(V1, etag=True)
