@@ -662,12 +662,8 @@ def _service(store: Store, clock: FixedClock) -> Settings:
 
 def _invitation_tokens(store: Store) -> list[tuple[str, str | None]]:
     """(level, revoked_at) of every invitation, oldest first."""
-    return [
-        tuple(row)
-        for row in store.db.execute(  # type: ignore[misc]
-            "SELECT level, revoked_at FROM invitations ORDER BY id"
-        )
-    ]
+    found = store.db.execute("SELECT level, revoked_at FROM invitations ORDER BY id")
+    return [(str(level), revoked) for level, revoked in found]
 
 
 def test_resend_keeps_level_language_and_message_and_kills_the_old_token(
