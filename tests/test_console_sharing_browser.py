@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from calshare import sessions
 from tests.support.browser import axe_violations, chrome, serious
@@ -34,6 +35,14 @@ def csp_errors(driver: Any) -> list[str]:
     ]
 
 
+def shown(driver: Any, selector: str) -> str:
+    """The text of ``selector`` on the page a click led to: the click returns once the
+    form is sent, not once its answer is shown."""
+    wait = WebDriverWait(driver, 30)
+    found = wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector)))
+    return str(found.text)
+
+
 @pytest.mark.network
 def test_share_with_a_refusal_then_people_in_every_status(console: Console) -> None:
     share_path, people_path, _ = paths(console)
@@ -52,8 +61,8 @@ def test_share_with_a_refusal_then_people_in_every_status(console: Console) -> N
             "Can view all details"
         )
         driver.find_element(By.ID, "share-message").send_keys("For the launch")
-        driver.find_element(By.CSS_SELECTOR, "form button[type=submit]:not(header *)").click()
-        results = driver.find_element(By.CSS_SELECTOR, ".results").text
+        driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        results = shown(driver, ".results")
         assert "Invited Bob Builder <bob@example.org>." in results
         assert "this calendar can't be shared: olga@example.net is outside" in results
         link = driver.find_element(By.PARTIAL_LINK_TEXT, "E-mail a copy of the calendar")
@@ -75,7 +84,5 @@ def test_share_with_a_refusal_then_people_in_every_status(console: Console) -> N
         row = driver.find_element(By.XPATH, "//tr[th[text()='bob@example.org']]")
         Select(row.find_element(By.NAME, "level")).select_by_visible_text("Can view when I'm busy")
         row.find_element(By.XPATH, ".//button[text()='Change']").click()
-        assert (
-            "sent again at the new permission" in driver.find_element(By.CSS_SELECTOR, ".done").text
-        )
+        assert "sent again at the new permission" in shown(driver, ".done")
         assert len(invitations(console, "bob@example.org")) == 2
