@@ -90,6 +90,7 @@ bench: install system-packages
 	$(BIN)/python bench/feeds.py
 	$(BIN)/python bench/caldav_fetch.py
 	$(BIN)/python bench/console.py
+	$(BIN)/python bench/signin.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist tests/js/node_modules

@@ -304,7 +304,7 @@ class _Session:
         if status == 200 or (300 <= status < 400):
             raise self._not_calendar(
                 f"it answered HTTP {status} where CalDAV answers 207 (an .ics address is "
-                "a plain URL source, without --caldav)"
+                "a plain URL source, not a CalDAV one)"
             )
         busy = status in (429, 503)
         raise CalDavFetchError(

@@ -11,7 +11,7 @@ from sqlite_utils import Database
 
 from calshare.addresses import parse_mailbox
 from calshare.clock import Clock, utc_text
-from calshare.errors import DuplicateCalendar, UnknownCalendar, UsageError
+from calshare.errors import AmbiguousCalendar, DuplicateCalendar, UnknownCalendar, UsageError
 from calshare.store import Store
 
 # Names end up in URLs and file names (NAME.ics on WebDAV), so keep them plain.
@@ -77,11 +77,13 @@ def get_calendar(db: Database, name: str, owner: str | None = None) -> Calendar:
     reach another's calendar by its name. The operator's CLI may leave it out.
     """
     if owner is None:
-        rows = list(db.query(_SELECT + " WHERE c.name = ?", [name]))
+        rows = list(db.query(_SELECT + " WHERE c.name = ? ORDER BY o.email", [name]))
     else:
         rows = list(db.query(_SELECT + " WHERE c.name = ? AND o.email = ?", [name, owner]))
     if not rows:
-        raise UnknownCalendar(name)
+        raise UnknownCalendar(name, owner)
+    if len(rows) > 1:
+        raise AmbiguousCalendar(name, tuple(str(row["owner"]) for row in rows))
     return _from_row(rows[0])
 
 
@@ -130,5 +132,23 @@ def add_calendar(
                 [name, owner_id, tz, tz or default_tz, now],
             )
         except sqlite3.IntegrityError:
-            raise DuplicateCalendar(name) from None
-    return get_calendar(store.db, name)
+            raise DuplicateCalendar(name, mailbox.address) from None
+    return get_calendar(store.db, name, mailbox.address)
+
+
+def remove_new_calendar(store: Store, calendar: Calendar) -> None:
+    """Take back a calendar just added whose first import failed: the store ends as before.
+
+    Adding and importing are two steps (a source is read, and its read recorded, only
+    once the calendar exists); a calendar whose first read failed would otherwise stay
+    behind empty. What it holds goes with it (sources, events: ``ON DELETE CASCADE``),
+    and so does its owner when the add created them (an owner with no calendar left
+    exists nowhere else, as no command removes calendars).
+    """
+    with store.write() as db:
+        db.execute("DELETE FROM calendars WHERE id = ?", [calendar.id])
+        db.execute(
+            "DELETE FROM owners WHERE email = ?"
+            " AND NOT EXISTS (SELECT 1 FROM calendars c WHERE c.owner_id = owners.id)",
+            [calendar.owner],
+        )

@@ -1,7 +1,12 @@
 """The ``calshare`` command line.
 
-The one place where our exceptions become one line on stderr and exit code 2.
-Commands are thin: they parse arguments, call the domain, and print.
+The one place where our exceptions become one line on stderr and exit code 2, and
+the one place that words them for a shell user (``worded``): the domain says what
+is wrong in plain words, with the part of the request it is about (``errors.Field``)
+and what to do next (``errors.Remedy``); here they become flags and commands.
+Commands are thin: they parse arguments, call the domain, and print. Owners are
+tenants: every command that names a calendar takes ``--owner`` for when two owners
+use that name.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ from typing import IO, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 from calshare import __version__
-from calshare.calendars import Calendar, add_calendar, get_calendar, list_calendars
+from calshare.addresses import parse_mailbox
+from calshare.calendars import (
+    Calendar,
+    add_calendar,
+    calendar_by_id,
+    get_calendar,
+    list_calendars,
+)
 from calshare.clock import Clock, SystemClock, utc_text
 from calshare.config import Settings, load_settings
-from calshare.errors import CalshareError, LevelError, UsageError
+from calshare.errors import CalshareError, Field, LevelError, Remedy, UsageError
 from calshare.expansion import Caps
 from calshare.importer import import_calendar
 from calshare.levels import Level
@@ -85,6 +97,78 @@ def _level_argument(text: str) -> Level:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _owner_argument(text: str) -> str:
+    """``--owner``: the address as the store holds it (normalized, without a name)."""
+    try:
+        return parse_mailbox(text).address
+    except CalshareError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# The flag that sets each part of a request a domain error can be about.
+FLAGS: dict[Field, str] = {
+    Field.RANGE: "--range",
+    Field.RECIPIENTS: "--to",
+    Field.LAYOUT: "--layout",
+    Field.LEVEL: "--level",
+    Field.WEBDAV: "--webdav",
+    Field.INTERVAL: "--every",
+    Field.CALDAV: "--caldav",
+    Field.WORKING_HOURS: "--working-hours-only",
+    Field.OWNER: "--owner",
+}
+
+# The command that does what a remedy says; {name} is the calendar, {owner} its
+# " --owner EMAIL" when the command line named one.
+COMMANDS: dict[Remedy, str] = {
+    Remedy.ADD_CALENDAR: "add it with: calshare calendar add {name} --owner EMAIL",
+    Remedy.ADD_SOURCE: "give it one with: calshare calendar add {name} --owner EMAIL "
+    "--source URL_OR_FILE",
+    Remedy.IMPORT: "calshare calendar import {name}{owner} FILE_OR_URL",
+    Remedy.PUSH: "`calshare push {name}{owner}` tries again",
+    Remedy.PUSH_FORCE: "`calshare push {name}{owner} --force` writes it even over "
+    "someone else's change",
+    Remedy.UNPUBLISH: "`calshare unpublish {name}{owner}` withdraws it",
+    Remedy.UNPUBLISH_AGAIN: "`calshare unpublish {name}{owner}` tries again",
+    Remedy.UNPUBLISH_FORCE: "`calshare unpublish {name}{owner} --force` deletes them "
+    "even if someone changed them",
+    Remedy.NAME_OWNER: "add --owner EMAIL",
+}
+
+
+def commands_for(remedies: Sequence[Remedy], calendar: str | None, owner: str | None) -> str:
+    """The commands that carry out ``remedies``, as one clause ("" for none)."""
+    said = [
+        COMMANDS[remedy].format(name=calendar or "NAME", owner=f" --owner {owner}" if owner else "")
+        for remedy in remedies
+    ]
+    return "; ".join(said)
+
+
+def _address_of(owner: str | None) -> str | None:
+    """``--owner`` as a command can repeat it (``calendar add`` takes "Name <address>")."""
+    if not owner:
+        return None
+    try:
+        return parse_mailbox(owner).address
+    except CalshareError:
+        return None
+
+
+def worded(exc: CalshareError, args: argparse.Namespace | None = None) -> str:
+    """A domain error as a shell user needs it: with the flag it is about and the command
+    to run. The domain's message stays plain words (the web shows it as is)."""
+    owner = _address_of(getattr(args, "owner", None))
+    said = []
+    if exc.field is not None:
+        flag = FLAGS[exc.field]
+        said.append(f"{flag} {exc.suggestion}" if exc.suggestion else flag)
+    then = commands_for(exc.remedies, exc.calendar, owner)
+    said += [then] if then else []
+    message = str(exc)
+    return f"{message.rstrip('.')} ({'; '.join(said)})" if said else message
+
+
 def _one_line(text: str) -> str:
     """One line of printable text: messages can quote a server's or a file's words."""
     flat = " ".join(str(text).split())
@@ -96,7 +180,7 @@ def _one_line(text: str) -> str:
 
 def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar add project --owner ann@example.org --source https://example.org/p.ics"""
-    from calshare.subscriptions import FILE, kind_of, parse_interval, set_source
+    from calshare.subscriptions import FILE, kind_of, parse_interval
 
     source = args.source
     if source is None and (args.caldav or args.every):
@@ -115,16 +199,25 @@ def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
             source = str(path.resolve())
         else:
             redact(source)  # a URL that cannot be taken apart fails here, before anything is added
-    calendar = add_calendar(
-        ctx.store, ctx.clock, args.name, args.owner, args.tz, ctx.settings.calendars.default_tz
-    )
     refreshed = None
-    if source is not None:
-        from calshare.refresh import refresh_one
+    if source is None:
+        calendar = add_calendar(
+            ctx.store, ctx.clock, args.name, args.owner, args.tz, ctx.settings.calendars.default_tz
+        )
+    else:
+        from calshare.refresh import add_following
 
-        set_source(ctx.store, calendar, kind, source, interval, None)
-        refreshed = refresh_one(ctx.store, ctx.settings, ctx.clock, calendar.id)
-        calendar = get_calendar(ctx.store.db, calendar.name)
+        calendar, refreshed = add_following(
+            ctx.store,
+            ctx.settings,
+            ctx.clock,
+            name=args.name,
+            owner=args.owner,
+            tz=args.tz,
+            kind=kind,
+            location=source,
+            interval_seconds=interval,
+        )
     if args.json:
         ctx.print_json(
             {
@@ -136,19 +229,14 @@ def cmd_calendar_add(ctx: Context, args: argparse.Namespace) -> int:
         print(
             f"Added calendar {calendar.name!r} for {calendar.owner} ({calendar.zone})", file=ctx.out
         )
-        if refreshed is not None and refreshed.result != "failed":
+        if refreshed is not None:
             print(
                 f"It follows {refreshed.source}: {calendar.event_count:,} events now"
                 + ("" if kind == FILE else f", read again every {_every(interval)}"),
                 file=ctx.out,
             )
-    if refreshed is not None and refreshed.result == "failed":
-        ctx.warn(
-            f"{calendar.name!r} was added, but its source could not be read: {refreshed.message}"
-            + ("" if kind == FILE else "; calshare serve tries again on its schedule")
-        )
-    elif refreshed is not None and refreshed.altered:
-        _republish(ctx, calendar.name)
+    if refreshed is not None and refreshed.altered:
+        _republish(ctx, calendar)
     return 0
 
 
@@ -188,16 +276,18 @@ def cmd_calendar_refresh(ctx: Context, args: argparse.Namespace) -> int:
     if bool(args.all) == bool(args.name):
         raise UsageError("Name one calendar, or give --all")
     if args.all:
-        records = [record for record in list_sources(ctx.store.db) if record.kind != FILE]
+        records = [
+            record for record in list_sources(ctx.store.db, args.owner) if record.kind != FILE
+        ]
     else:
-        records = [get_source(ctx.store.db, args.name)]
-    altered: list[str] = []
+        records = [get_source(ctx.store.db, args.name, args.owner)]
+    altered: list[int] = []
     done = refresh_round(ctx.store, ctx.settings, ctx.clock, records, on_altered=altered.append)
-    for name in altered:
+    for calendar_id in altered:
         try:
-            _republish(ctx, name)
+            _republish(ctx, calendar_by_id(ctx.store.db, calendar_id))
         except CalshareError as exc:
-            ctx.warn(str(exc))
+            ctx.warn(worded(exc, args))
     done.sort(key=lambda item: item.calendar)
     if args.json:
         ctx.print_json([_refreshed_json(item) for item in done])
@@ -228,10 +318,11 @@ def cmd_calendar_sources(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar sources --json"""
     from calshare.subscriptions import list_sources
 
-    records = list_sources(ctx.store.db)
+    records = list_sources(ctx.store.db, args.owner)
     rows: list[dict[str, Any]] = [
         {
             "calendar": record.calendar,
+            "owner": record.owner,
             "kind": record.kind,
             "source": record.shown,
             "every_seconds": record.interval_seconds if record.kind != "file" else None,
@@ -280,7 +371,7 @@ def cmd_calendar_sources(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar import project ~/Downloads/project.ics"""
     result = import_calendar(
-        ctx.store, ctx.settings, ctx.clock, args.name, args.source, pause_gc=True
+        ctx.store, ctx.settings, ctx.clock, args.name, args.source, pause_gc=True, owner=args.owner
     )
     for warning in result.warnings:
         ctx.warn(warning)
@@ -310,30 +401,33 @@ def cmd_calendar_import(ctx: Context, args: argparse.Namespace) -> int:
             file=ctx.out,
         )
     if not result.unchanged:
-        _republish(ctx, result.calendar.name)
+        _republish(ctx, result.calendar)
     return 0
 
 
-def _republish(ctx: Context, name: str) -> None:
+def _republish(ctx: Context, calendar: Calendar) -> None:
     """A calendar published to WebDAV is written there again after each import."""
     from calshare.errors import WebDavError
     from calshare.publishing import rewrite_after_import
 
     try:
-        pushed = rewrite_after_import(ctx.store, ctx.settings, ctx.clock, name)
+        pushed = rewrite_after_import(ctx.store, ctx.settings, ctx.clock, calendar.id)
     except WebDavError as exc:
         raise WebDavError(
-            f"Imported, but the published copy on WebDAV was not updated: {exc}", exc.status
+            f"Imported, but the published copy on WebDAV was not updated: {exc}",
+            exc.status,
+            remedies=exc.remedies,
+            calendar=exc.calendar,
         ) from None
     if pushed:
-        ctx.err.write(f"calshare: updated the published copy of {name!r} on WebDAV\n")
+        ctx.err.write(f"calshare: updated the published copy of {calendar.name!r} on WebDAV\n")
 
 
 def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
     """calshare calendar list --json"""
     from calshare.subscriptions import list_sources
 
-    calendars = list_calendars(ctx.store.db)
+    calendars = list_calendars(ctx.store.db, args.owner)
     follows = {record.calendar_id: record.shown for record in list_sources(ctx.store.db)}
     if args.json:
         ctx.print_json(
@@ -360,7 +454,7 @@ def cmd_calendar_list(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     """calshare events project --from 2026-12-01 --to 2026-12-31 --level titles --json"""
-    calendar = get_calendar(ctx.store.db, args.name)
+    calendar = get_calendar(ctx.store.db, args.name, args.owner)
     found = _events(ctx, calendar, args.start, args.end, args.level, args.include_private)
     if args.json:
         ctx.print_json([occurrence_to_json(occurrence) for occurrence in found])
@@ -438,6 +532,7 @@ def cmd_share(ctx: Context, args: argparse.Namespace) -> int:
         args.level,
         lang=args.lang,
         message=args.message,
+        owner=args.owner,
     )
     if args.json:
         ctx.print_json(
@@ -476,7 +571,7 @@ def cmd_snapshot(ctx: Context, args: argparse.Namespace) -> int:
         lang=args.lang,
     )
     if args.out is not None:
-        made = preview(ctx.store, ctx.settings, ctx.clock, args.name, options)
+        made = preview(ctx.store, ctx.settings, ctx.clock, args.name, options, owner=args.owner)
         _write_file(Path(args.out), made.mail.raw)
         if args.json:
             ctx.print_json(
@@ -493,7 +588,9 @@ def cmd_snapshot(ctx: Context, args: argparse.Namespace) -> int:
                 file=ctx.out,
             )
         return 0
-    sent = send_snapshots(ctx.store, ctx.settings, ctx.clock, args.name, args.to, options)
+    sent = send_snapshots(
+        ctx.store, ctx.settings, ctx.clock, args.name, args.to, options, owner=args.owner
+    )
     if args.json:
         ctx.print_json(
             [
@@ -538,7 +635,15 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
     """calshare publish project --level free-busy [--webdav https://dav.example.org/cal/]"""
     from calshare.publishing import publish
 
-    made = publish(ctx.store, ctx.settings, ctx.clock, args.name, args.level, webdav=args.webdav)
+    made = publish(
+        ctx.store,
+        ctx.settings,
+        ctx.clock,
+        args.name,
+        args.level,
+        webdav=args.webdav,
+        owner=args.owner,
+    )
     if args.json:
         ctx.print_json(
             {
@@ -568,7 +673,9 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> int:
     _warn_no_etags(ctx, made.webdav, made.webdav_etags)
     if made.webdav_error:
         # the links above stand; the copy did not get written
-        ctx.err.write(f"calshare: error: {_one_line(made.webdav_error)}\n")
+        then = commands_for(made.webdav_remedies, made.calendar, args.owner)
+        said = f"{made.webdav_error} ({then})" if then else made.webdav_error
+        ctx.err.write(f"calshare: error: {_one_line(said)}\n")
         return EXIT_ERROR
     return 0
 
@@ -592,7 +699,7 @@ def cmd_push(ctx: Context, args: argparse.Namespace) -> int:
     """calshare push project [--force]"""
     from calshare.publishing import sync
 
-    copy = sync(ctx.store, ctx.settings, ctx.clock, args.name, force=args.force)
+    copy = sync(ctx.store, ctx.settings, ctx.clock, args.name, force=args.force, owner=args.owner)
     if args.json:
         ctx.print_json(
             {
@@ -617,7 +724,9 @@ def cmd_push(ctx: Context, args: argparse.Namespace) -> int:
     _warn_forgotten(ctx, copy.forgotten)
     _warn_no_etags(ctx, copy.folder, copy.etags)
     if copy.problems:
-        ctx.err.write(f"calshare: error: {_one_line(' '.join(copy.problems))}\n")
+        then = commands_for(copy.remedies, args.name, args.owner)
+        said = " ".join(copy.problems) + (f" ({then})" if then else "")
+        ctx.err.write(f"calshare: error: {_one_line(said)}\n")
         return EXIT_ERROR
     return 0
 
@@ -634,7 +743,9 @@ def cmd_unpublish(ctx: Context, args: argparse.Namespace) -> int:
     """calshare unpublish project [--force]"""
     from calshare.publishing import unpublish
 
-    done = unpublish(ctx.store, ctx.settings, ctx.clock, args.name, force=args.force)
+    done = unpublish(
+        ctx.store, ctx.settings, ctx.clock, args.name, force=args.force, owner=args.owner
+    )
     if args.json:
         ctx.print_json(
             {
@@ -655,7 +766,7 @@ def cmd_unshare(ctx: Context, args: argparse.Namespace) -> int:
     """calshare unshare project bob@example.org"""
     from calshare.sharing import unshare
 
-    result = unshare(ctx.store, ctx.settings, ctx.clock, args.name, args.email)
+    result = unshare(ctx.store, ctx.settings, ctx.clock, args.name, args.email, owner=args.owner)
     if args.json:
         ctx.print_json(_share_json(result))
     else:
@@ -667,7 +778,7 @@ def cmd_shares(ctx: Context, args: argparse.Namespace) -> int:
     """calshare shares project --json"""
     from calshare.sharing import list_shares
 
-    found = list_shares(ctx.store, ctx.clock, args.name)
+    found = list_shares(ctx.store, ctx.clock, args.name, owner=args.owner)
     if args.json:
         ctx.print_json([_share_json(item) for item in found])
         return 0
@@ -967,6 +1078,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def owner_option(sub: argparse.ArgumentParser, what: str) -> None:
+        sub.add_argument(
+            "--owner",
+            type=_owner_argument,
+            metavar="EMAIL",
+            help=f"{what} (needed when two owners have a calendar of that name)",
+        )
+
     calendar = commands.add_parser("calendar", help="add, import and list calendars")
     calendar_commands = calendar.add_subparsers(
         dest="calendar_command", required=True, parser_class=_Parser
@@ -995,9 +1114,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("name")
     imp.add_argument("source", metavar="FILE_OR_URL")
+    owner_option(imp, "whose calendar")
     imp.add_argument("--json", action="store_true")
 
     lst = command(calendar_commands, "list", cmd_calendar_list, "list calendars")
+    lst.add_argument("--owner", type=_owner_argument, metavar="EMAIL", help="only this owner's")
     lst.add_argument("--json", action="store_true")
 
     ref = command(
@@ -1007,6 +1128,7 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument(
         "--all", action="store_true", help="every calendar with a URL or CalDAV source"
     )
+    owner_option(ref, "whose calendar (with --all: only this owner's)")
     ref.add_argument("--json", action="store_true")
 
     src = command(
@@ -1015,10 +1137,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_calendar_sources,
         "what each calendar follows, and how it goes",
     )
+    src.add_argument("--owner", type=_owner_argument, metavar="EMAIL", help="only this owner's")
     src.add_argument("--json", action="store_true")
 
     events = command(commands, "events", cmd_events, "occurrences of a calendar in a window")
     events.add_argument("name")
+    owner_option(events, "whose calendar")
     events.add_argument("--from", dest="start", required=True, metavar="DATE")
     events.add_argument(
         "--to", dest="end", required=True, metavar="DATE", help="inclusive when a date"
@@ -1036,6 +1160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     share.add_argument("name")
     share.add_argument("email")
+    owner_option(share, "whose calendar")
     share.add_argument(
         "--level",
         required=True,
@@ -1053,6 +1178,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "snapshot", cmd_snapshot, "email a copy of a date range (HTML and .ics)"
     )
     snap.add_argument("name")
+    owner_option(snap, "whose calendar")
     snap.add_argument(
         "--range",
         required=True,
@@ -1082,6 +1208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pub = command(commands, "publish", cmd_publish, "HTML and ICS links anyone can open")
     pub.add_argument("name")
+    owner_option(pub, "whose calendar")
     pub.add_argument(
         "--level",
         required=True,
@@ -1107,16 +1234,19 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         webdav = command(commands, name, run, about)
         webdav.add_argument("name")
+        owner_option(webdav, "whose calendar")
         webdav.add_argument("--force", action="store_true", help=force)
         webdav.add_argument("--json", action="store_true")
 
     unshare = command(commands, "unshare", cmd_unshare, "stop sharing a calendar with someone")
     unshare.add_argument("name")
     unshare.add_argument("email")
+    owner_option(unshare, "whose calendar")
     unshare.add_argument("--json", action="store_true")
 
     shares = command(commands, "shares", cmd_shares, "who has which calendar, at which level")
     shares.add_argument("name", nargs="?")
+    owner_option(shares, "whose calendar (without a name: only this owner's)")
     shares.add_argument("--json", action="store_true")
 
     box = command(commands, "outbox", cmd_outbox, "mail waiting to be sent, and why")
@@ -1169,6 +1299,7 @@ def main(
 ) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     env = os.environ if env is None else env
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(
@@ -1184,7 +1315,7 @@ def main(
         finally:
             ctx.close_store()
     except CalshareError as exc:
-        err.write(f"calshare: error: {_one_line(str(exc))}\n")
+        err.write(f"calshare: error: {_one_line(worded(exc, args))}\n")
         return EXIT_ERROR
     except KeyboardInterrupt:
         err.write("calshare: interrupted\n")

@@ -744,10 +744,26 @@ def _credentials(
     return tuple(found)
 
 
-def find_credential(settings: Settings, calendar: str, host: str) -> Credential | None:
-    """A CalDAV source's credentials: the environment's for the calendar, else the config's
-    for the calendar, else the config's for the host."""
-    wanted = (f"env:{env_calendar_key(calendar)}", calendar.lower(), host.lower())
+def find_credential(
+    settings: Settings,
+    calendar: str,
+    host: str,
+    *,
+    owner: str | None = None,
+    shared_name: bool = False,
+) -> Credential | None:
+    """A CalDAV source's credentials: the config's for ``OWNER/CALENDAR``, else the
+    environment's for the calendar, else the config's for the calendar, else the config's
+    for the host.
+
+    Owners are tenants: once another owner has a calendar of the same name
+    (``shared_name``), credentials kept for the name alone are not used, so a calendar an
+    owner adds under someone else's calendar's name never gets their password; name
+    them ``"OWNER/CALENDAR"`` then.
+    """
+    by_name = () if shared_name else (f"env:{env_calendar_key(calendar)}", calendar.lower())
+    by_owner = (f"{owner}/{calendar}".lower(),) if owner else ()
+    wanted = (*by_owner, *by_name, host.lower())
     for name in wanted:
         for credential in settings.sources.credentials:
             if credential.name == name:

@@ -187,14 +187,16 @@ class Daemon:
 
         store = Store.open(self.db_path, same_thread=False)
 
-        def republish(name: str) -> None:  # in the round's thread
+        def republish(calendar_id: int) -> None:  # in the round's thread
             from calshare.errors import CalshareError
             from calshare.publishing import rewrite_after_import
 
             try:
-                rewrite_after_import(store, self.settings, self.clock, name)
+                rewrite_after_import(store, self.settings, self.clock, calendar_id)
             except CalshareError as exc:
-                log.warning("calendar %s changed, but its WebDAV copy was not: %s", name, exc)
+                log.warning(
+                    "calendar #%d changed, but its WebDAV copy was not: %s", calendar_id, exc
+                )
 
         try:
             while not self.stopping.is_set():

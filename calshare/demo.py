@@ -19,6 +19,7 @@ from calshare.sharing import share
 from calshare.store import Store
 
 DEMO_OWNER = "Ann Demo <demo@example.org>"
+DEMO_ADDRESS = "demo@example.org"  # the owner's address: other owners may have a "project" too
 DEMO_DIR = Path(__file__).parent / "demo_calendars"
 DEMO_CALENDARS = ("project", "family")
 DEMO_INVITEE = "Bob Builder <bob@example.org>"
@@ -26,7 +27,7 @@ DEMO_INVITEE = "Bob Builder <bob@example.org>"
 
 def seed_demo(store: Store, settings: Settings, clock: Clock) -> list[ImportResult]:
     """Add and import the demo calendars that are missing; leave existing ones alone."""
-    existing = {calendar.name: calendar for calendar in list_calendars(store.db)}
+    existing = {calendar.name: calendar for calendar in list_calendars(store.db, DEMO_ADDRESS)}
     results = []
     for name in DEMO_CALENDARS:
         if name not in existing:
@@ -35,23 +36,30 @@ def seed_demo(store: Store, settings: Settings, clock: Clock) -> list[ImportResu
             )
         if name not in existing or existing[name].imported_at is None:
             results.append(
-                import_calendar(store, settings, clock, name, str(DEMO_DIR / f"{name}.ics"))
+                import_calendar(
+                    store,
+                    settings,
+                    clock,
+                    name,
+                    str(DEMO_DIR / f"{name}.ics"),
+                    owner=DEMO_ADDRESS,
+                )
             )
     if "project" not in existing:
         # An invitation to answer, so the inbox has something to do from the first run.
-        share(store, settings, clock, "project", DEMO_INVITEE, Level.TITLES)
+        share(store, settings, clock, "project", DEMO_INVITEE, Level.TITLES, owner=DEMO_ADDRESS)
     return results
 
 
 def publish_demo(store: Store, settings: Settings, clock: Clock) -> Published | None:
     """Publish 'family' at free-busy the first time; its links are shown only then."""
-    calendar = get_calendar(store.db, "family")
+    calendar = get_calendar(store.db, "family", DEMO_ADDRESS)
     live = store.db.execute(
         "SELECT 1 FROM publications WHERE calendar_id = ? AND revoked_at IS NULL", [calendar.id]
     ).fetchone()
     if live is not None or settings.policy.publish_max_level is None:
         return None
-    return publish(store, settings, clock, "family", Level.FREE_BUSY)
+    return publish(store, settings, clock, "family", Level.FREE_BUSY, owner=DEMO_ADDRESS)
 
 
 def how_to_answer(settings: Settings, smtp_host: str, smtp_port: int) -> str:

@@ -7,9 +7,78 @@ is closest to, so callers that only know Python's vocabulary still catch it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Field(StrEnum):
+    """What in a request an error is about: each edge points at it its own way.
+
+    The domain never spells a command-line flag or a form field: the CLI turns
+    ``RANGE`` into ``--range`` (``cli.worded``), a web page puts the message next to
+    its range box. One service layer, each edge wording it for its own user.
+    """
+
+    RANGE = "range"
+    RECIPIENTS = "recipients"
+    LAYOUT = "layout"
+    LEVEL = "level"
+    WEBDAV = "webdav"
+    INTERVAL = "interval"
+    CALDAV = "caldav"
+    WORKING_HOURS = "working_hours"
+    OWNER = "owner"
+
+
+class Remedy(StrEnum):
+    """The owner action that fixes (or retries) what went wrong, for an edge to offer.
+
+    The message says it in plain words ("write the copy again"); the CLI adds the
+    command to run, a web page its button.
+    """
+
+    ADD_CALENDAR = "add_calendar"
+    ADD_SOURCE = "add_source"
+    IMPORT = "import"
+    PUSH = "push"
+    PUSH_FORCE = "push_force"
+    UNPUBLISH = "unpublish"
+    UNPUBLISH_AGAIN = "unpublish_again"
+    UNPUBLISH_FORCE = "unpublish_force"
+    NAME_OWNER = "name_owner"
+
 
 class CalshareError(Exception):
-    """Base class: the message is shown to the user as is, on one line."""
+    """Base class: the message is shown to the user as is, on one line.
+
+    It is plain words, with no command-line flag or command in it: ``field`` says
+    which part of the request it is about (``suggestion``: a value for it that would
+    do), ``remedies`` what the owner can do next and ``calendar`` the calendar's name,
+    so each edge adds its own way of saying them.
+    """
+
+    field: Field | None = None
+    suggestion: str | None = None
+    remedies: tuple[Remedy, ...] = ()
+    calendar: str | None = None
+
+    def __init__(
+        self,
+        *args: object,
+        field: Field | None = None,
+        suggestion: str | None = None,
+        remedies: Iterable[Remedy] = (),
+        calendar: str | None = None,
+    ) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field
+        if suggestion is not None:
+            self.suggestion = suggestion
+        if remedies:
+            self.remedies = tuple(remedies)
+        if calendar is not None:
+            self.calendar = calendar
 
 
 class ConfigError(CalshareError, ValueError):
@@ -25,7 +94,7 @@ class LevelError(CalshareError, ValueError):
 
 
 class UsageError(CalshareError, ValueError):
-    """A command-line argument is well formed for argparse but makes no sense."""
+    """A request (a command's argument, a form's field) is well formed but makes no sense."""
 
 
 class StoreError(CalshareError, RuntimeError):
@@ -39,8 +108,12 @@ class StoreBusy(StoreError):
 class ShareRefused(CalshareError, PermissionError):
     """Policy or the address forbids this share. The message starts with the reason's frame."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"This calendar can't be shared: {reason}")
+    def __init__(
+        self, reason: str, *, field: Field | None = None, suggestion: str | None = None
+    ) -> None:
+        super().__init__(
+            f"This calendar can't be shared: {reason}", field=field, suggestion=suggestion
+        )
         self.reason = reason
 
 
@@ -57,22 +130,42 @@ class DeliveryError(CalshareError, RuntimeError):
 
 
 class UnknownCalendar(CalshareError, LookupError):
-    """No calendar has that name."""
+    """No calendar has that name (among ``owner``'s, when one is named)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, owner: str | None = None) -> None:
+        whose = f" for {owner}" if owner else ""
         super().__init__(
-            f"No calendar named {name!r}; add it first with: "
-            f"calshare calendar add {name} --owner EMAIL"
+            f"No calendar named {name!r}{whose}; add it first",
+            remedies=[Remedy.ADD_CALENDAR],
+            calendar=name,
         )
         self.name = name
+        self.owner = owner
+
+
+class AmbiguousCalendar(CalshareError, LookupError):
+    """Several owners have a calendar of that name and none was named (owners are tenants).
+
+    ``owners`` are their addresses, sorted, so the operator can say whose.
+    """
+
+    def __init__(self, name: str, owners: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{len(owners)} owners have a calendar named {name!r} ({', '.join(owners)}): say whose",
+            remedies=[Remedy.NAME_OWNER],
+            calendar=name,
+        )
+        self.name = name
+        self.owners = owners
 
 
 class DuplicateCalendar(CalshareError, ValueError):
-    """A calendar with that name exists already."""
+    """The owner has a calendar with that name already (names are unique per owner)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"A calendar named {name!r} exists already")
+    def __init__(self, name: str, owner: str) -> None:
+        super().__init__(f"A calendar named {name!r} exists already for {owner}", calendar=name)
         self.name = name
+        self.owner = owner
 
 
 class ImportFailed(CalshareError, ValueError):
@@ -113,16 +206,27 @@ class FetchError(ImportFailed):
 class PublishRefused(CalshareError, PermissionError):
     """Policy forbids publishing this calendar (at this level)."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"This calendar can't be published: {reason}")
+    def __init__(
+        self, reason: str, *, remedies: Iterable[Remedy] = (), calendar: str | None = None
+    ) -> None:
+        super().__init__(
+            f"This calendar can't be published: {reason}", remedies=remedies, calendar=calendar
+        )
         self.reason = reason
 
 
 class WebDavError(CalshareError, RuntimeError):
     """A WebDAV server refused or could not be reached; the message says which and why."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        remedies: Iterable[Remedy] = (),
+        calendar: str | None = None,
+    ) -> None:
+        super().__init__(message, remedies=remedies, calendar=calendar)
         self.status = status  # the HTTP status, None when the server was not reached
 
 

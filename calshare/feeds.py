@@ -22,7 +22,7 @@ from email.utils import format_datetime
 
 from sqlite_utils import Database
 
-from calshare.calendars import Calendar, get_calendar
+from calshare.calendars import Calendar, calendar_by_id
 from calshare.clock import parse_utc
 from calshare.config import PolicySettings, Settings
 from calshare.errors import UnknownCalendar
@@ -59,6 +59,7 @@ class Grant:
     level: Level
     updated_at: str
     invitee: str
+    calendar_id: int  # what the feed reads by: two owners may each have a calendar of that name
 
     def served_level(self, policy: PolicySettings) -> Level | None:
         """The grant's level as policy allows it now (None: not at all any more).
@@ -79,8 +80,14 @@ class Version:
     key: tuple[object, ...]  # (calendar id, calendar version, level, first day): the body
     etag: str  # quoted, as it goes in the header
     last_modified: datetime
-    calendar_name: str
+    calendar_name: str  # for the file name; the calendar is the key's id
     level: Level
+
+    @property
+    def calendar_id(self) -> int:
+        calendar_id = self.key[0]
+        assert isinstance(calendar_id, int)
+        return calendar_id
 
 
 @dataclass(frozen=True)
@@ -100,15 +107,15 @@ def find_grant(db: Database, secret_text: str) -> Grant | str | None:
         return None
     digest = token_hash(secret)
     row = db.execute(
-        """SELECT s.id, c.name, s.level, s.status, s.updated_at, s.invitee FROM shares s
+        """SELECT s.id, c.name, s.level, s.status, s.updated_at, s.invitee, c.id FROM shares s
            JOIN calendars c ON c.id = s.calendar_id WHERE s.feed_hash = ?""",
         [digest],
     ).fetchone()
     if row is not None:
-        share_id, calendar, level, status, updated_at, invitee = row
+        share_id, calendar, level, status, updated_at, invitee, calendar_id = row
         if status != ShareStatus.ACCEPTED:
             return GONE
-        return Grant(share_id, calendar, Level(level), updated_at, invitee)
+        return Grant(share_id, calendar, Level(level), updated_at, invitee, calendar_id)
     if db.execute("SELECT 1 FROM retired_feeds WHERE hash = ?", [digest]).fetchone():
         return GONE
     return None
@@ -127,18 +134,19 @@ class FeedMaker:
         return feed_window(self.settings, now)
 
     def version(
-        self, store: Store, calendar_name: str, level: Level, changed_at: str, now: datetime
+        self, store: Store, calendar_id: int, level: Level, changed_at: str, now: datetime
     ) -> Version:
         """The feed's ETag and date from one narrow indexed read; no rendering.
 
-        ``changed_at`` is when the grant (or publication) last changed.
+        ``changed_at`` is when the grant (or publication) last changed. By id, never by
+        name: a feed of Zoe's "project" must never be Ann's "project".
         """
         row = store.db.execute(
-            "SELECT id, version, imported_at FROM calendars WHERE name = ?", [calendar_name]
+            "SELECT name, version, imported_at FROM calendars WHERE id = ?", [calendar_id]
         ).fetchone()
         if row is None:
-            raise UnknownCalendar(calendar_name)
-        calendar_id, calendar_version, imported_at = row
+            raise UnknownCalendar(f"#{calendar_id}")
+        calendar_name, calendar_version, imported_at = row
         start, _ = self.window(now)
         key = (calendar_id, calendar_version, level, start.date())
         tag = hashlib.sha256(repr((key, changed_at)).encode()).hexdigest()[:32]
@@ -160,7 +168,7 @@ class FeedMaker:
         body = self.cached(version)
         if body is not None:
             return body
-        calendar = get_calendar(store.db, version.calendar_name)
+        calendar = calendar_by_id(store.db, version.calendar_id)
         plain = feed_ics(store, self.settings, calendar, version.level, now)
         body = Body(plain, gzip.compress(plain, compresslevel=6, mtime=0))
         with self._lock:

@@ -17,9 +17,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from calshare.bulk import paused_gc
-from calshare.calendars import Calendar, get_calendar
+from calshare.calendars import (
+    Calendar,
+    add_calendar,
+    calendar_by_id,
+    get_calendar,
+    remove_new_calendar,
+)
 from calshare.clock import Clock
 from calshare.config import Settings
+from calshare.errors import ImportFailed
 from calshare.reindex import apply_data
 from calshare.sources import read_source
 from calshare.store import Store
@@ -65,7 +72,7 @@ def import_calendar(
         return ImportResult(calendar, source.label, calendar.event_count, 0, 0, [], unchanged=True)
     with paused_gc() if pause_gc else nullcontext():
         applied = apply_data(
-            store, settings, clock, name, source.data, source.label, location=location
+            store, settings, clock, calendar.id, source.data, source.label, location=location
         )
     log.info(
         "imported calendar %s from %s: %d events, %d series, %d occurrences, %d warnings",
@@ -77,8 +84,46 @@ def import_calendar(
         len(applied.warnings),
     )
     return ImportResult(
-        calendar=get_calendar(store.db, name, owner),
+        calendar=calendar_by_id(store.db, calendar.id),
         source=source.label,
+        events=applied.events,
+        series=applied.series,
+        occurrences=applied.indexed,
+        warnings=list(applied.warnings),
+    )
+
+
+def add_from_data(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    name: str,
+    owner: str,
+    tz: str | None,
+    data: bytes,
+    label: str,
+) -> ImportResult:
+    """Add a calendar with the events of ``data`` (an uploaded file): both, or neither.
+
+    ``label`` names the data in messages (the upload's file name). The calendar
+    follows nothing: an upload is read once. If the data is too large, not
+    iCalendar or passes the expansion limits, the new calendar is taken back and
+    the error raised: the store ends as it was.
+    """
+    if len(data) > settings.import_.max_bytes:
+        raise ImportFailed(
+            f"{label} is larger than the import limit of {settings.import_.max_bytes:,} bytes"
+        )
+    calendar = add_calendar(store, clock, name, owner, tz, settings.calendars.default_tz)
+    try:
+        applied = apply_data(store, settings, clock, calendar.id, data, label)
+    except BaseException:
+        remove_new_calendar(store, calendar)
+        raise
+    log.info("added calendar %s from %s: %d events", name, label, applied.events)
+    return ImportResult(
+        calendar=calendar_by_id(store.db, calendar.id),
+        source=label,
         events=applied.events,
         series=applied.series,
         occurrences=applied.indexed,

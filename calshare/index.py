@@ -25,7 +25,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from calshare.busy import Busy
-from calshare.calendars import Calendar, get_calendar
+from calshare.calendars import Calendar, calendar_by_id
 from calshare.config import CalendarSettings
 from calshare.errors import StoreError
 from calshare.expansion import Caps, Meter, Slot, expand_series, group_by_uid
@@ -283,7 +283,7 @@ def ensure_indexed(
     if capped:
         return calendar
     with store.write() as db:
-        current = get_calendar(db, calendar.name)
+        current = calendar_by_id(db, calendar.id)
         if (current.version, current.indexed_from, current.indexed_until) != (
             calendar.version,
             calendar.indexed_from,
@@ -309,7 +309,7 @@ def ensure_indexed(
             new_from,
             new_until,
         )
-        return get_calendar(db, calendar.name)
+        return calendar_by_id(db, calendar.id)
 
 
 def _has_series(db: Database, calendar_id: int) -> bool:

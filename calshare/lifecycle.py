@@ -18,6 +18,7 @@ the mail edges.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -218,6 +219,7 @@ def accept(db: Database, share_id: int, invitation_id: int, feed_hash: str, now:
         [ShareStatus.ACCEPTED, utc_text(now), feed_hash, utc_text(now), share_id],
     )
     _use(db, invitation_id, now)
+    _audit_answer(db, "accepted", share_id, now)
 
 
 def decline(db: Database, share_id: int, invitation_id: int, now: datetime) -> None:
@@ -228,6 +230,15 @@ def decline(db: Database, share_id: int, invitation_id: int, now: datetime) -> N
         [ShareStatus.DECLINED, utc_text(now), utc_text(now), share_id],
     )
     _use(db, invitation_id, now)
+    _audit_answer(db, "declined", share_id, now)
+
+
+def _audit_answer(db: Database, action: str, share_id: int, now: datetime) -> None:
+    """An answer is part of the calendar's history (its owner's History page shows it)."""
+    calendar_id, invitee, level = db.execute(
+        "SELECT calendar_id, invitee, level FROM shares WHERE id = ?", [share_id]
+    ).fetchone()
+    audit(db, now, action, calendar_id, invitee, f"level {level}")
 
 
 def _answer(db: Database, move: Move, share_id: int, invitation_id: int, now: datetime) -> None:
@@ -293,3 +304,29 @@ def _withdraw_tokens(db: Database, share_id: int, now: datetime) -> None:
         " AND used_at IS NULL",
         [utc_text(now), share_id],
     )
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    """One line of a calendar's history, as ``audit`` wrote it."""
+
+    id: int
+    at: str  # UTC text (``clock.utc_text``)
+    action: str
+    subject: str
+    detail: str
+
+
+def history(
+    db: Database, calendar_id: int, *, before: int | None = None, limit: int = 200
+) -> list[AuditLine]:
+    """The calendar's audit lines, newest first: at most ``limit``, older than ``before``.
+
+    Paged by id (ids grow with time), so a page stays the same while new lines arrive.
+    """
+    rows = db.execute(
+        "SELECT id, at, action, subject, detail FROM audit"
+        " WHERE calendar_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        [calendar_id, before if before is not None else 2**62, limit],
+    ).fetchall()
+    return [AuditLine(*row) for row in rows]

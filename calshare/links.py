@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 
 class RecipientForm(StrEnum):
@@ -166,14 +166,28 @@ def console_url(
     return f"{base_url}{calendar_page_path(calendar_id, page)}"
 
 
-def signin_url(base_url: str, token: str) -> str:
-    """The link in a sign-in mail: a landing page whose button signs in (GET does not)."""
-    return f"{base_url}/signin/{token}"
+def signin_url(base_url: str, token: str, next_path: str | None = None) -> str:
+    """The link in a sign-in mail: a landing page whose button signs in (GET does not).
+
+    ``next_path``: the console page the owner was on when asked to sign in; the
+    landing page goes there after (only a path on this site, see console.base).
+    """
+    url = f"{base_url}{signin_link_path(token)}"
+    return f"{url}?{urlencode({'next': next_path})}" if next_path else url
+
+
+def signin_link_path(token: str) -> str:
+    """The landing page of a sign-in link, on this site (its form posts here)."""
+    return f"/signin/{token}"
 
 
 def answer_page_url(base_url: str, token: str) -> str:
     """The web page where an invitation is answered with a button."""
     return f"{base_url}/i/{token}"
+
+
+# The beginnings of a calendar address the console's Add calendar takes, as pages say them.
+SOURCE_SCHEMES_SHOWN = "https://, http://, webcal://"
 
 
 def webcal(url: str) -> str:

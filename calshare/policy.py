@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 
 from calshare.addresses import Mailbox, parse_mailbox
 from calshare.config import PolicySettings
-from calshare.errors import AddressError, ShareRefused
+from calshare.errors import AddressError, Field, ShareRefused
 from calshare.levels import Level
 
 
@@ -69,6 +69,8 @@ def check_share(policy: PolicySettings, owner: str, invitee: str, level: Level) 
     if level.rank > allowed.rank:
         raise ShareRefused(
             f"{mailbox.address} is outside {_internal(policy)}, where the highest level allowed "
-            f"is {allowed}; share with --level {allowed}"
+            f"is {allowed}; share at {allowed}",
+            field=Field.LEVEL,
+            suggestion=str(allowed),
         )
     return mailbox

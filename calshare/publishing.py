@@ -26,14 +26,22 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from sqlite_utils import Database
 
-from calshare.calendars import Calendar, get_calendar
+from calshare.calendars import Calendar, calendar_by_id, get_calendar
 from calshare.clock import Clock, utc_text
 from calshare.config import Settings
-from calshare.errors import PublishRefused, UsageError, WebDavConflict, WebDavError
+from calshare.errors import (
+    Field,
+    PublishRefused,
+    Remedy,
+    UsageError,
+    WebDavConflict,
+    WebDavError,
+)
 from calshare.expansion import Caps
 from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
@@ -65,6 +73,7 @@ class Published:
     webdav_files: tuple[str, ...] = ()  # the URLs written there
     webdav_etags: bool | None = None  # False: the server gives no ETags (calshare compares)
     webdav_error: str | None = None  # the links work; the WebDAV copy failed (why)
+    webdav_remedies: tuple[Remedy, ...] = ()  # what the owner can do about it (errors.Remedy)
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,14 @@ class Publication:
     level: Level
     created_at: str
     webdav_url: str | None
+    calendar_id: int  # what a page or feed reads by: two owners may share a name
 
 
-_COLUMNS = "p.id, c.name, p.level, p.created_at, p.webdav_url"
+_COLUMNS = "p.id, c.name, p.level, p.created_at, p.webdav_url, p.calendar_id"
+
+
+def _publication(row: tuple[Any, ...]) -> Publication:
+    return Publication(row[0], row[1], Level(row[2]), row[3], row[4], row[5])
 
 
 def _live(db: Database, calendar_id: int) -> Publication | None:
@@ -85,7 +99,21 @@ def _live(db: Database, calendar_id: int) -> Publication | None:
             WHERE p.calendar_id = ? AND p.revoked_at IS NULL""",
         [calendar_id],
     ).fetchone()
-    return None if row is None else Publication(row[0], row[1], Level(row[2]), row[3], row[4])
+    return None if row is None else _publication(row)
+
+
+def live_publications(db: Database, owner: str) -> dict[int, Publication]:
+    """The live publication of each of ``owner``'s published calendars, by calendar id.
+
+    One query for a whole list of calendars (My calendars), not one per calendar.
+    """
+    rows = db.execute(
+        f"""SELECT p.calendar_id, {_COLUMNS} FROM publications p
+            JOIN calendars c ON c.id = p.calendar_id JOIN owners o ON o.id = c.owner_id
+            WHERE o.email = ? AND p.revoked_at IS NULL""",
+        [owner],
+    ).fetchall()
+    return {row[0]: _publication(row[1:]) for row in rows}
 
 
 def live_publication(db: Database, calendar_id: int) -> Publication | None:
@@ -110,9 +138,9 @@ def find_publication(db: Database, secret_text: str) -> Publication | str | None
     ).fetchone()
     if row is None:
         return None
-    if row[5] is not None:
+    if row[6] is not None:
         return GONE
-    return Publication(row[0], row[1], Level(row[2]), row[3], row[4])
+    return _publication(row)
 
 
 def allowed_level(settings: Settings, wanted: Level) -> tuple[Level, bool]:
@@ -155,8 +183,9 @@ def publish(
     folder = check_collection(webdav) if webdav else None
     if calendar.imported_at is None:
         raise UsageError(
-            f"{calendar.name!r} has no events yet; import it first: "
-            f"calshare calendar import {calendar.name} FILE_OR_URL"
+            f"{calendar.name!r} has no events yet; import it first",
+            remedies=[Remedy.IMPORT],
+            calendar=calendar.name,
         )
     if folder is not None:
         _refuse_dav_collection(settings, calendar.name, folder)
@@ -177,7 +206,7 @@ def publish(
     copy = _sync(store, settings, calendar, level, folder, now, force=False)
     error = None
     if copy.problems:
-        error = "The links work and stay as printed. " + " ".join(copy.problems)
+        error = "The links work and stay as they are. " + " ".join(copy.problems)
     return Published(
         calendar.name,
         level,
@@ -187,6 +216,7 @@ def publish(
         copy.written,
         copy.etags,
         error,
+        copy.remedies,
     )
 
 
@@ -198,8 +228,9 @@ def _refuse_dav_collection(settings: Settings, name: str, folder: str) -> None:
     protocol = "CalDAV" if kind == "calendar" else "CardDAV"
     raise UsageError(
         f"Nothing was published: {folder} is a {protocol} {kind}, which takes single "
-        f"entries, not files; --webdav needs a plain WebDAV folder, where calshare writes "
-        f"{name}.ics and {name}.html (calendar apps can subscribe to the ICS link instead)"
+        f"entries, not files; publishing to WebDAV needs a plain WebDAV folder, where calshare "
+        f"writes {name}.ics and {name}.html (calendar apps can subscribe to the ICS link instead)",
+        field=Field.WEBDAV,
     )
 
 
@@ -242,10 +273,12 @@ def unpublish(
     if failed:
         first = "The links are withdrawn (they answer 410), but " if live is not None else ""
         raise WebDavError(
-            f"{first}{_remains(failed)}. `calshare unpublish {calendar.name}` tries again; "
-            f"`calshare unpublish {calendar.name} --force` deletes them even if someone "
-            "changed them, and forgets (naming it) any it still cannot delete",
+            f"{first}{_remains(failed)}. Unpublishing again tries again; unpublishing with "
+            "force deletes them even if someone changed them, and forgets (naming it) any it "
+            "still cannot delete",
             failed[0][1].status,
+            remedies=[Remedy.UNPUBLISH_AGAIN, Remedy.UNPUBLISH_FORCE],
+            calendar=calendar.name,
         )
     return Unpublished(
         calendar.name, live is not None, tuple((url, str(exc)) for url, exc in forgotten)
@@ -261,7 +294,8 @@ class Copy:
     etags: bool | None  # whether the server gave ETags (None: nothing written)
     removed: tuple[str, ...]  # old copies deleted
     forgotten: tuple[tuple[str, str], ...]  # (url, why): left on WebDAV, no longer tracked
-    problems: tuple[str, ...]  # sentences: what failed and what to do
+    problems: tuple[str, ...]  # sentences: what failed and what to do, in plain words
+    remedies: tuple[Remedy, ...] = ()  # the same "what to do", for an edge to offer
 
 
 def sync(
@@ -288,8 +322,9 @@ def sync(
         level = served_level(settings, live.level)
         if level is None:
             raise PublishRefused(
-                f"publishing is turned off on this server; "
-                f"`calshare unpublish {calendar.name}` withdraws it"
+                "publishing is turned off on this server; unpublishing withdraws it",
+                remedies=[Remedy.UNPUBLISH],
+                calendar=calendar.name,
             )
     folder = live.webdav_url if live is not None and level is not None else None
     return _sync(store, settings, calendar, level, folder, clock.now(), force=force)
@@ -305,24 +340,27 @@ def _sync(
     *,
     force: bool,
 ) -> Copy:
-    name = calendar.name
     failed, removed, forgotten = _delete_files(
         store, settings, calendar.id, keep=folder, force=force
     )
     problems = []
+    remedies: list[Remedy] = []
     if failed:
+        changed = _any_changed(failed)
         problems.append(
-            f"The old copy was not removed: {_remains(failed)}. "
-            f"`calshare push {name}` tries again"
-            + (" (with --force even if someone changed it)." if _any_changed(failed) else ".")
+            f"The old copy was not removed: {_remains(failed)}. Writing the copy again tries "
+            + ("again (with force even if someone changed it)." if changed else "again.")
         )
+        remedies += [Remedy.PUSH, Remedy.PUSH_FORCE] if changed else [Remedy.PUSH]
     written: tuple[str, ...] = ()
     etags = None
     if folder is not None and level is not None:
         try:
             written, etags = _push_files(store, settings, calendar, level, folder, now, force)
         except WebDavError as exc:
-            problems.append(f"The WebDAV copy was not written: {exc}. {_write_advice(name, exc)}")
+            advice, more = _write_advice(exc)
+            problems.append(f"The WebDAV copy was not written: {exc}. {advice}")
+            remedies += [remedy for remedy in more if remedy not in remedies]
     return Copy(
         folder,
         written,
@@ -330,19 +368,24 @@ def _sync(
         tuple(removed),
         tuple((url, str(exc)) for url, exc in forgotten),
         tuple(problems),
+        tuple(remedies),
     )
 
 
-def _write_advice(name: str, exc: WebDavError) -> str:
+def _write_advice(exc: WebDavError) -> tuple[str, tuple[Remedy, ...]]:
+    """What to do about a copy that was not written: in words, and as remedies."""
     if not isinstance(exc, WebDavConflict):
-        return f"Once that is fixed, `calshare push {name}` writes it."
+        return "Once that is fixed, writing the copy again writes it.", (Remedy.PUSH,)
     if exc.foreign:
         return (
-            f"Remove or rename that file, publish into another folder, or replace it: "
-            f"`calshare push {name} --force`."
+            "Remove or rename that file, publish into another folder, or replace it by "
+            "writing the copy again with force.",
+            (Remedy.PUSH_FORCE,),
         )
     return (
-        f"`calshare push {name} --force` replaces it with calshare's copy (their change is lost)."
+        "Writing the copy again with force replaces it with calshare's copy "
+        "(their change is lost).",
+        (Remedy.PUSH_FORCE,),
     )
 
 
@@ -498,23 +541,30 @@ def _push_files(
     return tuple(written), etags
 
 
-def rewrite_after_import(
-    store: Store, settings: Settings, clock: Clock, calendar_name: str, *, owner: str | None = None
-) -> bool:
+def rewrite_after_import(store: Store, settings: Settings, clock: Clock, calendar_id: int) -> bool:
     """Write the calendar's WebDAV copy again, if it is published there (after an import).
 
-    At the level policy allows now. Returns whether anything was pushed. A failure
-    says what to do (``calshare push``, which keeps the links).
+    By id: it follows an import or a refresh, which already know which calendar (two
+    owners may each have one of that name). At the level policy allows now. Returns
+    whether anything was pushed. A failure says what to do (write the copy again,
+    which keeps the links).
     """
-    calendar = get_calendar(store.db, calendar_name, owner)
+    calendar = calendar_by_id(store.db, calendar_id)
     live = _live(store.db, calendar.id)
     if live is None or not live.webdav_url:
         return False
     level = served_level(settings, live.level)
     if level is None:
-        raise PublishRefused("publishing is turned off on this server; unpublish it")
+        raise PublishRefused(
+            "publishing is turned off on this server; unpublish it",
+            remedies=[Remedy.UNPUBLISH],
+            calendar=calendar.name,
+        )
     try:
         _push_files(store, settings, calendar, level, live.webdav_url, clock.now())
     except WebDavError as exc:
-        raise WebDavError(f"{exc}. {_write_advice(calendar.name, exc)}", exc.status) from None
+        advice, remedies = _write_advice(exc)
+        raise WebDavError(
+            f"{exc}. {advice}", exc.status, remedies=remedies, calendar=calendar.name
+        ) from None
     return True

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from calshare.errors import UsageError
+from calshare.errors import Field, UsageError
 
 NAMED = ("today", "tomorrow", "next-7-days", "next-30-days", "whole")
 MAX_DAYS = 100 * 366
@@ -44,13 +44,18 @@ class DateRange:
         return [self.first + timedelta(days=offset) for offset in range(self.days)]
 
 
+def _bad(message: str) -> UsageError:
+    """A range the owner asked for is wrong: the edge shows it at its range field."""
+    return UsageError(message, field=Field.RANGE)
+
+
 def _checked(first: date, last: date, zone: ZoneInfo, text: str) -> DateRange:
     if last < first:
-        raise UsageError(f"--range {text!r} ends before it starts")
+        raise _bad(f"The range {text!r} ends before it starts")
     if (last - first).days >= MAX_DAYS:
-        raise UsageError(f"--range {text!r} is longer than 100 years; ask for a shorter one")
+        raise _bad(f"The range {text!r} is longer than 100 years; ask for a shorter one")
     if first < FIRST_DAY or last > LAST_DAY:
-        raise UsageError(f"--range {text!r} is outside the years calshare handles (1900–2199)")
+        raise _bad(f"The range {text!r} is outside the years calshare handles (1900–2199)")
     return DateRange(first, last, zone)
 
 
@@ -74,16 +79,14 @@ def resolve_range(
         return DateRange(today, today + timedelta(days=days - 1), zone)
     if value == "whole":
         if whole is None:
-            raise UsageError("--range whole needs the calendar's events")
+            raise _bad("The whole calendar as a range needs the calendar's events")
         return _checked(whole[0], whole[1], zone, text)
     match = _EXPLICIT.fullmatch(value)
     if match is None:
         names = ", ".join(NAMED)
-        raise UsageError(
-            f"--range {text!r} is not a range: use one of {names}, or YYYY-MM-DD..YYYY-MM-DD"
-        )
+        raise _bad(f"{text!r} is not a range: use one of {names}, or YYYY-MM-DD..YYYY-MM-DD")
     try:
         first, last = date.fromisoformat(match[1]), date.fromisoformat(match[2])
     except ValueError:
-        raise UsageError(f"--range {text!r} names a day that does not exist") from None
+        raise _bad(f"The range {text!r} names a day that does not exist") from None
     return _checked(first, last, zone, text)

@@ -28,9 +28,11 @@ from types import ModuleType
 from urllib.parse import urlsplit
 
 from calshare.addresses import Mailbox
+from calshare.calendars import Calendar, add_calendar, get_calendar, remove_new_calendar
 from calshare.clock import Clock, utc_text
-from calshare.config import Settings, find_credential
+from calshare.config import Credential, Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
+from calshare.lifecycle import audit
 from calshare.links import console_url, from_webcal
 from calshare.reindex import apply_data
 from calshare.sources import Source, fetch_url, read_source
@@ -42,6 +44,7 @@ from calshare.subscriptions import (
     SourceRecord,
     find_source,
     jitter_fraction,
+    set_source,
 )
 from mailer import outbox
 from mailer.compose import NoticeSpec, new_message_key
@@ -255,6 +258,16 @@ def _caldav_module() -> ModuleType | None:
         return None
 
 
+def _credential(settings: Settings, record: SourceRecord) -> Credential | None:
+    return find_credential(
+        settings,
+        record.calendar,
+        record.host,
+        owner=record.owner,
+        shared_name=record.shared_name,
+    )
+
+
 def _read_caldav(record: SourceRecord, settings: Settings) -> Attempt:
     """A CalDAV collection: only the objects changed since the stored sync state.
 
@@ -270,7 +283,7 @@ def _read_caldav(record: SourceRecord, settings: Settings) -> Attempt:
             f"{record.shown}: CalDAV sources need calshare.caldav_source, "
             "which this calshare does not have",
         )
-    credential = find_credential(settings, record.calendar, record.host)
+    credential = _credential(settings, record)
     try:
         changes = module.fetch_changes(
             record.location,
@@ -312,7 +325,7 @@ def _apply(
     whether what some level shows could have changed (the calendar's version moved).
     """
     applied = apply_data(
-        store, settings, clock, record.calendar, data, label, location=record.location
+        store, settings, clock, record.calendar_id, data, label, location=record.location
     )
     return applied.visible, applied.events
 
@@ -494,7 +507,7 @@ def scrub(message: str, record: SourceRecord, settings: Settings) -> str:
         ]
     except ValueError:
         pass
-    credential = find_credential(settings, record.calendar, record.host)
+    credential = _credential(settings, record)
     if credential is not None:
         secrets.append(credential.password)
     for secret in sorted(secrets, key=len, reverse=True):
@@ -545,6 +558,9 @@ def _queue_notice(
         links=(("owner.calendars", console_url(settings.http.base_url)),),
     )
     outbox.enqueue_notice(db, spec, kind=kind, share_id=None, now=now)  # type: ignore[arg-type]
+    # the owner's History page says it too, next to the shares and publications
+    detail = (attempt.cause or "") if kind == OutboxKind.SOURCE_FAILING else ""
+    audit(db, now, kind, record.calendar_id, record.shown, detail)  # type: ignore[arg-type]
 
 
 def cause_words(attempt: Attempt, record: SourceRecord, host: str, lang: str) -> dict[str, str]:
@@ -622,11 +638,11 @@ def refresh_round(
     records: Iterable[SourceRecord],
     *,
     should_stop: Callable[[], bool] = lambda: False,
-    on_altered: Callable[[str], None] | None = None,
+    on_altered: Callable[[int], None] | None = None,
 ) -> list[Refreshed]:
     """Read ``records`` (``sources.workers`` at a time) and record each; in this thread only.
 
-    ``on_altered`` is called with each calendar whose events changed (the WebDAV copy
+    ``on_altered`` is called with the id of each calendar whose events changed (the WebDAV copy
     is written again there). ``should_stop``: the daemon is stopping; what is not
     read yet waits for the next round.
     """
@@ -668,7 +684,7 @@ def refresh_round(
                 continue
             done.append(refreshed)
             if refreshed.altered and on_altered is not None:
-                on_altered(record.calendar)
+                on_altered(record.calendar_id)
     if plain:
         done += record_unchanged(store, settings, clock, plain)
     return done
@@ -682,3 +698,37 @@ def refresh_one(
     if record is None:
         return None
     return record_attempt(store, settings, clock, record, read_once(record, settings))
+
+
+def add_following(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    *,
+    name: str,
+    owner: str,
+    tz: str | None,
+    kind: str,
+    location: str,
+    interval_seconds: int,
+) -> tuple[Calendar, Refreshed]:
+    """Add a calendar that follows ``location``, read at once: both, or neither.
+
+    The one way a calendar with a source is added (``calshare calendar add --source``
+    and the console's Add calendar page). A first read that fails takes the new
+    calendar back (``remove_new_calendar``) and raises ImportFailed with why: an
+    address that never worked is a typo far more often than an outage, and an empty
+    calendar left behind would be shared or published as if it were the real one.
+    """
+    calendar = add_calendar(store, clock, name, owner, tz, settings.calendars.default_tz)
+    try:
+        set_source(store, calendar, kind, location, interval_seconds, None)
+        refreshed = refresh_one(store, settings, clock, calendar.id)
+    except BaseException:
+        remove_new_calendar(store, calendar)
+        raise
+    if refreshed is None or refreshed.result == FAILED:
+        remove_new_calendar(store, calendar)
+        why = refreshed.message if refreshed is not None else "it follows nothing"
+        raise ImportFailed(f"{calendar.name!r} was not added: its source could not be read: {why}")
+    return get_calendar(store.db, calendar.name, calendar.owner), refreshed

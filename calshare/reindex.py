@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
-from calshare.calendars import Calendar, get_calendar
+from calshare.calendars import Calendar, calendar_by_id, get_calendar
 from calshare.clock import Clock, utc_text
 from calshare.config import Settings
 from calshare.errors import ExpansionLimit, ImportFailed, StoreBusy
@@ -101,7 +101,14 @@ class Applied:
 
 
 def apply_source(
-    store: Store, settings: Settings, calendar_name: str, data: bytes, label: str, clock: Clock
+    store: Store,
+    settings: Settings,
+    calendar_name: str,
+    data: bytes,
+    label: str,
+    clock: Clock,
+    *,
+    owner: str | None = None,
 ) -> Applied:
     """Bring the calendar to exactly ``data``.
 
@@ -109,23 +116,25 @@ def apply_source(
     errors as calshare.importer); then one transaction touches only the UIDs whose
     content changed. Raises the same ImportFailed/ExpansionLimit as an import.
     """
-    return apply_data(store, settings, clock, calendar_name, data, label)
+    calendar = get_calendar(store.db, calendar_name, owner)
+    return apply_data(store, settings, clock, calendar.id, data, label)
 
 
 def apply_data(
     store: Store,
     settings: Settings,
     clock: Clock,
-    calendar_name: str,
+    calendar_id: int,
     data: bytes,
     label: str,
     *,
     location: str | None = None,
 ) -> Applied:
-    """apply_source; ``location`` (a file or URL given to ``calendar import``) is stored too."""
+    """apply_source, by the calendar's id (its name is only unique per owner); ``location``
+    (a file or URL given to ``calendar import``) is stored too."""
     digest = hashlib.sha256(data).hexdigest()
     for _ in range(_ATTEMPTS):
-        calendar = get_calendar(store.db, calendar_name)
+        calendar = calendar_by_id(store.db, calendar_id)
         if (
             calendar.imported_at
             and calendar.source_sha256 == digest
@@ -149,7 +158,7 @@ def apply_data(
             return applied
         log.info("calendar %s changed while %s was read; reading it again", calendar.name, label)
     raise StoreBusy(
-        f"calendar {calendar_name!r} kept changing while {label} was applied; try again"
+        f"calendar {calendar.name!r} kept changing while {label} was applied; try again"
     )
 
 
@@ -634,7 +643,7 @@ def _write(
     """Write the plan in one transaction; None if the calendar changed since it was made."""
     visible = plan.meta_changed or bool(plan.added or plan.changed or plan.removed)
     with store.write() as db:
-        current = get_calendar(db, calendar.name)
+        current = calendar_by_id(db, calendar.id)
         if _snapshot(current) != plan.snapshot:
             return None
         if plan.full:

@@ -278,9 +278,23 @@ def _load(db: Database, share_id: int, now: datetime) -> Share:
 def list_shares(
     store: Store, clock: Clock, calendar_name: str | None = None, *, owner: str | None = None
 ) -> list[Share]:
+    """The shares of one calendar (``owner``'s, when given), or of all (only ``owner``'s)."""
     now = clock.now()
-    if calendar_name is None:
+    if calendar_name is None and owner is not None:
+        rows = store.db.execute(
+            _SELECT + " JOIN owners o ON o.id = c.owner_id WHERE o.email = ?"
+            " ORDER BY c.name, s.invitee",
+            [owner],
+        ).fetchall()
+    elif calendar_name is None:
         rows = store.db.execute(_SELECT + " ORDER BY c.name, s.invitee").fetchall()
+    elif calendar_name is None:
+        # every calendar of one owner's, in one query (My calendars counts them)
+        rows = store.db.execute(
+            _SELECT + " JOIN owners o ON o.id = c.owner_id WHERE o.email = ?"
+            " ORDER BY c.name, s.invitee",
+            [owner],
+        ).fetchall()
     else:
         calendar = get_calendar(store.db, calendar_name, owner)
         rows = store.db.execute(

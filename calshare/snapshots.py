@@ -17,7 +17,7 @@ from calshare.addresses import Mailbox
 from calshare.calendars import Calendar, get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import UsageError
+from calshare.errors import Field, UsageError
 from calshare.expansion import Caps
 from calshare.levels import Level, lower_of
 from calshare.lifecycle import audit
@@ -134,8 +134,9 @@ def _working_window(settings: Settings) -> WorkingWindow:
     window = WorkingWindow.parse(hours.days, hours.start, hours.end)
     if not window.days:
         raise UsageError(
-            "working_hours.days is empty, so --working-hours-only would show nothing; "
-            "set the working days in [working_hours]"
+            "working_hours.days is empty, so working hours only would show nothing; "
+            "set the working days in [working_hours]",
+            field=Field.WORKING_HOURS,
         )
     if window.end <= window.start:
         raise UsageError(
@@ -160,11 +161,14 @@ def compose_snapshots(
     so the owner fixes the list and sends once.
     """
     if options.layout not in LAYOUTS:
-        raise UsageError(f"--layout {options.layout!r}: use one of {', '.join(LAYOUTS)}")
+        raise UsageError(
+            f"The layout {options.layout!r} is not one we know: use one of {', '.join(LAYOUTS)}",
+            field=Field.LAYOUT,
+        )
     if not recipients:
-        raise UsageError("Name at least one recipient with --to, or preview with --out FILE.eml")
+        raise UsageError("Name at least one recipient", field=Field.RECIPIENTS)
     if len(recipients) > MAX_RECIPIENTS:
-        raise UsageError(f"At most {MAX_RECIPIENTS} recipients at once")
+        raise UsageError(f"At most {MAX_RECIPIENTS} recipients at once", field=Field.RECIPIENTS)
     calendar = get_calendar(store.db, calendar_name, owner)
     now = clock.now()
     checked: list[tuple[Mailbox, Level, bool]] = []

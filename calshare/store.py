@@ -411,6 +411,53 @@ def _schema_10(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_11(db: Database) -> None:
+    """Owners are tenants: a calendar's name is unique per owner, not per installation.
+
+    SQLite cannot drop the inline UNIQUE of ``calendars.name``, so the table is rebuilt
+    as SQLite's 12-step ALTER procedure says: a new table with ``UNIQUE (owner_id,
+    name)``, every row copied with its id, the old one dropped, the new one renamed.
+    ``Store._migrate`` runs migrations with foreign keys off (else dropping the parent
+    would delete every event, share and publication through ON DELETE CASCADE) and
+    checks them all with ``PRAGMA foreign_key_check`` before it commits. The owner index
+    comes back; a name index keeps the CLI's lookups by name alone (no ``--owner``) quick.
+    """
+    statements = [
+        """CREATE TABLE calendars_new (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            owner_id INTEGER NOT NULL REFERENCES owners(id),
+            tz TEXT,
+            zone TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            version INTEGER NOT NULL DEFAULT 0,
+            imported_at TEXT,
+            source TEXT,
+            source_sha256 TEXT,
+            source_name TEXT,
+            vtimezones TEXT NOT NULL DEFAULT '',
+            event_count INTEGER NOT NULL DEFAULT 0,
+            indexed_from INTEGER,
+            indexed_until INTEGER,
+            max_duration INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (owner_id, name)
+        )""",
+        """INSERT INTO calendars_new (id, name, owner_id, tz, zone, created_at, version,
+               imported_at, source, source_sha256, source_name, vtimezones, event_count,
+               indexed_from, indexed_until, max_duration)
+           SELECT id, name, owner_id, tz, zone, created_at, version,
+               imported_at, source, source_sha256, source_name, vtimezones, event_count,
+               indexed_from, indexed_until, max_duration
+           FROM calendars""",
+        "DROP TABLE calendars",
+        "ALTER TABLE calendars_new RENAME TO calendars",
+        "CREATE INDEX calendars_owner ON calendars(owner_id)",
+        "CREATE INDEX calendars_name ON calendars(name)",
+    ]
+    for statement in statements:
+        db.execute(statement)
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -423,6 +470,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_8,
     _schema_9,
     _schema_10,
+    _schema_11,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -542,9 +590,29 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        """Bring the schema up to date; a current database is only read, never locked."""
+        """Bring the schema up to date; a current database is only read, never locked.
+
+        Migrations run with foreign keys off, as SQLite's ALTER TABLE procedure asks:
+        a migration that rebuilds a parent table (schema 11) must not have its DROP
+        TABLE cascade to the children. The pragma is a no-op inside a transaction, so
+        it is set around it; ``PRAGMA foreign_key_check`` then proves, before the
+        commit, that every reference still points at a row, or nothing is changed.
+        """
         if self.schema_version == SCHEMA_VERSION:
             return
+        with self.db.ensure_autocommit_on():
+            self.db.execute("PRAGMA foreign_keys = OFF")
+        try:
+            self._run_migrations()
+        finally:
+            with self.db.ensure_autocommit_on():
+                self.db.execute("PRAGMA foreign_keys = ON")
+        # Old pages of a migration that rewrote secrets (schema 6) leave the WAL now,
+        # not at some later checkpoint; the rewritten file has them zeroed.
+        with self.db.ensure_autocommit_on():
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _run_migrations(self) -> None:
         with self.write() as db:
             current = self.schema_version  # again, under the lock: another process may have won
             if current > SCHEMA_VERSION:
@@ -556,7 +624,10 @@ class Store:
                 MIGRATIONS[version](db)
                 db.execute(f"PRAGMA user_version = {version + 1}")
                 log.info("migrated %s to schema %d", self.path, version + 1)
-        # Old pages of a migration that rewrote secrets (schema 6) leave the WAL now,
-        # not at some later checkpoint; the rewritten file has them zeroed.
-        with self.db.ensure_autocommit_on():
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                table, rowid, parent, _ = broken[0]
+                raise StoreError(
+                    f"Cannot upgrade {self.path}: {len(broken)} rows would point at nothing "
+                    f"(first: {table} row {rowid} -> {parent}); the database is unchanged"
+                )

@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from calshare.calendars import Calendar, get_calendar
 from calshare.config import Settings, parse_duration
-from calshare.errors import UsageError
+from calshare.errors import Field, Remedy, UsageError
 from calshare.links import from_webcal
 from calshare.sources import is_url, redact
 from calshare.store import Store
@@ -58,6 +58,9 @@ class SourceRecord:
     event_count: int = 0  # the calendar's, as last applied
     source_sha256: str | None = None
     imported_at: str | None = None
+    # another owner has a calendar of this name too: credentials kept for the name alone
+    # are not this owner's to use (config.find_credential)
+    shared_name: bool = False
 
     @property
     def shown(self) -> str:
@@ -98,22 +101,30 @@ def parse_interval(text: str, settings: Settings) -> int:
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        raise UsageError(f"--every: {exc}") from None
+        raise UsageError(
+            f"The interval {text!r} cannot be read: {exc}", field=Field.INTERVAL
+        ) from None
     minimum = settings.sources.minimum_interval
     if seconds < minimum:
         raise UsageError(
-            f"--every {text} is more often than this server allows: the shortest interval "
-            f"is {minimum // 60} minutes (setting sources.minimum_interval)"
+            f"Reading the source every {text} is more often than this server allows: the "
+            f"shortest interval is {minimum // 60} minutes (setting sources.minimum_interval)",
+            field=Field.INTERVAL,
         )
     if seconds > 7 * 86400:
-        raise UsageError(f"--every {text} is longer than 7 days; use a shorter interval")
+        raise UsageError(
+            f"The interval {text} is longer than 7 days; use a shorter interval",
+            field=Field.INTERVAL,
+        )
     return seconds
 
 
 def kind_of(location: str, caldav: bool) -> str:
     if caldav:
         if not is_url(location):
-            raise UsageError("--caldav needs the collection's https:// URL")
+            raise UsageError(
+                "A CalDAV source needs the collection's https:// URL", field=Field.CALDAV
+            )
         return CALDAV
     return URL if is_url(location) else FILE
 
@@ -148,12 +159,15 @@ def set_source(
                    state = NULL, failures = 0, failing_since = NULL, owner_told_at = NULL""",
             [calendar.id, kind, location, interval_seconds, due_at],
         )
-    return get_source(store.db, calendar.name)
+    found = find_source(store.db, calendar.id)
+    assert found is not None  # the row written just above
+    return found
 
 
 _SELECT = """
 SELECT s.*, c.name AS calendar, o.email AS owner, c.event_count AS event_count,
-       c.source_sha256 AS source_sha256, c.imported_at AS imported_at
+       c.source_sha256 AS source_sha256, c.imported_at AS imported_at,
+       EXISTS (SELECT 1 FROM calendars x WHERE x.name = c.name AND x.id != c.id) AS shared_name
 FROM calendar_sources s JOIN calendars c ON c.id = s.calendar_id
 JOIN owners o ON o.id = c.owner_id
 """
@@ -161,7 +175,8 @@ JOIN owners o ON o.id = c.owner_id
 
 def _record(row: dict[str, Any]) -> SourceRecord:
     names = SourceRecord.__dataclass_fields__
-    return SourceRecord(**{key: value for key, value in row.items() if key in names})
+    fields = {key: value for key, value in row.items() if key in names}
+    return SourceRecord(**{**fields, "shared_name": bool(row.get("shared_name"))})
 
 
 def get_source(db: Database, calendar_name: str, owner: str | None = None) -> SourceRecord:
@@ -170,8 +185,9 @@ def get_source(db: Database, calendar_name: str, owner: str | None = None) -> So
     rows = list(db.query(_SELECT + " WHERE s.calendar_id = ?", [calendar.id]))
     if not rows:
         raise UsageError(
-            f"{calendar_name!r} follows no source; give it one with: "
-            f"calshare calendar add {calendar_name} --owner EMAIL --source URL_OR_FILE"
+            f"{calendar_name!r} follows no source",
+            remedies=[Remedy.ADD_SOURCE],
+            calendar=calendar_name,
         )
     return _record(rows[0])
 
@@ -181,8 +197,14 @@ def find_source(db: Database, calendar_id: int) -> SourceRecord | None:
     return _record(rows[0]) if rows else None
 
 
-def list_sources(db: Database) -> list[SourceRecord]:
-    return [_record(row) for row in db.query(_SELECT + " ORDER BY c.name")]
+def list_sources(db: Database, owner: str | None = None) -> list[SourceRecord]:
+    """Every calendar's source, or only ``owner``'s (owners are tenants)."""
+    if owner is not None:
+        return [
+            _record(row)
+            for row in db.query(_SELECT + " WHERE o.email = ? ORDER BY c.name", [owner])
+        ]
+    return [_record(row) for row in db.query(_SELECT + " ORDER BY c.name, o.email")]
 
 
 def due_sources(db: Database, now: datetime, limit: int | None = None) -> list[SourceRecord]:

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from calshare import answers, wording
-from calshare.calendars import get_calendar
+from calshare.calendars import calendar_by_id
 from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.console import add_routes as add_console_routes
@@ -165,7 +165,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     level = found.served_level(context.settings.policy)
     if level is None:
         raise web.HTTPGone(text="This calendar is no longer shared with you.\n")
-    version = context.feeds.version(context.reader, found.calendar, level, found.updated_at, now)
+    version = context.feeds.version(context.reader, found.calendar_id, level, found.updated_at, now)
     return await _send_feed(
         request, context, version, f"private, max-age={context.settings.http.feed_max_age_seconds}"
     )
@@ -208,7 +208,7 @@ async def published_ics(request: web.Request) -> web.StreamResponse:
     now = context.clock.now()
     found = _published(find_publication(context.reader.db, request.match_info["secret"]))
     level = _publication_level(context, found)
-    version = context.feeds.version(context.reader, found.calendar, level, found.created_at, now)
+    version = context.feeds.version(context.reader, found.calendar_id, level, found.created_at, now)
     return await _send_feed(request, context, version, PUBLISHED_CACHE)
 
 
@@ -305,7 +305,7 @@ async def published_page(request: web.Request) -> web.StreamResponse:
         found = find_publication(context.store.db, secret)
         if not isinstance(found, Publication):
             return found
-        calendar = get_calendar(context.store.db, found.calendar)
+        calendar = calendar_by_id(context.store.db, found.calendar_id)
         zone = calendar.zoneinfo
         level = _publication_level(context, found)
         start, end = context.feeds.window(now)

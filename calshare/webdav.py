@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import urlsplit, urlunsplit
 
-from calshare.errors import UsageError, WebDavConflict, WebDavError
+from calshare.errors import Field, UsageError, WebDavConflict, WebDavError
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,12 @@ def check_collection(url: str) -> str:
     """The collection URL, ending in '/', with no credentials in it (they go in config)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--webdav {url!r} is not an http(s) URL of a WebDAV folder")
+        raise UsageError(f"{url!r} is not an http(s) URL of a WebDAV folder", field=Field.WEBDAV)
     if parts.username or parts.password:
         raise UsageError(
             "Put the WebDAV user name and password in [webdav] (or CALSHARE_WEBDAV_*), "
-            "not in the URL"
+            "not in the URL",
+            field=Field.WEBDAV,
         )
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))

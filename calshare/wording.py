@@ -182,6 +182,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "source.hint.generic": "The calendar may have moved, or its address changed: find its current address, then sign in to calshare (My calendars, below) and add the calendar with it on the Add calendar page.",
         "source.hint.wait": "This often passes by itself; you can follow it under My calendars (below), where the calendar shows when its source last worked.",
         "pattern.month": "MMMM y",
+        # the sign-in mail of the owner console (calshare.signin)
+        "signin.subject": "Your link to sign in to calshare",
+        "signin.heading": "Sign in to calshare",
+        "signin.body": "Someone, probably you, asked to sign in to calshare at {domain} as {address}. Open the link below and press Sign in on its page; the link works once, for {minutes} minutes. If you did not ask, ignore this mail: nobody can sign in without the link.",
+        "signin.button": "Sign in",
     },
     "nb": {
         "invitation.subject": "{owner} har delt kalenderen «{calendar}» med deg",
@@ -325,6 +330,11 @@ _TEXT: dict[str, dict[str, str]] = {
         "source.hint.icloud": "Kalenderen er kanskje ikke offentlig lenger: i iCloud Kalender, del den som offentlig kalender igjen, logg så inn i calshare (Mine kalendere, under) og legg til kalenderen med den nye lenken på siden Legg til kalender.",
         "source.hint.generic": "Kalenderen kan ha flyttet, eller adressen er endret: finn den nåværende adressen, logg så inn i calshare (Mine kalendere, under) og legg til kalenderen med den på siden Legg til kalender.",
         "source.hint.wait": "Dette går ofte over av seg selv; du kan følge med under Mine kalendere (under), der kalenderen viser når kilden sist virket.",
+        # the sign-in mail of the owner console (calshare.signin)
+        "signin.subject": "Lenken din for å logge inn på calshare",
+        "signin.heading": "Logg inn på calshare",
+        "signin.body": "Noen, antakelig du, ba om å logge inn på calshare på {domain} som {address}. Åpne lenken nedenfor og trykk Logg inn på siden; lenken virker én gang, i {minutes} minutter. Hvis du ikke ba om dette, kan du se bort fra denne e-posten: ingen kan logge inn uten lenken.",
+        "signin.button": "Logg inn",
     },
 }
 

@@ -426,3 +426,32 @@ def notice(
         reply_to=reply_to,
         in_reply_to=in_reply_to,
     )
+
+
+def signin(
+    sender: Sender,
+    to: Mailbox,
+    *,
+    url: str,
+    minutes: int,
+    lang: str,
+    now: datetime,
+    key: str | None = None,
+) -> OutgoingMail:
+    """The console's sign-in mail: one button (and its link, in the text part).
+
+    A notice in the service's own name (``sender.owner`` is the recipient: no "via"),
+    with no calendar in it. The link holds the token, so this mail's bytes are kept
+    only while it waits in the outbox, as an invitation's are.
+    """
+    return notice(
+        sender,
+        to,
+        kind="signin",
+        calendar="",
+        lang=lang,
+        now=now,
+        links=(("signin.button", url),),
+        extra={"address": to.address, "minutes": str(minutes), "domain": sender.domain},
+        key=key,
+    )

@@ -37,6 +37,7 @@ class OutboxKind(StrEnum):
     SNAPSHOT = "snapshot"  # a copy of a date range, sent by its owner
     SOURCE_FAILING = "source_failing"  # to an owner: the calendar's source has failed for long
     SOURCE_RECOVERED = "source_recovered"  # to an owner: it works again
+    SIGNIN = "signin"  # to an owner: a link that signs in to the console (its token inside)
 
 
 class OutboxStatus(StrEnum):

@@ -97,10 +97,16 @@ def test_bad_windows_and_levels(cli: Cli, window: list[str], fragment: str) -> N
 
 
 def test_duplicate_calendar_is_refused_and_nothing_changes(cli: Cli) -> None:
+    """Names are unique per owner: the same owner twice is refused, another owner is not."""
     assert cli("calendar", "add", "a", "--owner", "a@example.org").code == 0
-    assert_one_line_error(cli("calendar", "add", "a", "--owner", "b@example.org"), "exists already")
+    assert_one_line_error(
+        cli("calendar", "add", "a", "--owner", "A@example.org"), "exists already for a@example.org"
+    )
     (only,) = cli("calendar", "list", "--json").json()
     assert only["owner"] == "a@example.org"
+    assert cli("calendar", "add", "a", "--owner", "b@example.org").code == 0
+    owners = [row["owner"] for row in cli("calendar", "list", "--json").json()]
+    assert sorted(owners) == ["a@example.org", "b@example.org"]
 
 
 def test_demo_seeds_two_calendars_once(cli: Cli) -> None:

@@ -8,18 +8,19 @@ page with nothing stored; nobody but the owner reaches either page.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from markupsafe import escape
 
 from calshare import sessions
+from calshare.clock import FixedClock
 from calshare.console import words
 from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path
 from calshare.sharing import Share, list_shares
-from tests.support.console import ANN, ZOE, Console, console, make_console
+from tests.support.console import ANN, ZOE, Console, console, running_console
 from tests.support.inbox import queued
 from tests.support.sharing import (
     EVERY_STATUS,
@@ -32,7 +33,7 @@ from tests.support.sharing import (
 )
 from tests.support.web import Got, http
 
-__all__ = ["console", "make_console"]
+__all__ = ["console"]
 
 BOB = "bob@example.org"
 KARI = "kari@example.org"
@@ -147,28 +148,37 @@ def test_bad_input_is_one_line_and_stores_nothing(
     assert console.state() == before
 
 
-def test_groups_are_refused_and_no_copy_is_offered(make_console: Callable[..., Console]) -> None:
-    console = make_console(CALSHARE_POLICY_GROUPS="all@example.org")
+@pytest.mark.parametrize(
+    ("env", "to", "line"),
+    [
+        (
+            {"CALSHARE_POLICY_GROUPS": "all@example.org"},
+            "All <all@example.org>",
+            "this calendar can&#39;t be shared: all@example.org is a group address",
+        ),
+        (
+            {"CALSHARE_POLICY_SHARING": "false"},
+            BOB,
+            "this calendar can&#39;t be shared: sharing is turned off",
+        ),
+    ],
+)
+def test_policy_refusals_that_refuse_a_copy_too(
+    db_path: Path, clock: FixedClock, tmp_path: Path, env: dict[str, str], to: str, line: str
+) -> None:
+    with running_console(db_path, clock, tmp_path, **env) as console:
+        refused_without_a_copy(console, to, line)
+
+
+def refused_without_a_copy(console: Console, to: str, line: str) -> None:
     share_path, _, _ = paths(console)
     client = console.client(ANN)
     client.get(share_path)
     before = console.state()
-    got = client.post(share_path, {"to": "All <all@example.org>", "level": "titles"})
+    got = client.post(share_path, {"to": to, "level": "free-busy"})
     assert got.status == 422
-    assert "this calendar can&#39;t be shared: all@example.org is a group address" in got.text
-    assert "?to=" not in got.text  # a copy would be refused too
-    assert console.state() == before
-
-
-def test_sharing_turned_off_says_so(make_console: Callable[..., Console]) -> None:
-    console = make_console(CALSHARE_POLICY_SHARING="false")
-    share_path, _, _ = paths(console)
-    client = console.client(ANN)
-    client.get(share_path)
-    before = console.state()
-    got = client.post(share_path, {"to": BOB, "level": "free-busy"})
-    assert got.status == 422
-    assert "this calendar can&#39;t be shared: sharing is turned off" in got.text
+    assert line in got.text
+    assert "?to=" not in got.text  # a copy would be refused too: no link to offer one
     assert console.state() == before
 
 

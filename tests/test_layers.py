@@ -107,6 +107,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.publishing",
                 "calshare.refresh",
                 "calshare.demo",
+                "calshare.signin",
             )
         },
     ),

@@ -125,7 +125,22 @@ def every_notice(lang: str) -> dict[str, compose.OutgoingMail]:
         "answer_help": notice("answer_help", BOB, lang, links=ANSWER_LINKS),
         "confirm": notice("confirm", BOB, lang, links=ANSWER_LINKS),
         "invalid_token": notice("invalid_token", BOB, lang),
+        "signin": signin(lang),
     }
+
+
+def signin(lang: str) -> compose.OutgoingMail:
+    """The console's sign-in mail, as calshare.signin composes it (to an owner, by
+    the service itself)."""
+    to = Mailbox("ann@example.org")
+    return compose.signin(
+        compose.Sender(DOMAIN, SENDER.from_mailbox, to),
+        to,
+        url=f"https://calendar.example.org/signin/{TOKEN}",
+        minutes=15,
+        lang=lang,
+        now=NOW,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +272,7 @@ def test_notices_to_the_owner_come_from_the_service_not_via_the_owner() -> None:
             sender = parse(mail.raw)["From"]
             (address,) = sender.addresses
             assert address.addr_spec == f"calendar@{DOMAIN}", name
-            if name in ("accepted", "declined", "source_failing", "source_recovered"):  # to Ann
+            if name in ("accepted", "declined", "source_failing", "source_recovered", "signin"):
                 assert str(sender) == f"Calendar <calendar@{DOMAIN}>", (name, str(sender))
             else:  # to others, on Ann's behalf
                 assert address.display_name == "Ann Demo via Calendar", (name, str(sender))

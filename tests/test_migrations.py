@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from calshare.calendars import list_calendars
+from calshare.calendars import add_calendar, get_calendar, list_calendars
 from calshare.clock import FixedClock, utc_text
+from calshare.errors import AmbiguousCalendar, DuplicateCalendar, StoreError
 from calshare.feeds import GONE, Grant, find_grant
 from calshare.index import occurrences_between
 from calshare.levels import Level
@@ -254,6 +255,19 @@ def _fill_10(db: sqlite3.Connection) -> None:
     )
 
 
+def _fill_11(db: sqlite3.Connection) -> None:
+    """Schema 11: names are per owner, so zoe has a "project" of her own next to ann's."""
+    db.execute(
+        "INSERT INTO owners (id, email, name, created_at) VALUES (2, 'zoe@example.org', '', ?)",
+        [T0],
+    )
+    db.execute(
+        """INSERT INTO calendars (id, name, owner_id, zone, created_at)
+           VALUES (2, 'project', 2, 'UTC', ?)""",
+        [T0],
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -266,6 +280,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_8,
     _fill_9,
     _fill_10,
+    _fill_11,
 ]
 
 
@@ -278,8 +293,13 @@ def _database_at(path: Path, version: int) -> None:
         for number, (migration, fill) in enumerate(zip(MIGRATIONS, FILLS, strict=False), 1):
             if number > version:
                 break
+            # as Store._migrate runs them: foreign keys off (a rebuilt parent table must
+            # not cascade), on again for the rows that version's code wrote
+            conn.execute("PRAGMA foreign_keys = OFF")
             with conn:
                 migration(db)
+            conn.execute("PRAGMA foreign_keys = ON")
+            with conn:
                 fill(conn)
                 conn.execute(f"PRAGMA user_version = {number}")
     with closing(sqlite3.connect(path)) as conn:
@@ -327,7 +347,7 @@ def _stored_times(db: Database) -> list[str]:
 
 def _check(store: Store, version: int) -> None:
     """The data of every version up to ``version`` is there, read by calshare's own code."""
-    (calendar,) = list_calendars(store.db)
+    (calendar,) = list_calendars(store.db, owner="ann@example.org")
     assert (calendar.name, calendar.owner, calendar.event_count) == (
         "project",
         "ann@example.org",
@@ -397,7 +417,7 @@ def _check(store: Store, version: int) -> None:
     else:
         assert find_publication(store.db, PUBLICATION_SECRET) is None
     if version >= 9:
-        source = get_source(store.db, "project")
+        source = get_source(store.db, "project", owner="ann@example.org")
         assert (source.kind, source.shown, source.failures) == (
             "url",
             "https://calendar.google.com/…",
@@ -413,6 +433,53 @@ def _check(store: Store, version: int) -> None:
         assert _rows(store, "SELECT email FROM sessions WHERE ended_at IS NULL") == [
             ("ann@example.org",)
         ]
+    if version >= 11:
+        assert [(c.id, c.owner) for c in list_calendars(store.db) if c.name == "project"] == [
+            (1, "ann@example.org"),
+            (2, "zoe@example.org"),
+        ]
+
+
+# Every reference to a calendar (and to what hangs off one): a rebuild of ``calendars``
+# that let DROP TABLE cascade would empty these or set them to NULL.
+CHILDREN = (
+    ("events", "calendar_id"),
+    ("occurrences", "calendar_id"),
+    ("shares", "calendar_id"),
+    ("invitations", "share_id"),
+    ("outbox", "share_id"),
+    ("audit", "calendar_id"),
+    ("publications", "calendar_id"),
+    ("webdav_files", "calendar_id"),
+    ("calendar_sources", "calendar_id"),
+    ("calendar_source_objects", "calendar_id"),
+)
+
+
+def _references(db: Database) -> dict[str, list[tuple[object, ...]]]:
+    """Each child table's rows as (rowid, reference), for before/after comparisons."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    found: dict[str, list[tuple[object, ...]]] = {}
+    for table, column in CHILDREN:
+        if table in tables:
+            key = "href" if table == "calendar_source_objects" else "rowid"
+            rows = db.execute(f"SELECT {key}, {column} FROM {table} ORDER BY 1").fetchall()
+            found[table] = [tuple(row) for row in rows]
+    return found
+
+
+def _two_owners_one_name(store: Store) -> None:
+    """After the upgrade a name is unique per owner: zoe may have "project", ann not twice."""
+    clock = FixedClock(NOW)
+    if not any(c.owner == "zoe@example.org" for c in list_calendars(store.db)):
+        zoe = add_calendar(store, clock, "project", "zoe@example.org", None, "UTC")
+        assert (zoe.name, zoe.owner) == ("project", "zoe@example.org")
+    with pytest.raises(DuplicateCalendar):
+        add_calendar(store, clock, "project", "ann@example.org", None, "UTC")
+    with pytest.raises(AmbiguousCalendar) as ambiguous:
+        get_calendar(store.db, "project")
+    assert ambiguous.value.owners == ("ann@example.org", "zoe@example.org")
+    assert get_calendar(store.db, "project", "ann@example.org").id == 1
 
 
 def test_every_migration_has_rows_to_upgrade() -> None:
@@ -432,11 +499,18 @@ def test_a_database_at_an_old_schema_upgrades_and_keeps_its_data(
     with closing(sqlite3.connect(db_path)) as conn:  # the secrets schema 6 must take out
         left = 0 if version >= 6 else {1: 0, 2: 1}.get(version, 4)  # none once it ran
         assert len(_stored_secrets(Database(conn))) == left
+        before = _references(Database(conn))
+    # every child the fills write has rows to lose (a CalDAV source's objects: none)
+    assert all(rows for table, rows in before.items() if table != "calendar_source_objects")
     with Store.open(db_path) as store:
         assert store.schema_version == LATEST
+        after = _references(store.db)
+        assert {table: after[table] for table in before} == before  # nothing lost or nulled
         _check(store, version)
         assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
         assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # on again
+        _two_owners_one_name(store)
     with Store.open(db_path) as again:  # opened again: current, nothing migrates twice
         assert again.schema_version == LATEST
 
@@ -447,3 +521,26 @@ def test_the_checks_hold_for_a_database_made_at_the_latest_schema(db_path: Path)
     with Store.open(db_path) as store:
         assert store.schema_version == LATEST
         _check(store, LATEST)
+        _two_owners_one_name(store)
+
+
+def test_a_migration_that_breaks_a_reference_changes_nothing(db_path: Path) -> None:
+    """With foreign keys off during migrations, ``foreign_key_check`` is what guards them:
+    an upgrade that would leave a row pointing at nothing is refused and rolled back."""
+    _database_at(db_path, LATEST - 1)
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        # a share whose calendar is gone, as a faulty migration could leave it
+        conn.execute(
+            """INSERT INTO shares (calendar_id, invitee, level, status, lang, created_at,
+                   invited_at, expires_at, updated_at)
+               VALUES (99, 'x@example.org', 'titles', 'invited', 'en', ?, ?, ?, ?)""",
+            [T0, T0, T0, T0],
+        )
+    with pytest.raises(StoreError, match="would point at nothing"):
+        Store.open(db_path)
+    with closing(sqlite3.connect(db_path)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST - 1
+        assert (
+            "name TEXT NOT NULL UNIQUE"
+            in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'calendars'").fetchone()[0]
+        )

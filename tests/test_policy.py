@@ -158,21 +158,26 @@ REFUSALS: list[tuple[str, dict[str, str], str, str, list[str]]] = [
         {},
         "carol@other.example",
         "details",
-        ["carol@other.example", "outside example.org", "titles", "share with --level titles"],
+        [
+            "carol@other.example",
+            "outside example.org",
+            "titles",
+            "share at titles (--level titles)",
+        ],
     ),
     (
         "external-above-free-busy",
         {"CALSHARE_POLICY_EXTERNAL_MAX_LEVEL": "free-busy"},
         "carol@other.example",
         "titles",
-        ["carol@other.example", "share with --level free-busy"],
+        ["carol@other.example", "share at free-busy (--level free-busy)"],
     ),
     (
         "subdomain-is-external",
         {},
         "bob@sales.example.org",
         "details",
-        ["bob@sales.example.org", "outside example.org", "share with --level titles"],
+        ["bob@sales.example.org", "outside example.org", "share at titles (--level titles)"],
     ),
     ("owner-themself", {}, OWNER, "details", [f"{OWNER} owns it"]),
     ("owner-other-case-with-name", {}, "Ann <ANN@Example.ORG>", "titles", [f"{OWNER} owns it"]),
@@ -231,7 +236,7 @@ def test_a_refusal_leaves_earlier_shares_untouched(cli: Cli, project: Path) -> N
 
 def test_the_json_flag_does_not_change_a_refusal(cli: Cli, project: Path) -> None:
     result = cli("share", "project", "carol@other.example", "--level", "details", "--json")
-    assert_refused(result, "share with --level titles")
+    assert_refused(result, "share at titles (--level titles)")
 
 
 # --- allowed cases, and the domain edges that decide internal versus external
@@ -314,7 +319,7 @@ def test_a_subdomain_of_an_internal_domain_counts_as_external(cli: Cli, project:
         cli("share", "project", "bob@sales.example.org", "--level", "details"),
         "outside example.org",
     )
-    assert reason.endswith("share with --level titles")
+    assert reason.endswith("share at titles (--level titles)")
     # and a parent domain of an internal domain is external too
     assert_refused(
         cli(
@@ -395,14 +400,14 @@ def test_check_share_returns_the_normalised_invitee(
             "carol@other.example",
             Level.DETAILS,
             "carol@other.example is outside example.org, xn--bcher-kva.example, where the "
-            "highest level allowed is titles; share with --level titles",
+            "highest level allowed is titles; share at titles",
         ),
         (
             {"external_max_level": Level.FREE_BUSY},
             "carol@other.example",
             Level.TITLES,
             "carol@other.example is outside example.org, xn--bcher-kva.example, where the "
-            "highest level allowed is free-busy; share with --level free-busy",
+            "highest level allowed is free-busy; share at free-busy",
         ),
         (
             {"internal_domains": (), "external_max_level": None},

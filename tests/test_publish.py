@@ -296,14 +296,16 @@ def test_a_changed_copy_never_blocks_the_links_and_force_clears_it(
         f"The old copy was not removed: {dav.url}awkward.ics was changed on the WebDAV server "
         "since calshare last wrote it, so it stays there." in moved.err
     )
-    assert "`calshare push awkward` tries again (with --force" in moved.err
+    assert "Writing the copy again tries again (with force even if someone changed it)" in moved.err
+    assert "(`calshare push awkward` tries again; `calshare push awkward --force` " in moved.err
     assert not dav.file("awkward.html").exists()  # what was still ours went
     # at any level, into the same folder: links again; the changed file is not replaced
     same = cli("publish", "awkward", "--level", "details", "--webdav", dav.url, "--json",
                env=env)  # fmt: skip
     assert same.code == 2
     assert http(local(daemon.web, same.json()["ics"])).status == 200
-    assert "`calshare push awkward --force` replaces it with calshare's copy" in same.err
+    assert "Writing the copy again with force replaces it with calshare's copy" in same.err
+    assert "(`calshare push awkward --force` writes it even over someone else's change)" in same.err
     assert ics.read_bytes().endswith(b"\r\n\r\n")
     # unpublish: the links die whatever the server says, and it says what stays there
     gone = cli("unpublish", "awkward", env=env)
@@ -358,7 +360,7 @@ def test_retrying_a_failed_copy_keeps_the_links(
     assert retry.code == 0, retry.err
     assert "its links are unchanged" in retry.out and f"{folder}awkward.ics" in retry.out
     assert (dav.root / "calendars" / "later" / "awkward.html").exists()
-    assert "The links work and stay as printed" in result.err
+    assert "The links work and stay as they are" in result.err
     for link in (made["html"], made["ics"]):
         assert http(local(daemon.web, link)).status == 200
     # and again: nothing changes, the links still work

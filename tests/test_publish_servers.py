@@ -209,9 +209,9 @@ def test_a_caldav_calendar_is_refused_in_one_line(
     assert result.code == 2
     assert result.err == (
         f"calshare: error: Nothing was published: {collection} is a CalDAV calendar, which "
-        "takes single entries, not files; --webdav needs a plain WebDAV folder, where "
-        "calshare writes awkward.ics and awkward.html (calendar apps can subscribe to the "
-        "ICS link instead)\n"
+        "takes single entries, not files; publishing to WebDAV needs a plain WebDAV folder, "
+        "where calshare writes awkward.ics and awkward.html (calendar apps can subscribe to "
+        "the ICS link instead) (--webdav)\n"
     )
     assert result.out == ""
     assert "is not published" in cli("unpublish", "awkward", env=ENV).err

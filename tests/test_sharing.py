@@ -288,7 +288,9 @@ def test_a_level_change_still_obeys_policy(cli: Cli, conn: sqlite3.Connection) -
     accept_with_sql(conn, "carol@other.example")
     before = counts(conn)
     result = cli("share", "project", "carol@other.example", "--level", "details")
-    assert_one_line_error(result, "This calendar can't be shared:", "share with --level titles")
+    assert_one_line_error(
+        result, "This calendar can't be shared:", "share at titles (--level titles)"
+    )
     assert counts(conn) == before
 
 

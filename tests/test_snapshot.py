@@ -363,7 +363,7 @@ def test_sent_snapshots_arrive_whole_in_the_maildir(cli: Cli, tmp_path: Path) ->
             "sharing is turned off on this server",
         ),
         (["--to", "not an address"], {}, "This calendar can't be shared:"),
-        (["--to", "bob@example.org", "--range", "soon"], {}, "--range 'soon' is not a range"),
+        (["--to", "bob@example.org", "--range", "soon"], {}, "'soon' is not a range"),
         (["--to", "bob@example.org", "--detail", "everything"], {}, "Unknown level"),
         (["--to", "bob@example.org", "--layout", "grid"], {}, "invalid choice: 'grid'"),
         (["--range", "today"], {}, "one of the arguments --to --out is required"),

@@ -24,6 +24,7 @@ from typing import Any
 import icalendar
 import pytest
 
+from calshare.calendars import get_calendar
 from calshare.clock import FixedClock
 from calshare.config import load_settings
 from calshare.feeds import FeedMaker
@@ -201,8 +202,9 @@ def test_an_unchanged_body_without_validators_is_not_imported_again(
     settings = load_settings(None, env=env)
     with Store.open(db_path) as store:
         maker = FeedMaker(settings)
+        calendar_id = get_calendar(store.db, "project").id
         tag = maker.version(
-            store, "project", Level.TITLES, "2026-11-01T00:00:00Z", clock.now()
+            store, calendar_id, Level.TITLES, "2026-11-01T00:00:00Z", clock.now()
         ).etag
         first = version(db_path)
         clock.advance(timedelta(minutes=20))
@@ -211,7 +213,7 @@ def test_an_unchanged_body_without_validators_is_not_imported_again(
         )
         assert server.sent[200] == 2 and server.sent[304] == 0
         assert version(db_path) == first
-        again = maker.version(store, "project", Level.TITLES, "2026-11-01T00:00:00Z", clock.now())
+        again = maker.version(store, calendar_id, Level.TITLES, "2026-11-01T00:00:00Z", clock.now())
         assert again.etag == tag
     assert source_row(cli, env)["last_result"] == "unchanged"
 
@@ -325,7 +327,6 @@ def test_max_age_is_honoured_and_the_interval_follows_every(
     assert row["every_seconds"] == 1800 and due >= clock.now() + timedelta(hours=3)
     settings = load_settings(None, env=env)
     with Store.open(db_path) as store:
-        from calshare.calendars import get_calendar
         from calshare.feeds import feed_ics
 
         body = feed_ics(store, settings, get_calendar(store.db, "project"), Level.TITLES,
@@ -385,7 +386,10 @@ def test_source_options_are_checked_before_anything_is_added(
         (["--source", server.url(), "--every", "1m"], "the shortest interval is 5 minutes"),
         (["--source", server.url(), "--every", "soon"], "not a duration"),
         (["--source", str(tmp_path / "missing.ics")], "is not a file"),
-        (["--source", str(tmp_path), "--caldav"], "--caldav needs"),
+        (
+            ["--source", str(tmp_path), "--caldav"],
+            "A CalDAV source needs the collection's https:// URL (--caldav)",
+        ),
         (["--every", "15m"], "go with --source"),
     ):
         result = cli("calendar", "add", "project", "--owner", OWNER, *args, env=env)
@@ -410,8 +414,9 @@ def test_a_file_source_is_static_and_read_again_only_by_hand(
 
 
 def test_an_unreachable_caldav_source_fails_plainly_and_keeps_the_password(
-    cli: Cli, env: dict[str, str], caplog: pytest.LogCaptureFixture
+    cli: Cli, env: dict[str, str], db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A first read that fails adds nothing (the web's Add calendar does the same)."""
     password = "hunter2-caldav-secret"
     env = {**env, "CALSHARE_SOURCE_USERNAME_PROJECT": "ann",
            "CALSHARE_SOURCE_PASSWORD_PROJECT": password}  # fmt: skip
@@ -419,13 +424,16 @@ def test_an_unreachable_caldav_source_fails_plainly_and_keeps_the_password(
     with caplog.at_level(logging.DEBUG):
         added = cli("calendar", "add", "project", "--owner", OWNER, "--source", url, "--caldav",
                     env=env)  # fmt: skip
-        row = source_row(cli, env)
-    assert added.code == 0
-    assert row["kind"] == "caldav" and row["source"] == "https://dav.example.invalid/…"
-    assert row["last_result"] == "failed" and row["last_cause"] == "network", row
+        listed = ok(cli("calendar", "list", "--json", env=env)).json()
+    assert added.code == 2 and listed == []
+    assert "'project' was not added: its source could not be read" in added.err
+    assert "https://dav.example.invalid/" in added.err
+    with closing(sqlite3.connect(db_path)) as conn:
+        for table in ("owners", "calendars", "calendar_sources"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
     settings = load_settings(None, env=env)
     assert password not in repr(settings)
-    for text in (added.out, added.err, str(row), caplog.text):
+    for text in (added.out, added.err, caplog.text):
         assert password not in text and "remote.php" not in text
 
 

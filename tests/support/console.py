@@ -2,21 +2,24 @@
 browser-like client that keeps a session cookie and sends each form's anti-forgery field.
 
 ``Console.session(email)`` opens a session the way signing in does (``sessions.start``)
-without the mail round trip; the sign-in tests go through the real link instead.
+without the mail round trip; ``sign_in_by_mail(console, email)`` goes through the real
+pages and the real mail (the link read from the queued sign-in mail).
 ``state(db_path)`` is everything the database holds but the session bookkeeping, for
 "nothing changed" checks before and after a refused request.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
 import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +30,9 @@ from calshare.calendars import Calendar, add_calendar
 from calshare.clock import FixedClock
 from calshare.config import Settings, load_settings
 from calshare.importer import import_calendar
+from calshare.links import SIGNIN_ROUTE
 from calshare.store import Store
-from tests.support.inbox import Inbox, inbox_env
+from tests.support.inbox import Inbox, Queued, inbox_env, queued
 from tests.support.snapshot import AWKWARD
 from tests.support.web import Got
 
@@ -58,6 +62,7 @@ class Client:
     cookies: dict[str, str] = field(default_factory=dict)
     csrf: str = ""
     accept_language: str = "en"
+    set_cookies: list[str] = field(default_factory=list)  # the last response's Set-Cookie lines
 
     def request(
         self, path: str, data: bytes | None = None, *, content_type: str | None = None
@@ -79,6 +84,7 @@ class Client:
         except urllib.error.HTTPError as error:
             got = Got(error.code, dict(error.headers), error.read())
             set_cookies = error.headers.get_all("Set-Cookie") or []
+        self.set_cookies = list(set_cookies)
         for line in set_cookies:
             name, _, rest = line.partition("=")
             value = rest.split(";", 1)[0]
@@ -189,17 +195,13 @@ def state(db_path: Path) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
-@pytest.fixture
-def console(
-    db_path: Path, clock: FixedClock, tmp_path: Path, request: pytest.FixtureRequest
+@contextmanager
+def running_console(
+    db_path: Path, clock: FixedClock, tmp_path: Path, **env: str
 ) -> Iterator[Console]:
-    """The daemon (SMTP, LMTP, HTTP) over an empty database; Ann and Zoe sign in.
-
-    A test module's ``CONSOLE_ENV`` (CALSHARE_* settings) adds to the daemon's settings,
-    e.g. WebDAV credentials or a policy to refuse by.
-    """
-    more = getattr(request.module, "CONSOLE_ENV", {})
-    settings = load_settings(None, env=inbox_env(**more))
+    """The daemon (SMTP, LMTP, HTTP) over an empty database, with ``env``'s settings
+    on top of the test daemon's (``CALSHARE_OWNERS_ALLOW``, an https base URL…)."""
+    settings = load_settings(None, env=inbox_env(**env))
     store = Store.open(db_path)
     clock.at = clock.at.replace(year=2027, month=3, day=20)  # AWKWARD's events are in March 2027
     inbox = Inbox(settings, db_path, clock, http=True).start()
@@ -211,24 +213,77 @@ def console(
 
 
 @pytest.fixture
-def make_console(
-    db_path: Path, clock: FixedClock, tmp_path: Path
-) -> Iterator[Callable[..., Console]]:
-    """``console`` with settings of the test's own (``CALSHARE_*`` variables): one daemon."""
-    started: list[Console] = []
+def console(
+    db_path: Path, clock: FixedClock, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Console]:
+    """The daemon (SMTP, LMTP, HTTP) over an empty database; Ann and Zoe sign in.
 
-    def make(**env: str) -> Console:
-        assert not started, "one daemon per test"
-        settings = load_settings(None, env=inbox_env(**env))
-        store = Store.open(db_path)
-        clock.at = clock.at.replace(year=2027, month=3, day=20)
-        inbox = Inbox(settings, db_path, clock, http=True).start()
-        started.append(Console(store, settings, clock, inbox, db_path, tmp_path))
-        return started[0]
+    A test module's ``CONSOLE_ENV`` (CALSHARE_* settings) adds to the daemon's settings,
+    e.g. WebDAV credentials or a policy to refuse by; ``running_console`` takes them
+    per test.
+    """
+    more = getattr(request.module, "CONSOLE_ENV", {})
+    with running_console(db_path, clock, tmp_path, **more) as running:
+        yield running
 
-    try:
-        yield make
-    finally:
-        for made in started:
-            made.inbox.stop()
-            made.store.close()
+
+# --- signing in through the real pages and the real mail
+
+_SIGNIN_LINK = re.compile(r"https?://[^\s/]+(/signin/[a-z2-7]{26}(?:\?next=[^\s]*)?)")
+_NEXT = re.compile(r'name="next" value="([^"]*)"')
+
+
+def signin_mails(console: Console, email: str) -> list[Queued]:
+    """The sign-in mails queued for ``email``, oldest first."""
+    return queued(console.db_path, "o.kind = 'signin' AND o.recipients = ?", (json.dumps([email]),))
+
+
+def link_in(mail: Queued) -> str:
+    """The path (and ``?next=``) of the sign-in link in a mail's text part."""
+    found = _SIGNIN_LINK.search(mail.text)
+    assert found, mail.text
+    return found[1]
+
+
+def ask_for_link(client: Client, email: str, next_path: str = "") -> Got:
+    """The sign-in form, as a browser fills it in (GET, then POST with its fields)."""
+    query = f"?{urllib.parse.urlencode({'next': next_path})}" if next_path else ""
+    form = client.get(SIGNIN_ROUTE + query)
+    assert form.status == 200, form.text
+    shown = _NEXT.search(form.text)
+    return client.post(
+        SIGNIN_ROUTE, {"address": email, "next": html.unescape(shown[1]) if shown else ""}
+    )
+
+
+def press_sign_in(client: Client, link: str) -> Got:
+    """Open the mail's link and press its button; the 303 that signs in (or not)."""
+    landing = client.get(link)
+    assert landing.status == 200, landing.text
+    shown = _NEXT.search(landing.text)
+    return client.post(link.split("?")[0], {"next": html.unescape(shown[1]) if shown else ""})
+
+
+def sign_in_by_mail(console: Console, email: str = ANN) -> Client:
+    """A browser signed in as ``email`` the way a person does it: the form, the mail's
+    link (read from the queued mail), the button. ``email`` must be allowed to sign in
+    (an owner of a calendar, or named by ``[owners] allow``)."""
+    client = Client(console.base)
+    before = len(signin_mails(console, email))
+    asked = ask_for_link(client, email)
+    assert asked.status == 200, asked.text
+    mails = signin_mails(console, email)
+    assert len(mails) == before + 1, f"no sign-in mail for {email}"
+    signed = press_sign_in(client, link_in(mails[-1]))
+    assert signed.status == 303 and sessions.COOKIE in client.cookies, signed.text
+    return client
+
+
+def session_csrf(console: Console, client: Client) -> str:
+    """The console forms' field for the client's session (what a signed-in page carries)."""
+    session = sessions.find(
+        console.store.db, client.cookies.get(sessions.COOKIE), console.clock.now(),
+        console.settings.owners,
+    )  # fmt: skip
+    assert session is not None, "the client has no live session"
+    return sessions.csrf_token(console.store.uid_key, session)
