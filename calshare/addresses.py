@@ -113,3 +113,38 @@ def parse_mailbox(text: str) -> Mailbox:
     if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in name):
         raise AddressError(f"{text!r} has a line break or control character in its name")
     return Mailbox(normalize_address(found.addr_spec), name)
+
+
+_SEPARATORS = frozenset(",;\n\r")
+
+
+def split_addresses(text: str) -> list[str]:
+    """The addresses a person typed in one box, as written (not yet checked).
+
+    Separated by commas, semicolons or line breaks, as mail programs accept them;
+    a separator inside a quoted display name or inside ``<…>`` is part of the
+    address (``"Doe, Jo" <jo@example.org>`` is one), and empty pieces are dropped.
+    Checking each piece is ``parse_mailbox``'s: a box of five with one typo still
+    says which four are good.
+    """
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted = angled = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"' and not angled:
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            angled = True
+        elif char == ">" and not quoted:
+            angled = False
+        elif char in _SEPARATORS and not quoted and not angled:
+            pieces.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    pieces.append("".join(current))
+    return [piece.strip() for piece in pieces if piece.strip()]

@@ -32,7 +32,14 @@ from calshare.config import Settings
 from calshare.errors import UsageError
 from calshare.levels import Level
 from calshare.lifecycle import ShareStatus
-from calshare.links import RecipientForm, answer_address, answer_mailto, feed_urls
+from calshare.links import (
+    ConsolePage,
+    RecipientForm,
+    answer_address,
+    answer_mailto,
+    console_url,
+    feed_urls,
+)
 from calshare.redaction import redact_mail
 from calshare.subscribe import subscribe_options
 from calshare.tokens import RandomBytes, log_id, new_token, redact, token_hash
@@ -161,6 +168,7 @@ class Invitation(NamedTuple):
     calendar: str
     owner: str
     owner_name: str
+    calendar_id: int  # the owner's mails link to the calendar's pages in the console
 
     @property
     def level_enum(self) -> Level:
@@ -274,7 +282,7 @@ def why_invalid(invitation: Invitation, now: datetime) -> Closed | None:
 def _invitation(db: Database, token: str) -> Invitation | None:
     row = db.execute(
         """SELECT i.id, i.share_id, i.used_at, i.revoked_at, i.expires_at, s.level, s.status,
-                  s.invitee, s.invitee_name, s.lang, c.name, o.email, o.name
+                  s.invitee, s.invitee_name, s.lang, c.name, o.email, o.name, c.id
            FROM invitations i
            JOIN shares s ON s.id = i.share_id
            JOIN calendars c ON c.id = s.calendar_id
@@ -767,9 +775,15 @@ def _tell_owner(
         lang=settings.mail.lang,
         level=Level(invitation.level),
         extra=(("invitee", invitee), ("invitee_address", invitation.invitee)),
+        # where the owner acts on the answer: change the level, remove, invite again
+        links=(("owner.people", _people_url(settings, invitation)),),
         key=key,
     )
     return Notice(outbox_kind, spec)
+
+
+def _people_url(settings: Settings, invitation: Invitation) -> str:
+    return console_url(settings.http.base_url, invitation.calendar_id, ConsolePage.PEOPLE)
 
 
 def _log_row(given: Inbound | WebAnswer, said: _Said, settings: Settings) -> LogRow:

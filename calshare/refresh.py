@@ -33,7 +33,7 @@ from calshare.clock import Clock, utc_text
 from calshare.config import Credential, Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
 from calshare.lifecycle import audit
-from calshare.links import from_webcal
+from calshare.links import console_url, from_webcal
 from calshare.reindex import apply_data
 from calshare.sources import Source, fetch_url, read_source
 from calshare.store import Store
@@ -554,6 +554,8 @@ def _queue_notice(
         lang=lang,
         key=new_message_key(),
         extra=tuple(extra.items()),
+        # where the owner sees the source's state and can give a new address (Add calendar)
+        links=(("owner.calendars", console_url(settings.http.base_url)),),
     )
     outbox.enqueue_notice(db, spec, kind=kind, share_id=None, now=now)  # type: ignore[arg-type]
     # the owner's History page says it too, next to the shares and publications

@@ -20,7 +20,7 @@ from calshare.addresses import Mailbox, parse_mailbox
 from calshare.calendars import Calendar, get_calendar
 from calshare.clock import Clock
 from calshare.config import Settings
-from calshare.errors import ShareRefused, UnknownShare, UsageError
+from calshare.errors import ShareRefused, ShareStateError, UnknownShare, UsageError
 from calshare.levels import Level
 from calshare.lifecycle import ShareStatus, audit, shown_status
 from calshare.policy import check_share
@@ -301,3 +301,120 @@ def list_shares(
             _SELECT + " WHERE s.calendar_id = ? ORDER BY s.invitee", [calendar.id]
         ).fetchall()
     return [_from_row(row, now) for row in rows]
+
+
+# Where the People page's buttons start from: a change of level goes to an accepted share
+# (the invitee is told) or to an invitation still open (sent again at the new level);
+# a fresh invitation goes to anyone who has not got the calendar and was not removed.
+CHANGEABLE = frozenset({ShareStatus.ACCEPTED, ShareStatus.INVITED, ShareStatus.EXPIRED})
+RESENDABLE = frozenset(
+    {
+        ShareStatus.INVITED,
+        ShareStatus.EXPIRED,
+        ShareStatus.DECLINED,
+        ShareStatus.UNDELIVERABLE,
+    }
+)
+
+
+class _Shown(NamedTuple):
+    id: int
+    status: ShareStatus  # as shown: an invitation past its date is expired
+    level: Level
+    lang: str
+    message: str | None
+    mailbox: Mailbox
+
+
+def _shown(store: Store, clock: Clock, calendar: Calendar, invitee: str) -> _Shown:
+    """The share of ``calendar`` with ``invitee`` as it is now; UnknownShare if never."""
+    mailbox = parse_mailbox(invitee)
+    row = store.db.execute(
+        "SELECT id, status, expires_at, level, lang, message, invitee_name FROM shares"
+        " WHERE calendar_id = ? AND invitee = ?",
+        [calendar.id, mailbox.address],
+    ).fetchone()
+    if row is None:
+        raise UnknownShare(f"{calendar.name!r} is not shared with {mailbox.address}")
+    share_id, status, expires, level, lang, message, name = row
+    shown = shown_status(status, expires, clock.now())
+    return _Shown(share_id, shown, Level(level), lang, message, Mailbox(mailbox.address, name))
+
+
+def change_level(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar_name: str,
+    invitee: str,
+    level: Level,
+    *,
+    owner: str | None = None,
+) -> ShareOutcome:
+    """Give an existing share another level, in the invitee's language.
+
+    Accepted: the level changes and the invitee is told (``share`` does both). An
+    invitation not yet answered is sent again at the new level, with the message it
+    had: the mail they hold names the old level, and an invitation must not promise
+    what the share no longer is; the old one stops working. Declined, undeliverable
+    or removed shares have no level to change (``ShareStateError``): inviting them
+    again is a choice of its own (``resend``, or sharing anew).
+    """
+    calendar = get_calendar(store.db, calendar_name, owner)
+    found = _shown(store, clock, calendar, invitee)
+    if found.status not in CHANGEABLE:
+        raise ShareStateError(
+            f"{found.mailbox.address} is {found.status}, so there is no level to change; "
+            "invite them again instead"
+        )
+    if found.level == level:  # nothing to tell anyone: no mail, no new token
+        return ShareOutcome(_load(store.db, found.id, clock.now()), ShareAction.UNCHANGED, None)
+    message = found.message if found.status != ShareStatus.ACCEPTED else None
+    return share(
+        store,
+        settings,
+        clock,
+        calendar.name,
+        found.mailbox.address,
+        level,
+        lang=found.lang,
+        message=message,
+        owner=calendar.owner,
+    )
+
+
+def resend(
+    store: Store,
+    settings: Settings,
+    clock: Clock,
+    calendar_name: str,
+    invitee: str,
+    *,
+    owner: str | None = None,
+    random_bytes: RandomBytes | None = None,
+) -> ShareOutcome:
+    """A fresh invitation at the same level, language and message; the old token dies.
+
+    For an invitation not answered (open or expired), declined, or undeliverable.
+    An accepted share has its feed already and a removed one was the owner's choice:
+    both are refused (``ShareStateError``). Policy is checked again, as it may have
+    changed since the first invitation.
+    """
+    calendar = get_calendar(store.db, calendar_name, owner)
+    found = _shown(store, clock, calendar, invitee)
+    if found.status not in RESENDABLE:
+        raise ShareStateError(
+            f"{found.mailbox.address} is {found.status}, so there is no invitation to send again"
+        )
+    return share(
+        store,
+        settings,
+        clock,
+        calendar.name,
+        found.mailbox.address,
+        found.level,
+        lang=found.lang,
+        message=found.message,
+        random_bytes=random_bytes,
+        owner=calendar.owner,
+    )

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from calshare.addresses import Mailbox, normalize_address, normalize_domain, parse_mailbox
+from calshare.addresses import (
+    Mailbox,
+    normalize_address,
+    normalize_domain,
+    parse_mailbox,
+    split_addresses,
+)
 from calshare.errors import AddressError
 
 # --- normalize_address
@@ -231,3 +237,38 @@ def test_normalize_address_returns_a_normal_address_or_raises_address_error(text
 def test_plausible_addresses_are_accepted(text: str) -> None:
     mailbox = parse_mailbox(text)
     _check_normal(mailbox.address)
+
+
+@pytest.mark.parametrize(
+    ("box", "pieces"),
+    [
+        ("bob@example.org", ["bob@example.org"]),
+        ("bob@example.org, kari@example.org", ["bob@example.org", "kari@example.org"]),
+        (
+            "a@example.org;b@example.org\nc@example.org\r\n",
+            ["a@example.org", "b@example.org", "c@example.org"],
+        ),
+        (
+            '"Doe, Jo" <jo@example.org>; Bob <bob@example.org>',
+            ['"Doe, Jo" <jo@example.org>', "Bob <bob@example.org>"],
+        ),
+        (
+            '"Say \\"hi\\", ok" <x@example.org>,y@example.org',
+            ['"Say \\"hi\\", ok" <x@example.org>', "y@example.org"],
+        ),
+        (" , ;\n ", []),
+        ("bob@", ["bob@"]),
+    ],
+)
+def test_a_box_of_addresses_splits_where_mail_programs_split(box: str, pieces: list[str]) -> None:
+    assert split_addresses(box) == pieces
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(PLAUSIBLE, min_size=1, max_size=5), st.sampled_from([",", ";", "\n", ", ", " ;\r\n"])
+)
+def test_any_list_of_addresses_splits_back_into_them(addresses: list[str], separator: str) -> None:
+    assert [parse_mailbox(p) for p in split_addresses(separator.join(addresses))] == [
+        parse_mailbox(a) for a in addresses
+    ]

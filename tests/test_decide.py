@@ -72,6 +72,7 @@ OPEN = Invitation(
     calendar="project",
     owner=OWNER,
     owner_name="Ann Owner",
+    calendar_id=1,
 )
 EXPIRED = OPEN._replace(expires_at="2026-11-26T08:59:59Z")
 WITHDRAWN = OPEN._replace(revoked_at="2026-11-20T10:00:00Z", status="revoked")

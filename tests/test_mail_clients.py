@@ -29,6 +29,7 @@ from calshare.addresses import Mailbox
 from calshare.config import load_settings
 from calshare.errors import ConfigError
 from calshare.levels import Level
+from calshare.links import ConsolePage, console_url
 from calshare.subscribe import subscribe_options
 from mailer import compose
 from mailer.headers import MAX_LINE
@@ -78,6 +79,11 @@ def notice(kind: str, to: Mailbox, lang: str = "en", **more: object) -> compose.
         "forwarder": "someone@elsewhere.example",
         "why": "has expired",
         "advice": "Ask Ann Demo to share it with you again.",
+        "source": "https://calendar.google.com/…",
+        "since": "2026-11-25",
+        "last_good": "2026-11-24",
+        "cause": "Your Google address answered 404 (not found).",
+        "hint": "Copy its secret address and add it on the Add calendar page.",
     }
     return compose.notice(
         SENDER,
@@ -90,6 +96,11 @@ def notice(kind: str, to: Mailbox, lang: str = "en", **more: object) -> compose.
         extra=extra,
         **more,  # type: ignore[arg-type]
     )
+
+
+# owner mails link to the console, as answers.py and refresh.py make them
+PEOPLE = (("owner.people", console_url("https://calendar.example.org", 1, ConsolePage.PEOPLE)),)
+CALENDARS = (("owner.calendars", console_url("https://calendar.example.org")),)
 
 
 def every_notice(lang: str) -> dict[str, compose.OutgoingMail]:
@@ -107,8 +118,10 @@ def every_notice(lang: str) -> dict[str, compose.OutgoingMail]:
         "welcome_gmail": notice("welcome", gmail, lang, links=feed(gmail)),
         "level_changed": notice("level_changed", BOB, lang),
         "unshared": notice("unshared", KARI, lang),
-        "accepted": notice("accepted", OWNER, lang),
-        "declined": notice("declined", OWNER, lang),
+        "accepted": notice("accepted", OWNER, lang, links=PEOPLE),
+        "declined": notice("declined", OWNER, lang, links=PEOPLE),
+        "source_failing": notice("source_failing", OWNER, lang, links=CALENDARS),
+        "source_recovered": notice("source_recovered", OWNER, lang, links=CALENDARS),
         "answer_help": notice("answer_help", BOB, lang, links=ANSWER_LINKS),
         "confirm": notice("confirm", BOB, lang, links=ANSWER_LINKS),
         "invalid_token": notice("invalid_token", BOB, lang),
@@ -259,7 +272,7 @@ def test_notices_to_the_owner_come_from_the_service_not_via_the_owner() -> None:
             sender = parse(mail.raw)["From"]
             (address,) = sender.addresses
             assert address.addr_spec == f"calendar@{DOMAIN}", name
-            if name in ("accepted", "declined", "signin"):  # to Ann herself
+            if name in ("accepted", "declined", "source_failing", "source_recovered", "signin"):
                 assert str(sender) == f"Calendar <calendar@{DOMAIN}>", (name, str(sender))
             else:  # to others, on Ann's behalf
                 assert address.display_name == "Ann Demo via Calendar", (name, str(sender))

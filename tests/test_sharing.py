@@ -22,7 +22,13 @@ from typing import Any
 
 import pytest
 
+from calshare import sharing
 from calshare.clock import FixedClock
+from calshare.config import Settings, load_settings
+from calshare.errors import ShareStateError, UnknownShare
+from calshare.levels import Level
+from calshare.sharing import ShareAction, change_level, resend
+from calshare.store import Store
 from calshare.tokens import TOKEN_LENGTH, log_id, new_token, parse_token, token_hash
 from mailer.compose import message_id_for
 from tests.conftest import NOW, CliResult
@@ -644,3 +650,77 @@ def test_names_typed_at_the_cli_never_break_the_mail(
     message = parse(raw)
     assert [a.addr_spec for a in message["From"].addresses] == ["calendar@share.example.org"]
     assert [a.addr_spec for a in message["To"].addresses] == [BOB]
+
+
+# --- the People page's moves: change_level and resend (services the console calls)
+
+
+def _service(store: Store, clock: FixedClock) -> Settings:
+    from calshare.calendars import add_calendar
+
+    add_calendar(store, clock, "project", f"Ann Owner <{OWNER}>", None, "UTC")
+    return load_settings(None, env={})
+
+
+def _invitation_tokens(store: Store) -> list[tuple[str, str | None]]:
+    """(level, revoked_at) of every invitation, oldest first."""
+    found = store.db.execute("SELECT level, revoked_at FROM invitations ORDER BY id")
+    return [(str(level), revoked) for level, revoked in found]
+
+
+def test_resend_keeps_level_language_and_message_and_kills_the_old_token(
+    store: Store, clock: FixedClock
+) -> None:
+    settings = _service(store, clock)
+    sharing.share(store, settings, clock, "project", BOB, Level.DETAILS, lang="nb", message="Hei!")
+    clock.advance(timedelta(days=20))  # expired
+    again = resend(store, settings, clock, "project", BOB, owner=OWNER)
+    assert again.action == ShareAction.INVITED and again.share.status == "invited"
+    assert again.share.level == Level.DETAILS and again.share.lang == "nb"
+    (message,) = store.db.execute("SELECT message FROM shares").fetchone()
+    assert message == "Hei!"
+    assert [revoked is not None for _, revoked in _invitation_tokens(store)] == [True, False]
+
+
+def test_change_level_of_an_open_invitation_invites_again_at_the_new_level(
+    store: Store, clock: FixedClock
+) -> None:
+    settings = _service(store, clock)
+    sharing.share(store, settings, clock, "project", BOB, Level.TITLES, message="For the launch")
+    changed = change_level(store, settings, clock, "project", BOB, Level.FREE_BUSY, owner=OWNER)
+    assert changed.action == ShareAction.INVITED
+    assert _invitation_tokens(store)[-1][0] == "free-busy"
+    assert [revoked is not None for _, revoked in _invitation_tokens(store)] == [True, False]
+    (message,) = store.db.execute("SELECT message FROM shares").fetchone()
+    assert message == "For the launch"
+    same = change_level(store, settings, clock, "project", BOB, Level.FREE_BUSY, owner=OWNER)
+    assert same.action == ShareAction.UNCHANGED and len(_invitation_tokens(store)) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "move"),
+    [("declined", "change"), ("revoked", "change"), ("accepted", "resend"), ("revoked", "resend")],
+)
+def test_moves_a_state_does_not_allow_are_refused_and_change_nothing(
+    store: Store, clock: FixedClock, status: str, move: str
+) -> None:
+    settings = _service(store, clock)
+    sharing.share(store, settings, clock, "project", BOB, Level.TITLES)
+    with store.write() as db:  # the state an answer or Remove leaves (lifecycle's tests)
+        db.execute("UPDATE shares SET status = ?", [status])
+    before = counts_of(store)
+    with pytest.raises(ShareStateError, match=f"{BOB} is {status}"):
+        if move == "change":
+            change_level(store, settings, clock, "project", BOB, Level.DETAILS, owner=OWNER)
+        else:
+            resend(store, settings, clock, "project", BOB, owner=OWNER)
+    assert counts_of(store) == before
+    with pytest.raises(UnknownShare):
+        resend(store, settings, clock, "project", "carl@example.org", owner=OWNER)
+
+
+def counts_of(store: Store) -> list[int]:
+    return [
+        store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in ("shares", "invitations", "outbox", "audit")
+    ]

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from calshare.console import base, calendar_pages, email_pages, publish_pages, signin_pages
+from calshare.console import (
+    base,
+    calendar_pages,
+    email_pages,
+    publish_pages,
+    sharing_pages,
+    signin_pages,
+)
 
 
 def add_routes(app: web.Application) -> None:
     """Register every console page on the daemon's app."""
     base.register(app.router)
     calendar_pages.register(app.router)
+    sharing_pages.register(app.router)
     publish_pages.register(app.router)
     email_pages.register(app.router)
     signin_pages.register(app.router)
