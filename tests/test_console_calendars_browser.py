@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.wait import WebDriverWait
 
 from calshare import sessions
 from calshare.calendars import get_calendar
@@ -57,7 +58,7 @@ def test_the_three_pages_have_no_serious_accessibility_violations(console: Conso
         driver.find_element("id", "kind-file").click()
         driver.find_element("id", "file").send_keys(str(GOOGLE))
         driver.find_element("css selector", "form[enctype] button[type=submit]").click()
-        error = driver.find_element("css selector", "p.error[role=alert]")
+        error = shown(driver, "p.error[role=alert]")
         assert "cannot be a calendar name" in error.text
         _accessible(driver, "add with an error")
 
@@ -73,9 +74,15 @@ def test_a_calendar_is_added_by_uploading_an_export_in_the_browser(console: Cons
         driver.find_element("id", "kind-file").click()
         driver.find_element("id", "file").send_keys(str(GOOGLE))
         driver.find_element("css selector", "form[enctype] button[type=submit]").click()
-        assert driver.find_element("css selector", "p.done").text == "The calendar was added."
+        assert shown(driver, "p.done").text == "The calendar was added."
         assert driver.current_url.endswith(f"{CALENDARS_ROUTE}?done=added")
         names = [h2.text for h2 in driver.find_elements("css selector", "section.calendar h2")]
     assert names == ["holidays", "project"]
     holidays = get_calendar(console.store.db, "holidays", ANN)
     assert holidays.event_count == GOOGLE.read_bytes().count(b"BEGIN:VEVENT") > 0
+
+
+def shown(driver: Any, css: str) -> Any:
+    """The element once the page that answers the click has it (a click returns at once)."""
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", css))
+    return driver.find_element("css selector", css)

@@ -188,7 +188,7 @@ def test_methods_sizes_and_paths_are_limited(web: Web) -> None:
     assert http(url, "POST", b"x").status == 405
     big = b"answer=accept&csrf=" + b"x" * 100_000
     assert http(page, "POST", big).status == 413
-    for path in ("/", "/feeds", "/templates/", "/../calshare.db", "/i/"):
+    for path in ("/feeds", "/templates/", "/../calshare.db", "/i/", "/console/", "/calendars/x"):
         got = http(web.base + path)
         assert got.status == 404, path
         assert b"Traceback" not in got.body and got.headers["X-Frame-Options"] == "DENY"
