@@ -13,7 +13,7 @@ from calshare.clock import Clock
 from calshare.config import Settings
 from calshare.importer import ImportResult, import_calendar
 from calshare.levels import Level
-from calshare.links import RecipientForm, answer_address, answer_page_url
+from calshare.links import SIGNIN_ROUTE, RecipientForm, answer_address, answer_page_url
 from calshare.publishing import Published, publish
 from calshare.sharing import share
 from calshare.store import Store
@@ -77,5 +77,8 @@ def how_to_answer(settings: Settings, smtp_host: str, smtp_port: int) -> str:
         f"or open {answer_page_url(settings.http.base_url, '$TOKEN')} in a browser and "
         "click Accept. Then "
         "`calshare shares` shows the share accepted, and the welcome mail with Bob's feed "
-        f"link arrives in {maildir}/new: `curl` that link for the calendar at Bob's level."
+        f"link arrives in {maildir}/new: `curl` that link for the calendar at Bob's level.\n"
+        f"As the owner, open {settings.http.base_url}{SIGNIN_ROUTE} and sign in as "
+        f"{DEMO_ADDRESS}: the sign-in link arrives in {maildir}/new too. There you share, "
+        "change levels, remove people, publish and e-mail the calendars."
     )

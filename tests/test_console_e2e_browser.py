@@ -30,7 +30,7 @@ from calshare.config import load_settings
 from calshare.links import ADD_CALENDAR_ROUTE, CALENDARS_ROUTE, SIGNIN_ROUTE
 from calshare.store import Store
 from tests.conftest import ROOT
-from tests.support.browser import axe_violations, chrome, serious
+from tests.support.browser import axe_violations, chrome, resize, serious
 from tests.support.inbox import DOMAIN, Inbox, deliver, reply, wait_until
 from tests.support.snapshot import AWKWARD
 from tests.support.web import http
@@ -102,8 +102,9 @@ class Shots:
         refused = [e["message"] for e in driver.get_log("browser") if "Refused to" in e["message"]]
         assert refused == [], (name, refused)
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1280, max(700, min(int(height) + 140, 2400)))
+        resize(driver, 1280, max(700, min(int(height), 2400)))  # the whole page, up to a point
         driver.save_screenshot(str(self.folder / f"console-{name}.png"))
+        resize(driver, 1280, 1000)
 
 
 def rebased(url: str, base: str) -> str:

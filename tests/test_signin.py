@@ -25,8 +25,9 @@ from calshare import sessions, signin
 from calshare.clock import FixedClock, utc_text
 from calshare.config import load_settings
 from calshare.errors import AddressError
-from calshare.links import SIGNIN_ROUTE, SIGNOUT_ROUTE
+from calshare.links import SIGNIN_ROUTE, SIGNOUT_ROUTE, signin_link_path
 from calshare.store import Store
+from calshare.tokens import new_token, token_hash
 from tests.conftest import NOW
 from tests.support.console import (
     ANN,
@@ -313,6 +314,22 @@ def test_by_default_only_owners_of_calendars_may_sign_in(console: Console) -> No
     console.calendar("zoes", ZOE)
     sign_in_by_mail(console, ZOE)
     assert live_sessions(console) == [(ZOE,)]
+
+
+def test_a_link_of_someone_no_longer_allowed_signs_nobody_in(console: Console) -> None:
+    """A link sent while the address was allowed, used after it no longer is (the operator
+    narrowed ``[owners] allow``): who may sign in is asked again when the button is pressed."""
+    token = new_token()
+    at = utc_text(console.clock.now())
+    later = utc_text(console.clock.now() + timedelta(minutes=15))
+    with console.store.write() as db:
+        db.execute(
+            "INSERT INTO signin_links (email, token_hash, created_at, expires_at)"
+            " VALUES ('carl@staff.example.org', ?, ?, ?)",
+            [token_hash(token), at, later],
+        )
+    got = press_sign_in(Client(console.base), signin_link_path(token))
+    assert got.status != 303 and live_sessions(console) == []
 
 
 # --- the link

@@ -34,6 +34,7 @@ from calshare.links import (
     SIGNOUT_ROUTE,
     signin_link_path,
 )
+from calshare.owners import may_sign_in
 from calshare.tokens import log_id, parse_token, token_hash
 from calshare.webcontext import CONTEXT, WebContext
 
@@ -263,7 +264,9 @@ async def link_signin(request: web.Request) -> web.StreamResponse:
     def use() -> str | None:
         with context.store.write() as db:
             email = signin.use_link(db, token, now)
-            if email is None:
+            # who may sign in is asked again: the operator may have narrowed [owners] allow
+            # since the link was sent (the link is used up either way)
+            if email is None or not may_sign_in(db, context.settings, email):
                 return None
             return sessions.start(db, email, now, replacing=replacing)
 
