@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -111,6 +112,14 @@ def rebased(url: str, base: str) -> str:
     return base + url.removeprefix(BASE_URL)
 
 
+def submit(driver: Any, button: Any) -> None:
+    """Press a form's button and wait for the page that answers (a click returns at once,
+    and the old page may hold what the test looks for next)."""
+    old = driver.find_element("tag name", "html")
+    button.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def wait_for(driver: Any, css: str) -> Any:
     WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", css))
     return driver.find_element("css selector", css)
@@ -131,13 +140,13 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
         driver.get(base + SIGNIN_ROUTE)
         shots.take(driver, "signin")
         driver.find_element("id", "address").send_keys(ANN)
-        driver.find_element("css selector", "main form button[type=submit]").click()
+        submit(driver, driver.find_element("css selector", "main form button[type=submit]"))
         wait_for(driver, "p.done")
         signin = wait_for_mail(maildir, ANN, "")
         link = re.search(r"https?://\S+/signin/[A-Za-z2-7]+\S*", text_of(signin))
         assert link, text_of(signin)
         driver.get(rebased(link[0], base))
-        driver.find_element("css selector", "main form button[type=submit]").click()
+        submit(driver, driver.find_element("css selector", "main form button[type=submit]"))
         WebDriverWait(driver, 20).until(lambda d: d.current_url.endswith(CALENDARS_ROUTE))
 
         # add a calendar from a file
@@ -146,7 +155,7 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
         driver.find_element("id", "kind-file").click()
         driver.find_element("id", "file").send_keys(str(source))
         shots.take(driver, "add")
-        driver.find_element("css selector", "main form button[type=submit]").click()
+        submit(driver, driver.find_element("css selector", "main form button[type=submit]"))
         WebDriverWait(driver, 30).until(
             lambda d: d.current_url.split("?")[0].endswith(CALENDARS_ROUTE)
         )
@@ -162,7 +171,7 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
         Select(driver.find_element("id", "share-level")).select_by_value("titles")
         driver.find_element("id", "share-message").send_keys("For the launch")
         shots.take(driver, "share")
-        driver.find_element("css selector", "main form button[type=submit]").click()
+        submit(driver, driver.find_element("css selector", "main form button[type=submit]"))
         WebDriverWait(driver, 20).until(lambda d: BOB in d.find_element("tag name", "main").text)
         driver.get(f"{page}/people")
         assert "Invited" in wait_for(driver, "tr.status-invited").text
@@ -185,21 +194,21 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
 
         # change his level: a notice goes to Bob; then remove him: his feed answers 410
         Select(row.find_element("css selector", "select[name=level]")).select_by_value("details")
-        row.find_element("css selector", "button[value=change]").click()
+        submit(driver, row.find_element("css selector", "button[value=change]"))
         wait_for(driver, "p.done")
         wait_for_mail(maildir, BOB, "project", seen=2)
         with Store.open(db_path) as store:
             assert store.db.execute("SELECT level FROM shares").fetchall() == [("details",)]
         assert http(feed_url).status == 200
         row = wait_for(driver, "tr.status-accepted")
-        row.find_element("css selector", "button[value=remove]").click()
+        submit(driver, row.find_element("css selector", "button[value=remove]"))
         wait_for(driver, "p.done")
         assert http(feed_url).status == 410
 
         # publish at free-busy: the links work; unpublish: they answer 410
         driver.get(f"{page}/publish")
         Select(driver.find_element("id", "level")).select_by_value("free-busy")
-        driver.find_element("css selector", "button[value=publish]").click()
+        submit(driver, driver.find_element("css selector", "button[value=publish]"))
         html_link = wait_for(driver, "#link-page").get_attribute("value")
         ics_link = driver.find_element("id", "link-ics").get_attribute("value")
         shots.take(driver, "publish")
@@ -207,7 +216,7 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
         ics = http(rebased(ics_link, base))
         assert ics.status == 200 and b"BEGIN:VCALENDAR" in ics.body
         driver.get(f"{page}/publish")
-        driver.find_element("css selector", "button[value=unpublish]").click()
+        submit(driver, driver.find_element("css selector", "button[value=unpublish]"))
         wait_for(driver, "p.done")
         assert http(rebased(html_link, base)).status == 410
         assert http(rebased(ics_link, base)).status == 410
@@ -216,10 +225,10 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
         driver.get(f"{page}/email")
         driver.find_element("id", "to").send_keys(CARL)
         Select(driver.find_element("id", "range")).select_by_value("next-7-days")
-        driver.find_element("css selector", "button[value=preview]").click()
+        submit(driver, driver.find_element("css selector", "button[value=preview]"))
         wait_for(driver, "iframe")
         shots.take(driver, "email")
-        driver.find_element("css selector", "button[value=send]").click()
+        submit(driver, driver.find_element("css selector", "button[value=send]"))
         wait_for(driver, "p.done")
         copy = wait_for_mail(maildir, CARL, "project")
         names = [part.get_filename() for part in copy.iter_attachments()]
@@ -231,7 +240,7 @@ def test_an_owner_shares_publishes_and_emails_a_calendar_in_the_browser(
         for happened in ("nvited", "ccepted", "emoved", "ublished"):
             assert happened in history, (happened, history)
         shots.take(driver, "history")
-        driver.find_element("css selector", "header form button[type=submit]").click()
+        submit(driver, driver.find_element("css selector", "header form button[type=submit]"))
         WebDriverWait(driver, 20).until(lambda d: SIGNIN_ROUTE in d.current_url)
         driver.get(f"{page}/people")
         assert SIGNIN_ROUTE in driver.current_url

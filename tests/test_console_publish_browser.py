@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.wait import WebDriverWait
 
 from calshare import sessions
 from calshare.links import ConsolePage, calendar_page_path
@@ -49,7 +50,7 @@ def test_publish_page_with_its_links_is_accessible_and_copy_copies(console: Cons
         driver.get(url)
         assert serious(axe_violations(driver)) == []
         driver.find_element("css selector", "button[value=publish]").click()
-        field = driver.find_element("id", "link-ics")
+        field = shown(driver, "#link-ics")
         link = field.get_attribute("value")
         assert link.endswith(".ics")
         assert serious(axe_violations(driver)) == []
@@ -82,7 +83,7 @@ def test_email_page_with_a_preview_is_accessible_and_the_mail_runs_nothing(
         driver.find_element("css selector", "#detail option[value=titles]").click()
         driver.find_element("id", "to").send_keys("bob@example.org")
         driver.find_element("css selector", "button[value=preview]").click()
-        subject = driver.find_element("css selector", "dd.subject").text
+        subject = shown(driver, "dd.subject").text
         assert "hostile" in subject
         assert serious(axe_violations(driver)) == []
         # the mail's HTML renders in the frame, its hostile title as text, no alert
@@ -94,3 +95,9 @@ def test_email_page_with_a_preview_is_accessible_and_the_mail_runs_nothing(
         assert driver.execute_script("return document.querySelectorAll('img').length") == 0
         assert csp_errors(driver) == []
     assert console.state()["outbox"] == []  # a preview sends nothing
+
+
+def shown(driver: Any, css: str) -> Any:
+    """The element once the page that answers the click has it (a click returns at once)."""
+    WebDriverWait(driver, 20).until(lambda d: d.find_elements("css selector", css))
+    return driver.find_element("css selector", css)
