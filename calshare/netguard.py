@@ -49,8 +49,8 @@ def internal(address: Address) -> bool:
     """
     if isinstance(address, IPv6Address):
         inner = embedded_ipv4(address)
-        if inner is not None and internal(inner):
-            return True
+        if inner is not None:  # what is reached is the IPv4 address: judged by it alone
+            return internal(inner)
     return (
         not address.is_global
         or address.is_multicast
