@@ -11,11 +11,14 @@ can resolve to another address by then and a public server can redirect inward.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from urllib.parse import urlsplit
 
 from calshare.errors import PrivateAddress
+
+log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
@@ -96,6 +99,8 @@ class Guard:
     def check(self, peer: str, label: str) -> None:
         """Raise PrivateAddress (naming ``label``, a redacted URL) if ``peer`` is refused."""
         if self.refuses(peer):
+            # the operator's to know: an owner's source tried to reach inside (or DNS moved)
+            log.warning("refused to connect to %s for the source %s (an owner's)", peer, label)
             raise PrivateAddress(label, peer)
 
 
