@@ -38,7 +38,7 @@ from caldav.lib import error as caldav_error
 from lxml import etree  # type: ignore[import-untyped]  # a caldav dependency
 from niquests.adapters import BaseAdapter
 
-from calshare.errors import FetchError, ImportFailed
+from calshare.errors import FetchError, ImportFailed, PrivateAddress
 from calshare.netguard import Guard
 from calshare.sources import redact
 
@@ -169,9 +169,9 @@ class _GuardedAdapter(BaseAdapter):
 
         kwargs["on_post_connection"] = check
         response = self.inner.send(request, *args, **kwargs)
-        if not checked:
+        if not checked:  # niquests did not say where it connected: refused, unread
             response.close()
-            self.guard.check("", self.label)  # an unknown peer: refused
+            raise PrivateAddress(self.label, "an address niquests did not report")
         return response
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import caldav
 import pytest
 
-from calshare.caldav_source import CalDavFetchError, fetch_changes
+from calshare.caldav_source import CalDavFetchError, _GuardedAdapter, fetch_changes
 from calshare.calendars import get_calendar
 from calshare.clock import FixedClock
 from calshare.config import load_settings
@@ -253,6 +253,27 @@ def test_a_caldav_redirect_to_an_internal_address_is_refused_before_it_is_sent(
             guard=ONLY_TEN,
         )  # fmt: skip
     assert (answered.value.cause, answered.value.status) == ("auth", 401)
+
+
+class _SilentAdapter:
+    """A transport (niquests' role, not ours) that never reports where it connected."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def send(self, request: object, **kwargs: object) -> _SilentAdapter:
+        return self
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_caldav_connection_that_is_never_reported_is_refused() -> None:
+    """The guard fails closed: a send whose peer niquests never named is not read."""
+    silent = _SilentAdapter()
+    with pytest.raises(PrivateAddress, match="an address niquests did not report"):
+        _GuardedAdapter(silent, STRICT, "https://dav.example.org/").send(object())
+    assert silent.closed == 1
 
 
 # --- the console's Add page (the daemon's default: private_sources false)
