@@ -36,8 +36,10 @@ from caldav.davclient import DAVClient
 from caldav.elements import cdav, dav
 from caldav.lib import error as caldav_error
 from lxml import etree  # type: ignore[import-untyped]  # a caldav dependency
+from niquests.adapters import BaseAdapter
 
-from calshare.errors import FetchError, ImportFailed
+from calshare.errors import FetchError, ImportFailed, PrivateAddress
+from calshare.netguard import Guard
 from calshare.sources import redact
 
 log = logging.getLogger(__name__)
@@ -138,6 +140,44 @@ def _load_state(text: str | None) -> _State | None:
         return None
 
 
+class _GuardedAdapter(BaseAdapter):
+    """The session's own adapter, with the guard's check on every connection it uses.
+
+    niquests calls ``on_post_connection`` once a live connection is picked for a
+    request (new or pooled), before the request is written; each hop of a redirect
+    is a ``send`` of its own, so each is checked. A send whose connection was never
+    reported is refused afterwards: a guard that cannot tell fails closed.
+    """
+
+    def __init__(self, inner: Any, guard: Guard, label: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.guard = guard
+        self.label = label
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        after = kwargs.get("on_post_connection")
+        checked = False
+
+        def check(info: Any) -> None:
+            nonlocal checked
+            peer = getattr(info, "destination_address", None)
+            self.guard.check(str(peer[0]) if peer else "", self.label)
+            checked = True
+            if after is not None:
+                after(info)
+
+        kwargs["on_post_connection"] = check
+        response = self.inner.send(request, *args, **kwargs)
+        if not checked:  # niquests did not say where it connected: refused, unread
+            response.close()
+            raise PrivateAddress(self.label, "an address niquests did not report")
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class _Session:
     """One fetch: a caldav DAVClient plus the counting, the deadline and the size caps."""
 
@@ -150,6 +190,7 @@ class _Session:
         timeout: float,
         max_bytes: int,
         auth: str | None,
+        guard: Guard | None = None,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.label = redact(url)
@@ -167,6 +208,12 @@ class _Session:
         )
         hooks: Any = self.client.session.hooks
         hooks["response"].append(self._on_response)
+        if guard is not None:
+            session: Any = self.client.session
+            for prefix in ("http://", "https://"):
+                session.mount(
+                    prefix, _GuardedAdapter(session.get_adapter(prefix), guard, self.label)
+                )
         self.path = _path_of(self.url)
 
     # -- transport --------------------------------------------------------------------
@@ -240,7 +287,7 @@ class _Session:
                 exc.status or 429,
                 exc.retry_after_seconds,
             ) from None
-        except CalDavFetchError:
+        except FetchError:  # ours: a cap, the deadline, or the guard's refusal
             raise
         except etree.XMLSyntaxError:
             raise self._not_calendar("its answer is XML that cannot be read") from None
@@ -535,12 +582,15 @@ def fetch_changes(
     *,
     timeout: float,
     max_bytes: int,
+    guard: Guard | None = None,
 ) -> ObjectChanges:
     """What changed in the CalDAV collection at ``url`` since ``state`` (None: everything).
 
     ``timeout`` bounds the whole fetch, every request together; ``max_bytes`` the
     calendar data fetched. Raises CalDavFetchError (a FetchError) naming only the
-    URL's scheme and host.
+    URL's scheme and host. With a ``guard`` (a source an owner added), every
+    connection, redirects' too, is checked before a request is written on it: one to
+    an address it refuses is PrivateAddress.
     """
     if not url.lower().startswith(("http://", "https://")):
         raise CalDavFetchError(
@@ -548,7 +598,9 @@ def fetch_changes(
         )
     known = _load_state(state)
     pinned = known.auth if known else None
-    session = _Session(url, username, password, timeout=timeout, max_bytes=max_bytes, auth=pinned)
+    session = _Session(
+        url, username, password, timeout=timeout, max_bytes=max_bytes, auth=pinned, guard=guard
+    )
     try:
         result = _fetch(session, known)
     except CalDavFetchError as exc:
@@ -558,7 +610,9 @@ def fetch_changes(
         # again, once, within what is left of the time
         log.info("CalDAV %s refused %s auth: negotiating again", session.label, pinned)
         session.client.close()
-        again = _Session(url, username, password, timeout=timeout, max_bytes=max_bytes, auth=None)
+        again = _Session(
+            url, username, password, timeout=timeout, max_bytes=max_bytes, auth=None, guard=guard
+        )
         again.requests, again.deadline, session = session.requests, session.deadline, again
         result = _fetch(session, known)
     finally:

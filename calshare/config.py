@@ -542,7 +542,8 @@ class SourcesSettings:
 
 @dataclass(frozen=True)
 class OwnersSettings:
-    """Who may sign in to the owner console, and how long a sign-in lasts."""
+    """Who may sign in to the owner console, how long a sign-in lasts, and what owners'
+    sources may reach."""
 
     allow: tuple[str, ...] = _option(
         (),
@@ -561,6 +562,12 @@ class OwnersSettings:
     )
     links_per_client: int = _option(
         20, _integer(1, 100000), "sign-in links one client (IP address) can ask for per hour"
+    )
+    private_sources: bool = _option(
+        False,
+        _boolean,
+        "whether sources owners add from the console may be on loopback, private or "
+        "link-local addresses (the operator's CLI may always)",
     )
 
 

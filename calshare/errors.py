@@ -185,8 +185,8 @@ class FetchError(ImportFailed):
 
     ``cause`` names the kind of failure for those who act on it (a live source's
     schedule and its owner's mail): auth, not_found, redirect_loop, timeout, html,
-    truncated, too_large, rate_limited, http, network. ``status`` is the HTTP status
-    when there was one; ``retry_after`` the seconds a server asked us to wait.
+    truncated, too_large, rate_limited, http, network, private_address. ``status`` is
+    the HTTP status when there was one; ``retry_after`` the seconds a server asked us to wait.
     """
 
     def __init__(
@@ -201,6 +201,24 @@ class FetchError(ImportFailed):
         self.cause = cause
         self.status = status
         self.retry_after = retry_after
+
+
+class PrivateAddress(FetchError):
+    """An owner's source led to an address inside the server's own network (SSRF).
+
+    Raised when the connection is made (after DNS, for every redirect), not only when
+    a URL is typed: a public name can resolve to 127.0.0.1 later, a public server can
+    redirect to 169.254.169.254. ``address`` is the refused peer, so the operator and
+    the owner can see which one it was.
+    """
+
+    def __init__(self, label: str, address: str) -> None:
+        super().__init__(
+            f"Could not fetch {label}: calshare does not read addresses inside its own "
+            f"network ({address}); ask the operator",
+            cause="private_address",
+        )
+        self.address = address
 
 
 class PublishRefused(CalshareError, PermissionError):

@@ -34,6 +34,7 @@ from calshare.config import Credential, Settings, find_credential
 from calshare.errors import CalshareError, FetchError, ImportFailed
 from calshare.lifecycle import audit
 from calshare.links import console_url, from_webcal
+from calshare.netguard import Guard, owner_guard
 from calshare.reindex import apply_data
 from calshare.sources import Source, fetch_url, read_source
 from calshare.store import Store
@@ -198,12 +199,19 @@ def provider(host: str) -> str:
 # --- reading (any thread; no database)
 
 
+def source_guard(record: SourceRecord, settings: Settings) -> Guard | None:
+    """The SSRF guard a read of ``record`` goes through: an owner's source gets the strict
+    one unless the operator allows private addresses (``owners.private_sources``)."""
+    return owner_guard(settings.owners.private_sources) if record.guarded else None
+
+
 def read_once(record: SourceRecord, settings: Settings) -> Attempt:
     """Read a source once. Never raises for the source's faults: they are a FAILED Attempt."""
     limits = settings.import_
+    guard = source_guard(record, settings)
     try:
         if record.kind == CALDAV:
-            return _read_caldav(record, settings)
+            return _read_caldav(record, settings, guard)
         etag = last_modified = None
         max_age: float | None = None
         if record.kind == URL:
@@ -213,6 +221,7 @@ def read_once(record: SourceRecord, settings: Settings) -> Attempt:
                 timeout=limits.timeout_seconds,
                 etag=record.etag,
                 last_modified=record.last_modified,
+                guard=guard,
             )
             etag, last_modified, max_age = fetched.etag, fetched.last_modified, fetched.max_age
             if fetched.status == 304:
@@ -268,7 +277,7 @@ def _credential(settings: Settings, record: SourceRecord) -> Credential | None:
     )
 
 
-def _read_caldav(record: SourceRecord, settings: Settings) -> Attempt:
+def _read_caldav(record: SourceRecord, settings: Settings, guard: Guard | None) -> Attempt:
     """A CalDAV collection: only the objects changed since the stored sync state.
 
     The fetch is ``calshare.caldav_source.fetch_changes`` (sync-collection, RFC 6578);
@@ -292,6 +301,7 @@ def _read_caldav(record: SourceRecord, settings: Settings) -> Attempt:
             record.state,
             timeout=settings.import_.timeout_seconds,
             max_bytes=settings.import_.max_bytes,
+            guard=guard,
         )
     except FetchError as exc:
         return Attempt(FAILED, exc.cause, str(exc), status=exc.status)
@@ -579,7 +589,12 @@ def cause_words(attempt: Attempt, record: SourceRecord, host: str, lang: str) ->
         count=f"{attempt.count:,}",
         previous=f"{record.event_count:,}",
     )
-    hint = f"source.hint.{company}" if cause in _ADDRESS_CAUSES else "source.hint.wait"
+    if cause == "private_address":  # only the operator can allow it, or the owner move it
+        hint = "source.hint.private_address"
+    elif cause in _ADDRESS_CAUSES:
+        hint = f"source.hint.{company}"
+    else:
+        hint = "source.hint.wait"
     return {"cause": words, "hint": wording.text(hint, lang)}
 
 
@@ -711,6 +726,7 @@ def add_following(
     kind: str,
     location: str,
     interval_seconds: int,
+    guarded: bool = False,
 ) -> tuple[Calendar, Refreshed]:
     """Add a calendar that follows ``location``, read at once: both, or neither.
 
@@ -719,10 +735,12 @@ def add_following(
     calendar back (``remove_new_calendar``) and raises ImportFailed with why: an
     address that never worked is a typo far more often than an outage, and an empty
     calendar left behind would be shared or published as if it were the real one.
+    ``guarded``: an owner adds it from the console; its first read and every later one
+    go through the SSRF guard (``source_guard``). The CLI's are not guarded.
     """
     calendar = add_calendar(store, clock, name, owner, tz, settings.calendars.default_tz)
     try:
-        set_source(store, calendar, kind, location, interval_seconds, None)
+        set_source(store, calendar, kind, location, interval_seconds, None, guarded=guarded)
         refreshed = refresh_one(store, settings, clock, calendar.id)
     except BaseException:
         remove_new_calendar(store, calendar)

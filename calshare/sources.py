@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from calshare import __version__
 from calshare.errors import FetchError, ImportFailed
 from calshare.links import from_webcal
+from calshare.netguard import Guard
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,11 @@ def _shut(sock: socket.socket) -> None:
 
 
 class _WatchedRequest(urllib.request.Request):
-    """A request that carries its fetch's watchdog, across redirects too."""
+    """A request that carries its fetch's watchdog and guard, across redirects too."""
 
     watchdog: _Watchdog
+    guard: Guard | None = None  # refuses internal peers (an owner's source), or None
+    label: str = ""  # how a refusal names the source: the first URL, redacted
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -216,19 +219,52 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         if new is not None and isinstance(req, _WatchedRequest):
             new.__class__ = _WatchedRequest
             new.watchdog = req.watchdog  # type: ignore[attr-defined]
+            new.guard = req.guard  # type: ignore[attr-defined]
+            new.label = req.label  # type: ignore[attr-defined]
         return new
 
 
 class _WatchedConnection:
-    """A connection that hands its socket to the fetch's watchdog once connected."""
+    """A connection that hands its socket to the fetch's watchdog once connected.
 
-    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+    With a guard, the peer the socket connected to is checked before a byte is sent
+    (before TLS too): whatever DNS answered this time, for this hop of a redirect.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        watchdog: _Watchdog,
+        guard: Guard | None = None,
+        label: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.watchdog = watchdog
+        if guard is not None:
+            # http.client's connect() makes its socket with this; TLS wraps it afterwards
+            self._create_connection = functools.partial(_guarded_connection, guard, label)
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self.watchdog.watch(self.sock)  # type: ignore[attr-defined]
+
+
+def _guarded_connection(
+    guard: Guard,
+    label: str,
+    address: tuple[str, int],
+    timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+    source_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """``socket.create_connection``, then PrivateAddress if the peer is refused."""
+    sock = socket.create_connection(address, timeout, source_address)
+    try:
+        guard.check(str(sock.getpeername()[0]), label)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _HTTPConnection(_WatchedConnection, http.client.HTTPConnection):
@@ -248,13 +284,18 @@ def _tls() -> ssl.SSLContext:
 class _HTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         assert isinstance(req, _WatchedRequest)
-        return self.do_open(functools.partial(_HTTPConnection, watchdog=req.watchdog), req)
+        connection = functools.partial(
+            _HTTPConnection, watchdog=req.watchdog, guard=req.guard, label=req.label
+        )
+        return self.do_open(connection, req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         assert isinstance(req, _WatchedRequest)
-        connection = functools.partial(_HTTPSConnection, watchdog=req.watchdog)
+        connection = functools.partial(
+            _HTTPSConnection, watchdog=req.watchdog, guard=req.guard, label=req.label
+        )
         return self.do_open(connection, req, context=_tls())
 
 
@@ -310,11 +351,13 @@ def fetch_url(
     timeout: float,
     etag: str | None = None,
     last_modified: str | None = None,
+    guard: Guard | None = None,
 ) -> Fetched:
     """GET a calendar URL, conditionally when validators from last time are given.
 
     Every failure is a FetchError whose ``cause`` says what kind it was; its message
-    names the source by scheme and host only.
+    names the source by scheme and host only. With a ``guard`` (a source an owner
+    added), a connection to an address it refuses, at any hop, is PrivateAddress.
     """
     url = from_webcal(url)
     label = redact(url)
@@ -327,6 +370,8 @@ def fetch_url(
     started = time.monotonic()
     watchdog = _Watchdog(timeout)
     request.watchdog = watchdog
+    request.guard = guard
+    request.label = label
     chunks: list[bytes] = []
     received = 0
     try:

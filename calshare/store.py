@@ -458,6 +458,16 @@ def _schema_11(db: Database) -> None:
         db.execute(statement)
 
 
+def _schema_12(db: Database) -> None:
+    """Who set a calendar's source: ``guarded`` 1 when an owner added it from the console.
+
+    Such a source is fetched under the SSRF guard (``calshare.netguard``: no loopback,
+    private or link-local peer unless ``owners.private_sources``); 0, the default and
+    every source before this version, was set by the operator's CLI, which is trusted.
+    """
+    db.execute("ALTER TABLE calendar_sources ADD COLUMN guarded INTEGER NOT NULL DEFAULT 0")
+
+
 # Append only: a migration, once released, never changes. The index is the version.
 MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_1,
@@ -471,6 +481,7 @@ MIGRATIONS: list[Callable[[Database], None]] = [
     _schema_9,
     _schema_10,
     _schema_11,
+    _schema_12,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -61,6 +61,8 @@ class SourceRecord:
     # another owner has a calendar of this name too: credentials kept for the name alone
     # are not this owner's to use (config.find_credential)
     shared_name: bool = False
+    # an owner added it from the console: fetched under the SSRF guard (calshare.netguard)
+    guarded: bool = False
 
     @property
     def shown(self) -> str:
@@ -146,18 +148,25 @@ def set_source(
     location: str,
     interval_seconds: int,
     due_at: int | None,
+    *,
+    guarded: bool = False,
 ) -> SourceRecord:
-    """Make the calendar follow ``location`` (replacing what it followed before)."""
+    """Make the calendar follow ``location`` (replacing what it followed before).
+
+    ``guarded``: an owner set it from the console, so every read of it goes through
+    the SSRF guard; the operator's CLI leaves it false (it is trusted).
+    """
     with store.write() as db:
         db.execute(
             """INSERT INTO calendar_sources (calendar_id, kind, location, interval_seconds,
-                   next_due_ts)
-               VALUES (?, ?, ?, ?, ?)
+                   next_due_ts, guarded)
+               VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (calendar_id) DO UPDATE SET kind = excluded.kind,
                    location = excluded.location, interval_seconds = excluded.interval_seconds,
-                   next_due_ts = excluded.next_due_ts, etag = NULL, last_modified = NULL,
-                   state = NULL, failures = 0, failing_since = NULL, owner_told_at = NULL""",
-            [calendar.id, kind, location, interval_seconds, due_at],
+                   next_due_ts = excluded.next_due_ts, guarded = excluded.guarded, etag = NULL,
+                   last_modified = NULL, state = NULL, failures = 0, failing_since = NULL,
+                   owner_told_at = NULL""",
+            [calendar.id, kind, location, interval_seconds, due_at, int(guarded)],
         )
     found = find_source(store.db, calendar.id)
     assert found is not None  # the row written just above
@@ -176,7 +185,13 @@ JOIN owners o ON o.id = c.owner_id
 def _record(row: dict[str, Any]) -> SourceRecord:
     names = SourceRecord.__dataclass_fields__
     fields = {key: value for key, value in row.items() if key in names}
-    return SourceRecord(**{**fields, "shared_name": bool(row.get("shared_name"))})
+    return SourceRecord(
+        **{
+            **fields,
+            "shared_name": bool(row.get("shared_name")),
+            "guarded": bool(row.get("guarded")),
+        }
+    )
 
 
 def get_source(db: Database, calendar_name: str, owner: str | None = None) -> SourceRecord:

@@ -181,6 +181,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "source.hint.icloud": "The calendar may no longer be public: in iCloud Calendar, share it as a public calendar again, then sign in to calshare (My calendars, below) and add the calendar with the new link on the Add calendar page.",
         "source.hint.generic": "The calendar may have moved, or its address changed: find its current address, then sign in to calshare (My calendars, below) and add the calendar with it on the Add calendar page.",
         "source.hint.wait": "This often passes by itself; you can follow it under My calendars (below), where the calendar shows when its source last worked.",
+        "source.cause.private_address": "{address} leads inside the server's own network, and calshare does not read addresses there.",
+        "source.hint.private_address": "Ask whoever runs calshare for you: they can allow such addresses, or you can give the calendar an address outside the server's network.",
         "pattern.month": "MMMM y",
         # the sign-in mail of the owner console (calshare.signin)
         "signin.subject": "Your link to sign in to calshare",
@@ -330,6 +332,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "source.hint.icloud": "Kalenderen er kanskje ikke offentlig lenger: i iCloud Kalender, del den som offentlig kalender igjen, logg så inn i calshare (Mine kalendere, under) og legg til kalenderen med den nye lenken på siden Legg til kalender.",
         "source.hint.generic": "Kalenderen kan ha flyttet, eller adressen er endret: finn den nåværende adressen, logg så inn i calshare (Mine kalendere, under) og legg til kalenderen med den på siden Legg til kalender.",
         "source.hint.wait": "Dette går ofte over av seg selv; du kan følge med under Mine kalendere (under), der kalenderen viser når kilden sist virket.",
+        "source.cause.private_address": "{address} fører inn i tjenerens eget nettverk, og der leser ikke calshare adresser.",
+        "source.hint.private_address": "Spør den som drifter calshare for deg: de kan tillate slike adresser, eller du kan gi kalenderen en adresse utenfor tjenerens nettverk.",
         # the sign-in mail of the owner console (calshare.signin)
         "signin.subject": "Lenken din for å logge inn på calshare",
         "signin.heading": "Logg inn på calshare",

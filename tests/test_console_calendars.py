@@ -47,6 +47,10 @@ GOOGLE = EXPORTS_DIR / "google.ics"
 SECRET = "private-7f3a9c"  # the secret part of SourceServer.url()
 DAV_USER, DAV_PASSWORD = "ann", "s3cret-caldav-pass"  # the ``team`` calendar's, as set up
 COLLECTION = "team-c0ll3ction"  # part of the CalDAV URL's path: shown nowhere
+# The source servers here listen on 127.0.0.1, an address owners' sources may not use
+# unless the operator allows it (tests/test_ssrf.py checks the refusal).
+PRIVATE_SOURCES = {"CALSHARE_OWNERS_PRIVATE_SOURCES": "true"}
+CONSOLE_ENV = PRIVATE_SOURCES
 
 
 @pytest.fixture
@@ -77,6 +81,7 @@ def adding(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console
         CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT=str(MAX_OCCURRENCES),
         CALSHARE_SOURCE_USERNAME_TEAM=DAV_USER,
         CALSHARE_SOURCE_PASSWORD_TEAM=DAV_PASSWORD,
+        **PRIVATE_SOURCES,
     ) as running:
         running.calendar("project")
         running.calendar("zoework", ZOE)

@@ -64,6 +64,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
                 "calshare.policy",
                 "calshare.config",
                 "calshare.subscribe",
+                "calshare.netguard",
             )
         },
     ),

@@ -268,6 +268,14 @@ def _fill_11(db: sqlite3.Connection) -> None:
     )
 
 
+def _fill_12(db: sqlite3.Connection) -> None:
+    """Schema 12: zoe added her "project" from the console, following a URL: guarded."""
+    db.execute(
+        """INSERT INTO calendar_sources (calendar_id, kind, location, interval_seconds, guarded)
+           VALUES (2, 'url', 'https://zoe.example.net/cal.ics', 900, 1)"""
+    )
+
+
 # One entry per migration: index N-1 holds what a database at schema N had in it.
 FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_1,
@@ -281,6 +289,7 @@ FILLS: list[Callable[[sqlite3.Connection], None]] = [
     _fill_9,
     _fill_10,
     _fill_11,
+    _fill_12,
 ]
 
 
@@ -424,6 +433,8 @@ def _check(store: Store, version: int) -> None:
             2,
         )
         assert source.etag == '"v1"' and source.last_cause == "not_found"
+        # set before schema 12 (by the operator's CLI): not fetched under the SSRF guard
+        assert source.guarded is False
     else:
         assert list_sources(store.db) == []
     if version >= 10:
@@ -438,6 +449,9 @@ def _check(store: Store, version: int) -> None:
             (1, "ann@example.org"),
             (2, "zoe@example.org"),
         ]
+    if version >= 12:
+        zoes = get_source(store.db, "project", owner="zoe@example.org")
+        assert (zoes.shown, zoes.guarded) == ("https://zoe.example.net/…", True)
 
 
 # Every reference to a calendar (and to what hangs off one): a rebuild of ``calendars``
@@ -527,7 +541,7 @@ def test_the_checks_hold_for_a_database_made_at_the_latest_schema(db_path: Path)
 def test_a_migration_that_breaks_a_reference_changes_nothing(db_path: Path) -> None:
     """With foreign keys off during migrations, ``foreign_key_check`` is what guards them:
     an upgrade that would leave a row pointing at nothing is refused and rolled back."""
-    _database_at(db_path, LATEST - 1)
+    _database_at(db_path, 10)  # the one before schema 11, which rebuilds ``calendars``
     with closing(sqlite3.connect(db_path)) as conn, conn:
         # a share whose calendar is gone, as a faulty migration could leave it
         conn.execute(
@@ -539,7 +553,7 @@ def test_a_migration_that_breaks_a_reference_changes_nothing(db_path: Path) -> N
     with pytest.raises(StoreError, match="would point at nothing"):
         Store.open(db_path)
     with closing(sqlite3.connect(db_path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST - 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 10
         assert (
             "name TEXT NOT NULL UNIQUE"
             in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'calendars'").fetchone()[0]

@@ -56,7 +56,9 @@ from calshare.links import (
     ConsolePage,
     calendar_page_path,
     calendar_route,
+    from_webcal,
 )
+from calshare.netguard import literal_address, owner_guard
 from calshare.owners import may_add_calendars
 from calshare.publishing import Publication, live_publications
 from calshare.refresh import add_following
@@ -412,6 +414,12 @@ def parse_add(fields: Mapping[str, str], upload: Upload | None, settings: Settin
         redact(location)  # a URL that cannot be taken apart is refused before anything is added
     except ImportFailed:
         raise FormRefused("add.error.bad_url") from None
+    # The quick, clear refusal of an internal address written out; a name that resolves
+    # to one, or a redirect to one, is refused when the connection is made (netguard).
+    guard = owner_guard(settings.owners.private_sources)
+    literal = literal_address(from_webcal(location))
+    if guard is not None and literal is not None and guard.refuses(literal):
+        raise FormRefused("add.error.private_address", 422, address=literal)
     every = fields.get("every", "")
     if every and every not in dict(INTERVALS):
         raise FormRefused("add.error.every")
@@ -524,6 +532,7 @@ async def add_post(request: web.Request) -> web.StreamResponse:
             kind=wanted.kind,
             location=wanted.location,
             interval_seconds=wanted.interval_seconds,
+            guarded=True,  # an owner's source: read under the SSRF guard, now and later
         )
         return calendar.name
 

@@ -151,6 +151,12 @@ _TEXT: dict[str, dict[str, str]] = {
         "add.error.unreadable": (
             "The calendar was not added: the form could not be read; try again."
         ),
+        # --- ssrf (owners' sources inside the server's own network)
+        "add.error.private_address": (
+            "The calendar was not added: calshare does not read addresses inside its own "
+            "network ({address}); ask the operator."
+        ),
+        "cause.private_address": "the address leads inside the server's own network",
         # --- share and people
         "share.title": "Share “{calendar}”",
         "share.intro": "Invite people to see this calendar in their own calendar app. Each gets a mail to accept or decline.",
@@ -450,6 +456,12 @@ _TEXT: dict[str, dict[str, str]] = {
         "add.error.unreadable": (
             "Kalenderen ble ikke lagt til: skjemaet kunne ikke leses; prøv igjen."
         ),
+        # --- ssrf (owners' sources inside the server's own network)
+        "add.error.private_address": (
+            "Kalenderen ble ikke lagt til: calshare leser ikke adresser i sitt eget "
+            "nettverk ({address}); spør den som drifter tjenesten."
+        ),
+        "cause.private_address": "adressen fører inn i tjenerens eget nettverk",
         # --- share and people
         "share.title": "Del «{calendar}»",
         "share.intro": "Inviter folk til å se denne kalenderen i sin egen kalenderapp. Hver av dem får en e-post for å godta eller avslå.",

@@ -34,7 +34,9 @@ class Behaviour:
 
 
 class SourceServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = HOST) -> None:
+        """``host``: another loopback address (127.0.0.2) plays a second machine."""
+        self.host = host
         self.behaviour = Behaviour()
         self.sent: Counter[int] = Counter()
         self.requests: list[dict[str, str]] = []
@@ -51,7 +53,10 @@ class SourceServer:
             def do_GET(self) -> None:
                 server._answer(self)
 
-        self.httpd = ThreadingHTTPServer((HOST, 0), Handler)
+            # CalDAV's methods get the same answer: enough to play a server that redirects
+            do_PROPFIND = do_REPORT = do_GET
+
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -60,7 +65,7 @@ class SourceServer:
         return int(self.httpd.server_address[1])
 
     def url(self, secret: str = "private-7f3a9c/basic.ics") -> str:
-        return f"http://{HOST}:{self.port}/calendar/{secret}?token=q{secret[:6]}"
+        return f"http://{self.host}:{self.port}/calendar/{secret}?token=q{secret[:6]}"
 
     def start(self) -> SourceServer:
         self.thread.start()
