@@ -150,7 +150,7 @@ class ConsolePage(StrEnum):
 
 def calendar_route(page: ConsolePage) -> str:
     """The aiohttp route pattern of one calendar's page."""
-    return f"/calendars/{{calendar_id:[0-9]+}}/{page.value}"
+    return f"/calendars/{{calendar_id:[0-9]{{1,18}}}}/{page.value}"  # fits SQLite's INTEGER
 
 
 def calendar_page_path(calendar_id: int, page: ConsolePage) -> str:

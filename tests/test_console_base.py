@@ -3,7 +3,9 @@ anti-forgery field), the language choice and switch, and the console's own files
 
 from __future__ import annotations
 
+import urllib.parse
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given
@@ -110,11 +112,27 @@ def test_the_language_follows_accept_language(header: str, lang: str) -> None:
         ("//evil.example/x", "/calendars"),
         ("https://evil.example/", "/calendars"),
         ("/\\evil.example", "/calendars"),
+        ("/\t/evil.example/login", "/calendars"),
+        ("/\n/evil.example", "/calendars"),
+        ("/\r\n/evil.example", "/calendars"),
+        ("/ /evil.example", "/calendars"),
+        ("/\x7f/evil.example", "/calendars"),
+        ("/calendars?done=added", "/calendars?done=added"),
         (None, "/calendars"),
     ],
 )
 def test_going_back_stays_on_this_site(target: str | None, shown: str) -> None:
     assert local_path(target) == shown
+
+
+@given(st.text(max_size=30))
+def test_no_way_back_leads_to_another_site(target: str) -> None:
+    """Whatever ``next`` holds, the browser stays here: read as browsers read a URL
+    (tabs and line breaks dropped, backslashes as slashes), it names no other host."""
+    shown = local_path(target)
+    as_read = shown.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+    assert as_read.startswith("/") and not as_read.startswith("//")
+    assert not urlsplit(as_read).netloc
 
 
 def test_every_sentence_is_in_both_languages() -> None:
@@ -153,3 +171,15 @@ def test_owners_and_allowed_addresses_may_sign_in(store: Store, clock: FixedCloc
     assert may_add_calendars(store.db, settings, "carl@staff.example.org")
     assert not may_sign_in(store.db, settings, "carl@staff.example.org.evil.example")
     assert not may_sign_in(store.db, settings, "mallory@example.org")
+
+
+def test_odd_numbers_in_a_path_or_query_are_refused_not_failed(console: Console) -> None:
+    calendar = console.calendar("project", ANN)
+    client = console.client(ANN)
+    history = f"/calendars/{calendar.id}/history"
+    assert client.get(history).status == 200
+    for before in ("²", "1" * 30, "-1", "x"):
+        got = client.get(f"{history}?before={urllib.parse.quote(before)}")
+        assert got.status == 400, before
+    assert client.get(f"/calendars/{'9' * 30}/history").status == 404
+    assert client.get(f"/calendars/{'9' * 18}/history").status == 404

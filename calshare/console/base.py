@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy
@@ -92,10 +92,21 @@ def from_accept_language(header: str, default: str) -> str:
 
 
 def local_path(target: str | None, fallback: str = CALENDARS_ROUTE) -> str:
-    """``target`` if it is a path on this site (``/x``), else ``fallback``: no open redirect."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return fallback
+    """``target`` if it is a path on this site (``/x``), else ``fallback``: no open redirect.
+
+    Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so
+    a slash, a tab and ``/evil.example`` would take them to another site: any control
+    character, space
+    or backslash refuses the target, and so does anything ``urlsplit`` sees a host in.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    if any(char <= " " or char in "\\\x7f" for char in target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return fallback
+    return target
 
 
 async def signed_in(request: web.Request) -> Visit:

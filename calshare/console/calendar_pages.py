@@ -573,7 +573,9 @@ async def history(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     lang = visit.lang
     before_text = request.query.get("before", "")
-    if before_text and not before_text.isdigit():
+    if before_text and not (
+        before_text.isascii() and before_text.isdigit() and len(before_text) <= 18
+    ):
         raise web.HTTPBadRequest(text="before must be a number.\n")
     before = int(before_text) if before_text else None
     wanted = calendar_id(request)
