@@ -224,9 +224,7 @@ def publish(
     )
 
 
-def _refuse_dav_collection(
-    settings: Settings, name: str, folder: str, guard: Guard | None
-) -> None:
+def _refuse_dav_collection(settings: Settings, name: str, folder: str, guard: Guard | None) -> None:
     """A CalDAV calendar (or CardDAV address book) takes events, not our two files."""
     kind = collection_kind(folder, _credentials(settings, guard))
     if kind is None:

@@ -128,3 +128,110 @@ def test_an_owners_source_gets_the_credential_kept_for_owner_and_name(
     zoe = replace(caldav_record(server.url("family/"), guarded=True), owner="zoe@example.org")
     read_once(zoe, settings)
     assert server.requests and sent_users(server) == set()
+
+
+# --- the console's WebDAV folder: the pure check
+
+PREFIXES = ("https://dav.example.org/calshare/", "http://files.example.net:8080/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://dav.example.org/calshare/",
+        "https://dav.example.org/calshare",  # the folder itself, without its slash
+        "https://dav.example.org/calshare/ann/",
+        "HTTPS://DAV.example.org:443/calshare/ann",  # scheme and host in any case, the port said
+        "https://dav.example.org./calshare/x/",  # the root's dot
+        "https://dav.example.org/calshare/a%20b/",
+        "http://files.example.net:8080/anything/",
+    ],
+)
+def test_a_folder_under_an_allowed_prefix_is_taken(url: str) -> None:
+    assert allowed_folder(url, PREFIXES)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://dav.example.org.evil.example/calshare/",  # a longer host
+        "https://dav.example.org@evil.example/calshare/",  # user info: the host is evil's
+        "https://ann:pw@dav.example.org/calshare/",
+        "https://dav.example.org\\@evil.example/calshare/",
+        "https://dav.example.org/calshare-evil/",  # the prefix on no "/" boundary
+        "https://dav.example.org/",
+        "https://dav.example.org/CALSHARE/",  # paths are case-sensitive
+        "http://dav.example.org/calshare/",  # another scheme is another origin
+        "https://dav.example.org:8443/calshare/",
+        "http://files.example.net/anything/",  # port 80, not 8080
+        "https://dav.example.org/calshare/../admin/",
+        "https://dav.example.org/calshare/%2e%2e/admin/",
+        "https://dav.example.org/calshare/..;/admin/",
+        "https://dav.example.org/calshare/?x=/calshare/",
+        "https://dav.example.org/calshare/#frag",
+        "https://dav.example.org/cal share/",
+        "https://dav.example.org:99999/calshare/",
+        "ftp://dav.example.org/calshare/",
+        "dav.example.org/calshare/",
+        "",
+    ],
+)
+def test_prefix_tricks_are_refused(url: str) -> None:
+    assert not allowed_folder(url, PREFIXES)
+
+
+def test_nothing_is_allowed_without_prefixes_and_a_prefix_is_checked_when_read() -> None:
+    assert not allowed_folder("https://dav.example.org/calshare/", ())
+    assert (
+        folder_prefix(" https://dav.example.org/calshare ") == "https://dav.example.org/calshare/"
+    )
+    for bad in ("https://u@dav.example.org/", "dav.example.org/x/", "https://h/a/../b/"):
+        with pytest.raises(ValueError, match="not an http"):
+            folder_prefix(bad)
+    env = {"CALSHARE_OWNERS_WEBDAV_FOLDERS": "https://dav.example.org/calshare"}
+    assert load_settings(None, env={}).owners.webdav_folders == ()
+    assert load_settings(None, env=env).owners.webdav_folders == (
+        "https://dav.example.org/calshare/",
+    )
+
+
+# --- a WebDAV server that redirects to another origin
+
+
+CREDS = Credentials("ann", "webdav-operator-secret", 5)
+
+
+@pytest.mark.parametrize("status", [301, 307, 308])
+def test_no_webdav_request_follows_a_redirect_to_another_origin(
+    server: SourceServer, other: SourceServer, status: int
+) -> None:
+    other.serve(b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+    server.serve(b"", status=status, headers={"Location": other.url("moved/")})
+    folder = server.url("calshare/").split("?")[0]
+    target = folder + "family.ics"
+    # a first write reads first (GET), then PUTs; with force it PUTs at once
+    for attempt in (
+        lambda: put(target, b"x", "text/calendar", CREDS, None),
+        lambda: put(target, b"x", "text/calendar", CREDS, None, force=True),
+        lambda: delete(target, CREDS, None, force=True),
+    ):
+        with pytest.raises(WebDavError) as refused:
+            attempt()
+        said = str(refused.value)
+        assert "redirected to another server (127.0.0.2:" in said, said
+        assert "does not send the WebDAV password there" in said and "\n" not in said
+    assert collection_kind(folder, CREDS) is None  # the PROPFIND's redirect, refused quietly
+    assert len(server.requests) == 4 and other.requests == []
+    assert all("Authorization" in got for got in server.requests)  # the folder's own server
+
+
+def test_a_write_is_never_redirected_even_on_its_own_server(server: SourceServer) -> None:
+    """urllib would not resend a PUT's body: the owner is told to give the real address."""
+    folder = server.url("calshare/").split("?")[0]
+    server.serve(b"", status=307, headers={"Location": folder + "elsewhere.ics"})
+    with pytest.raises(WebDavError) as refused:
+        put(folder + "family.ics", b"x", "text/calendar", CREDS, None, force=True)
+    assert "answered 307" in str(refused.value) and "does not write through redirects" in str(
+        refused.value
+    )
+    assert len(server.requests) == 1
