@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from calshare.addresses import normalize_address, normalize_domain, parse_mailbox
 from calshare.errors import AddressError, ConfigError, LevelError
 from calshare.levels import Level
+from calshare.netguard import folder_prefix
 
 ENV_PREFIX = "CALSHARE_"
 # Variables that are not settings of a section but still ours.
@@ -201,6 +202,12 @@ def _address_pattern(value: Any) -> str:
         return normalize_address(text)
     except AddressError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _webdav_folder(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a URL")
+    return folder_prefix(value)
 
 
 def _list(item: Parser) -> Parser:
@@ -569,6 +576,12 @@ class OwnersSettings:
         "whether sources owners add from the console may be on loopback, private or "
         "link-local addresses (the operator's CLI may always)",
     )
+    webdav_folders: tuple[str, ...] = _option(
+        (),
+        _list(_webdav_folder),
+        "WebDAV folders (URL prefixes) owners may publish into from the console, with the "
+        "[webdav] credentials; none: the console offers no WebDAV copy (the CLI may use any)",
+    )
 
 
 @dataclass(frozen=True)
@@ -758,6 +771,7 @@ def find_credential(
     *,
     owner: str | None = None,
     shared_name: bool = False,
+    guarded: bool = False,
 ) -> Credential | None:
     """A CalDAV source's credentials: the config's for ``OWNER/CALENDAR``, else the
     environment's for the calendar, else the config's for the calendar, else the config's
@@ -767,10 +781,18 @@ def find_credential(
     (``shared_name``), credentials kept for the name alone are not used, so a calendar an
     owner adds under someone else's calendar's name never gets their password; name
     them ``"OWNER/CALENDAR"`` then.
+
+    A ``guarded`` source (an owner added it from the console) gets only the credential
+    kept for ``OWNER/CALENDAR``: the owner typed its URL, so a password kept for a
+    calendar's name or a host would go to whatever server they named. Those are for
+    the sources the operator sets.
     """
-    by_name = () if shared_name else (f"env:{env_calendar_key(calendar)}", calendar.lower())
     by_owner = (f"{owner}/{calendar}".lower(),) if owner else ()
-    wanted = (*by_owner, *by_name, host.lower())
+    if guarded:
+        wanted: tuple[str, ...] = by_owner
+    else:
+        by_name = () if shared_name else (f"env:{env_calendar_key(calendar)}", calendar.lower())
+        wanted = (*by_owner, *by_name, host.lower())
     for name in wanted:
         for credential in settings.sources.credentials:
             if credential.name == name:

@@ -7,6 +7,10 @@ came back through events or error messages. What is refused is decided here, on 
 IP address, purely; the transports (``calshare.sources``, ``calshare.caldav_source``)
 ask after their socket has connected, for every hop of a redirect, because a name
 can resolve to another address by then and a public server can redirect inward.
+
+The same goes for the WebDAV folder an owner may publish into: the daemon writes
+there with the operator's ``[webdav]`` password, so the console takes only a folder
+under one of the operator's ``[owners] webdav_folders`` (``allowed_folder``, also pure).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from calshare.errors import PrivateAddress
 
@@ -129,4 +133,87 @@ def literal_address(url: str) -> str | None:
         return None
 
 
-__all__ = ["STRICT", "Guard", "embedded_ipv4", "internal", "literal_address", "owner_guard"]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A WebDAV folder's URL as a server sees it: what two spellings must agree on."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str  # percent-decoded, ending in "/"
+
+    def within(self, prefix: Folder) -> bool:
+        """Same origin, and the path at or below the prefix's (on a "/" boundary)."""
+        return (self.scheme, self.host, self.port) == (
+            prefix.scheme,
+            prefix.host,
+            prefix.port,
+        ) and self.path.startswith(prefix.path)
+
+
+def parse_folder(url: str) -> Folder | None:
+    """``url`` normalised for comparison, or None if it is no plain http(s) folder URL.
+
+    None for anything a prefix check could be fooled by: user info
+    (``https://dav.example.org@evil/``), a query or fragment, spaces, control
+    characters or backslashes, a bad port, and dot segments (``/calshare/../x/``,
+    encoded ``%2e%2e`` or ``..;`` too), which a server resolves to another folder.
+    """
+    if any(char <= " " or char in "\\\x7f" for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host or "@" in parts.netloc:
+        return None
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return None
+    path = unquote(parts.path or "/")
+    if any(segment.split(";", 1)[0] in (".", "..") for segment in path.split("/")):
+        return None
+    if not path.endswith("/"):
+        path += "/"
+    return Folder(scheme, host, port or _DEFAULT_PORTS[scheme], path)
+
+
+def folder_prefix(text: str) -> str:
+    """A ``[owners] webdav_folders`` entry, checked, ending in "/" (ValueError if not)."""
+    text = text.strip()
+    if parse_folder(text) is None:
+        raise ValueError(
+            f"{text!r} is not an http(s) URL of a folder (no user name, query or dot segments)"
+        )
+    return text if text.endswith("/") else text + "/"
+
+
+def allowed_folder(url: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether an owner may publish into ``url``: under one of the operator's ``prefixes``."""
+    folder = parse_folder(url.strip())
+    if folder is None:
+        return False
+    for prefix in prefixes:
+        allowed = parse_folder(prefix)
+        if allowed is not None and folder.within(allowed):
+            return True
+    return False
+
+
+__all__ = [
+    "STRICT",
+    "Folder",
+    "Guard",
+    "allowed_folder",
+    "embedded_ipv4",
+    "folder_prefix",
+    "internal",
+    "literal_address",
+    "owner_guard",
+    "parse_folder",
+]

@@ -47,6 +47,7 @@ from calshare.feeds import GONE, feed_ics
 from calshare.levels import Level, lower_of
 from calshare.lifecycle import audit
 from calshare.links import Links, published_links
+from calshare.netguard import Guard
 from calshare.pages import Nav, View, published_html, static_view
 from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, parse_token, token_hash
@@ -169,6 +170,7 @@ def publish(
     webdav: str | None = None,
     random_bytes: RandomBytes | None = None,
     owner: str | None = None,
+    guard: Guard | None = None,
 ) -> Published:
     """New links for the calendar (the old ones answer 410 from now on).
 
@@ -177,6 +179,8 @@ def publish(
     are made, and whatever fails is said in ``webdav_error`` with what to do
     (``calshare push`` retries and keeps these links). Only a folder that is a
     CalDAV/CardDAV collection refuses the whole command: it can never hold the copy.
+    ``guard``: the console's (an owner's request), checking each WebDAV connection's
+    peer (``calshare.netguard``); the CLI's requests go unguarded.
     """
     calendar = get_calendar(store.db, calendar_name, owner)
     level, capped = allowed_level(settings, level)
@@ -188,7 +192,7 @@ def publish(
             calendar=calendar.name,
         )
     if folder is not None:
-        _refuse_dav_collection(settings, calendar.name, folder)
+        _refuse_dav_collection(settings, calendar.name, folder, guard)
     secret = new_token(random_bytes) if random_bytes else new_token()
     now = clock.now()
     with store.write() as db:
@@ -203,7 +207,7 @@ def publish(
         )
         audit(db, now, "published", calendar.id, log_id(secret), f"level {level}")
     log.info("published %s at %s, secret %s", calendar.name, level, log_id(secret))
-    copy = _sync(store, settings, calendar, level, folder, now, force=False)
+    copy = _sync(store, settings, calendar, level, folder, now, force=False, guard=guard)
     error = None
     if copy.problems:
         error = "The links work and stay as they are. " + " ".join(copy.problems)
@@ -220,9 +224,9 @@ def publish(
     )
 
 
-def _refuse_dav_collection(settings: Settings, name: str, folder: str) -> None:
+def _refuse_dav_collection(settings: Settings, name: str, folder: str, guard: Guard | None) -> None:
     """A CalDAV calendar (or CardDAV address book) takes events, not our two files."""
-    kind = collection_kind(folder, _credentials(settings))
+    kind = collection_kind(folder, _credentials(settings, guard))
     if kind is None:
         return
     protocol = "CalDAV" if kind == "calendar" else "CardDAV"
@@ -249,6 +253,7 @@ def unpublish(
     *,
     force: bool = False,
     owner: str | None = None,
+    guard: Guard | None = None,
 ) -> Unpublished:
     """Both links answer 410 from now on; copies on WebDAV are deleted.
 
@@ -269,7 +274,9 @@ def unpublish(
     leftovers = bool(_files(store.db, calendar.id))
     if live is None and not leftovers:
         raise UsageError(f"{calendar.name!r} is not published")
-    failed, _, forgotten = _delete_files(store, settings, calendar.id, keep=None, force=force)
+    failed, _, forgotten = _delete_files(
+        store, settings, calendar.id, keep=None, force=force, guard=guard
+    )
     if failed:
         first = "The links are withdrawn (they answer 410), but " if live is not None else ""
         raise WebDavError(
@@ -306,6 +313,7 @@ def sync(
     *,
     force: bool = False,
     owner: str | None = None,
+    guard: Guard | None = None,
 ) -> Copy:
     """Write the live publication's WebDAV copy and remove copies elsewhere; links stay.
 
@@ -327,7 +335,7 @@ def sync(
                 calendar=calendar.name,
             )
     folder = live.webdav_url if live is not None and level is not None else None
-    return _sync(store, settings, calendar, level, folder, clock.now(), force=force)
+    return _sync(store, settings, calendar, level, folder, clock.now(), force=force, guard=guard)
 
 
 def _sync(
@@ -339,9 +347,10 @@ def _sync(
     now: datetime,
     *,
     force: bool,
+    guard: Guard | None = None,
 ) -> Copy:
     failed, removed, forgotten = _delete_files(
-        store, settings, calendar.id, keep=folder, force=force
+        store, settings, calendar.id, keep=folder, force=force, guard=guard
     )
     problems = []
     remedies: list[Remedy] = []
@@ -356,7 +365,9 @@ def _sync(
     etags = None
     if folder is not None and level is not None:
         try:
-            written, etags = _push_files(store, settings, calendar, level, folder, now, force)
+            written, etags = _push_files(
+                store, settings, calendar, level, folder, now, force, guard=guard
+            )
         except WebDavError as exc:
             advice, more = _write_advice(exc)
             problems.append(f"The WebDAV copy was not written: {exc}. {advice}")
@@ -393,9 +404,9 @@ def _any_changed(failed: list[tuple[str, WebDavError]]) -> bool:
     return any(isinstance(exc, WebDavConflict) for _, exc in failed)
 
 
-def _credentials(settings: Settings) -> Credentials:
+def _credentials(settings: Settings, guard: Guard | None = None) -> Credentials:
     webdav = settings.webdav
-    return Credentials(webdav.username, webdav.password, webdav.timeout_seconds)
+    return Credentials(webdav.username, webdav.password, webdav.timeout_seconds, guard)
 
 
 def _files(db: Database, calendar_id: int) -> dict[str, str]:
@@ -420,14 +431,20 @@ def _remains(failed: list[tuple[str, WebDavError]]) -> str:
 
 
 def _delete_files(
-    store: Store, settings: Settings, calendar_id: int, *, keep: str | None, force: bool
+    store: Store,
+    settings: Settings,
+    calendar_id: int,
+    *,
+    keep: str | None,
+    force: bool,
+    guard: Guard | None = None,
 ) -> tuple[list[tuple[str, WebDavError]], list[str], list[tuple[str, WebDavError]]]:
     """Delete our copies outside the folder ``keep``; each success is recorded at once.
 
     Returns (failed, removed, forgotten): with ``force`` a copy that cannot be
     deleted is forgotten (its row dropped) rather than failed.
     """
-    credentials = _credentials(settings)
+    credentials = _credentials(settings, guard)
     failed, removed, forgotten = [], [], []
     for url, validator in _files(store.db, calendar_id).items():
         if keep is not None and url.startswith(keep):
@@ -511,6 +528,8 @@ def _push_files(
     folder: str,
     now: datetime,
     force: bool = False,
+    *,
+    guard: Guard | None = None,
 ) -> tuple[tuple[str, ...], bool]:
     """PUT NAME.ics and NAME.html, each recorded as soon as the server takes it.
 
@@ -518,7 +537,7 @@ def _push_files(
     the URLs written and whether the server gave ETags for them all.
     """
     ics, html = render_files(store, settings, calendar, level, now)
-    credentials = _credentials(settings)
+    credentials = _credentials(settings, guard)
     known = _files(store.db, calendar.id)
     written = []
     etags = True

@@ -274,6 +274,7 @@ def _credential(settings: Settings, record: SourceRecord) -> Credential | None:
         record.host,
         owner=record.owner,
         shared_name=record.shared_name,
+        guarded=record.guarded,  # an owner's URL: only their own "OWNER/NAME" credential
     )
 
 

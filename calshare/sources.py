@@ -243,14 +243,14 @@ class _WatchedConnection:
         self.watchdog = watchdog
         if guard is not None:
             # http.client's connect() makes its socket with this; TLS wraps it afterwards
-            self._create_connection = functools.partial(_guarded_connection, guard, label)
+            self._create_connection = functools.partial(guarded_connection, guard, label)
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         self.watchdog.watch(self.sock)  # type: ignore[attr-defined]
 
 
-def _guarded_connection(
+def guarded_connection(
     guard: Guard,
     label: str,
     address: tuple[str, int],

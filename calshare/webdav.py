@@ -16,21 +16,32 @@ ignore that too, reads first: a file calshare did not write is never replaced.
 ``force`` drops all of these checks (the owner asked to replace or delete anyway).
 Every refusal becomes one WebDavError saying what happened; publishing adds what
 to do about it.
+
+The requests carry the operator's ``[webdav]`` password, so no redirect to another
+origin (scheme, host, port) is followed: urllib would send the Authorization header
+along. A redirect within the folder's own server is followed for a read only; a write
+never follows one. For the console (an owner's folder), ``Credentials.guard`` checks
+each connection's peer as sources do (``calshare.netguard``).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import http.client
 import logging
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from calshare.errors import Field, UsageError, WebDavConflict, WebDavError
+from calshare.errors import Field, PrivateAddress, UsageError, WebDavConflict, WebDavError
+from calshare.netguard import Guard
+from calshare.sources import guarded_connection
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +59,12 @@ _PROPFIND = (
 
 @dataclass(frozen=True)
 class Credentials:
+    """The operator's ``[webdav]`` login, and the guard of an owner's folder (or None)."""
+
     username: str
-    password: str
+    password: str = field(repr=False)
     timeout: float
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,110 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").rstrip("."), port
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows a read's redirect on the same origin only; refuses every other one.
+
+    urllib copies the request's headers, Authorization included, to the redirect's
+    target: another origin would get the operator's password. A write (PUT, DELETE,
+    PROPFIND) is never redirected by urllib; it is refused here with its own words.
+    """
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        old = req.full_url
+        if _origin(newurl) != _origin(old):
+            fp.close()
+            where = urlsplit(newurl).netloc or newurl
+            raise WebDavError(
+                f"The WebDAV server at {_host(old)} redirected to another server ({where}); "
+                "calshare does not send the WebDAV password there: give the folder's own "
+                "address on that server",
+                code,
+            )
+        if req.get_method() not in ("GET", "HEAD"):
+            fp.close()
+            raise WebDavError(
+                f"The WebDAV server at {_host(old)} answered {code} {msg} (a redirect) for "
+                f"{old}; calshare does not write through redirects: give the folder's own "
+                "address",
+                code,
+            )
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:  # the same guard for the next hop (its address may differ)
+            new.__class__ = _GuardedRequest
+            new.guard = getattr(req, "guard", None)  # type: ignore[attr-defined]
+        return new
+
+
+class _GuardedHTTP(http.client.HTTPConnection):
+    def __init__(self, *args: Any, guard: Guard, label: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # connect() makes its socket with this: the peer is checked before a byte is sent
+        self._create_connection = functools.partial(guarded_connection, guard, label)
+
+
+class _GuardedHTTPS(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, guard: Guard, label: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = functools.partial(guarded_connection, guard, label)
+
+
+class _GuardedRequest(urllib.request.Request):
+    guard: Guard | None = None
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        guard = getattr(req, "guard", None)
+        if guard is None:
+            return super().http_open(req)
+        label = _host(req.full_url)
+        return self.do_open(functools.partial(_GuardedHTTP, guard=guard, label=label), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        guard = getattr(req, "guard", None)
+        if guard is None:
+            return super().https_open(req)
+        connection = functools.partial(_GuardedHTTPS, guard=guard, label=_host(req.full_url))
+        return self.do_open(connection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """http(s) only (no file: or ftp: through a redirect), our redirect rule, the guard."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        _HTTPHandler(),
+        _HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _Redirects(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
 def _request(
     method: str,
     url: str,
@@ -123,17 +241,23 @@ def _request(
     read: int = 0,
 ) -> _Response:
     """One request; an error status becomes WebDavError. ``read``: bytes of body to keep."""
-    request = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
+    request = _GuardedRequest(url, data=body, method=method, headers=dict(headers or {}))
+    request.guard = credentials.guard
     if credentials.username:
         pair = f"{credentials.username}:{credentials.password}".encode()
         request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode("ascii"))
     try:
-        with urllib.request.urlopen(request, timeout=credentials.timeout) as response:
+        with _opener().open(request, timeout=credentials.timeout) as response:
             data = response.read(read + 1) if read else b""
             return _Response(response.status, response.headers, data)
     except urllib.error.HTTPError as error:
         error.close()
         raise WebDavError(_explain(error.code, url, str(error.reason)), error.code) from None
+    except PrivateAddress as refused:  # an owner's folder that leads inside (the guard)
+        raise WebDavError(
+            f"calshare does not write to {_host(url)}: it is inside the server's own network "
+            f"({refused.address}); ask the operator"
+        ) from None
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         reason = getattr(error, "reason", error)
         raise WebDavError(f"Cannot reach the WebDAV server at {_host(url)}: {reason}") from None

@@ -13,17 +13,20 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import icalendar
 import pytest
 
 from calshare import sessions
+from calshare.clock import FixedClock
+from calshare.console.base import LANG_COOKIE
 from calshare.console.email_pages import range_text, split_recipients
 from calshare.console.publish_pages import FormProblem, levels_offered, parse_form
 from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path
-from tests.support.console import ANN, ZOE, Client, Console, console
+from tests.support.console import ANN, ZOE, Client, Console, console, running_console
 from tests.support.dav import Dav, dav
 from tests.support.inbox import queued, tables_holding
 from tests.support.publish import WEBDAV_ENV, local
@@ -32,13 +35,32 @@ from tests.support.web import http
 
 __all__ = ["console", "dav"]
 
-CONSOLE_ENV = {**WEBDAV_ENV, "CALSHARE_POLICY_GROUPS": "all@example.org"}
+ALLOWED = "https://dav.example.org/calshare/"  # [owners] webdav_folders of most tests
+CONSOLE_ENV = {
+    **WEBDAV_ENV,
+    "CALSHARE_POLICY_GROUPS": "all@example.org",
+    "CALSHARE_OWNERS_WEBDAV_FOLDERS": ALLOWED,
+}
 TITLES = ("Night shift handover", "Stand-up", "Holiday on the last day", "Floating coffee")
 # what the next 7 days from 2027-03-20 hold, and what they do not
 WEEK = ("Night shift handover", "Stand-up")
 LATER = ("Holiday on the last day",)
 LINK = re.compile(r'id="(link-page|link-ics|link-subscribe)" value="([^"]+)"')
 ALERT = re.compile(r'<p class="error" role="alert">([^<]+)</p>')
+
+
+@pytest.fixture
+def dav_console(db_path: Path, clock: FixedClock, tmp_path: Path, dav: Dav) -> Iterator[Console]:
+    """The console with the test WebDAV server's root as the owners' allowed folder, and
+    private addresses allowed (it listens on 127.0.0.1), as the operator would set it."""
+    root = dav.url.removesuffix("calendars/")
+    env = {
+        **CONSOLE_ENV,
+        "CALSHARE_OWNERS_WEBDAV_FOLDERS": root,
+        "CALSHARE_OWNERS_PRIVATE_SOURCES": "true",
+    }
+    with running_console(db_path, clock, tmp_path, **env) as running:
+        yield running
 
 
 def publish_path(console: Console) -> str:
@@ -146,6 +168,22 @@ def test_unpublish_kills_the_links(console: Console) -> None:
         ({"action": "publish"}, "Choose a level from the list"),
         ({"action": "publish", "level": "free-busy", "webdav": "ftp://x/"}, "WebDAV folder"),
         ({"action": "publish", "level": "free-busy", "webdav": "x" * 3000}, "WebDAV folder"),
+        (
+            {"action": "publish", "level": "free-busy", "webdav": "https://dav.example.org/x/"},
+            f"inside one of the folders this server allows ({ALLOWED})",
+        ),
+        (
+            {"action": "publish", "level": "free-busy", "webdav": f"{ALLOWED[:-1]}-evil/"},
+            "inside one of the folders this server allows",
+        ),
+        (
+            {
+                "action": "publish",
+                "level": "free-busy",
+                "webdav": "https://u@dav.example.org/calshare/",
+            },
+            "inside one of the folders this server allows",
+        ),
         ({"action": "launch"}, "not a button of this page"),
         ({"action": "push"}, "is not published"),
     ],
@@ -177,9 +215,11 @@ def test_the_form_offers_and_takes_no_level_above_policy() -> None:
 
 
 @pytest.mark.network
-def test_publishing_to_webdav_from_the_page(console: Console, dav: Dav) -> None:
+def test_publishing_to_webdav_from_the_page(dav_console: Console, dav: Dav) -> None:
+    console = dav_console
     path = publish_path(console)
     client = console.client(ANN)
+    assert 'list="webdav-folders"' in client.get(path).text  # the allowed folder, offered
     made = publish(client, path, webdav=dav.url)
     written = dav.file("awkward.ics")
     assert written.exists() and dav.file("awkward.html").exists()
@@ -194,7 +234,10 @@ def test_publishing_to_webdav_from_the_page(console: Console, dav: Dav) -> None:
 
 
 @pytest.mark.network
-def test_a_webdav_refusal_is_one_line_and_the_links_still_work(console: Console, dav: Dav) -> None:
+def test_a_webdav_refusal_is_one_line_and_the_links_still_work(
+    dav_console: Console, dav: Dav
+) -> None:
+    console = dav_console
     path = publish_path(console)
     client = console.client(ANN)
     client.get(path)
@@ -204,6 +247,73 @@ def test_a_webdav_refusal_is_one_line_and_the_links_still_work(console: Console,
     assert alert(got.text).startswith("The links work")
     made = links(got.text)
     assert http(local(console.base, made["link-ics"])).status == 200
+
+
+@pytest.mark.network
+def test_a_folder_outside_the_allowed_ones_is_refused_before_any_request(
+    db_path: Path, clock: FixedClock, tmp_path: Path, dav: Dav
+) -> None:
+    """Only the server's own calendars/ folder is allowed: its readonly/ sibling, on the
+    same server, is refused on the page; nothing is stored and no request reaches it."""
+    env = {
+        **CONSOLE_ENV,
+        "CALSHARE_OWNERS_WEBDAV_FOLDERS": dav.url,
+        "CALSHARE_OWNERS_PRIVATE_SOURCES": "true",
+    }
+    with running_console(db_path, clock, tmp_path, **env) as console:
+        path = publish_path(console)
+        client = console.client(ANN)
+        client.get(path)
+        before = console.state()
+        for outside in (dav.url.replace("/calendars/", "/readonly/"), dav.url[:-1] + "-x/"):
+            got = client.post(path, {"action": "publish", "level": "free-busy", "webdav": outside})
+            assert got.status == 422
+            assert alert(got.text) == (
+                f"The WebDAV folder must be inside one of the folders this server allows "
+                f"({dav.url}); nothing was published."
+            )
+        assert console.state() == before and dav.seen == []
+
+
+def test_with_no_folders_allowed_there_is_no_field_and_a_posted_one_is_refused(
+    db_path: Path, clock: FixedClock, tmp_path: Path
+) -> None:
+    env = {key: value for key, value in CONSOLE_ENV.items() if "WEBDAV_FOLDERS" not in key}
+    with running_console(db_path, clock, tmp_path, **env) as console:
+        path = publish_path(console)
+        client = console.client(ANN)
+        page = client.get(path)
+        assert 'name="webdav"' not in page.text and 'name="level"' in page.text
+        before = console.state()
+        got = client.post(
+            path, {"action": "publish", "level": "free-busy", "webdav": "https://dav.example.org/"}
+        )
+        assert got.status == 422 and "offers no WebDAV folder" in alert(got.text)
+        assert console.state() == before
+        client.cookies[LANG_COOKIE] = "nb"
+        got = client.post(path, {"action": "publish", "level": "free-busy", "webdav": "https://x/"})
+        assert "tilbyr ingen WebDAV-mappe" in alert(got.text)
+        assert console.state() == before
+
+
+@pytest.mark.network
+def test_the_consoles_webdav_requests_are_guarded_unless_private_addresses_are_allowed(
+    db_path: Path, clock: FixedClock, tmp_path: Path, dav: Dav
+) -> None:
+    """An allowed folder whose server is on the loopback: with ``owners.private_sources``
+    false the links are made, the copy is refused before a request is sent."""
+    env = {**CONSOLE_ENV, "CALSHARE_OWNERS_WEBDAV_FOLDERS": dav.url}
+    with running_console(db_path, clock, tmp_path, **env) as console:
+        path = publish_path(console)
+        client = console.client(ANN)
+        client.get(path)
+        got = client.post(path, {"action": "publish", "level": "free-busy", "webdav": dav.url})
+        assert got.status == 200, got.text
+        said = alert(got.text)
+        assert said.startswith("The links work") and "inside the server's own network" in said
+        assert "(127.0.0.1); ask the operator" in said
+        assert http(local(console.base, links(got.text)["link-ics"])).status == 200
+        assert dav.seen == [] and not dav.file("awkward.ics").exists()
 
 
 # --- E-mail calendar

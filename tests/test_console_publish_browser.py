@@ -19,6 +19,9 @@ from tests.support.snapshot import HOSTILE
 
 __all__ = ["console"]
 
+# the WebDAV field (with its list of allowed folders) is on the page axe checks
+CONSOLE_ENV = {"CALSHARE_OWNERS_WEBDAV_FOLDERS": "https://dav.example.org/calshare/"}
+
 
 def signed_in(driver: Any, console: Console) -> None:
     """The browser holds a live session cookie of Ann's, as signing in leaves it."""
@@ -48,6 +51,7 @@ def test_publish_page_with_its_links_is_accessible_and_copy_copies(console: Cons
         )
         signed_in(driver, console)
         driver.get(url)
+        assert driver.find_element("id", "webdav").get_attribute("list") == "webdav-folders"
         assert serious(axe_violations(driver)) == []
         driver.find_element("css selector", "button[value=publish]").click()
         field = shown(driver, "#link-ics")

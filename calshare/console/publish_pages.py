@@ -5,6 +5,11 @@ once: on the page that answers Publish (or Reset links, which is publishing agai
 A later visit says "published at LEVEL since DATE" and offers new links instead;
 nothing here stores or re-derives the secret. The actions are the CLI's own
 (``publishing.publish``, ``unpublish``, ``sync``), always with ``owner=``.
+
+The WebDAV copy is written with the operator's ``[webdav]`` password, so an owner may
+name only a folder under one of ``[owners] webdav_folders`` (none: no WebDAV field),
+and every WebDAV request of this page goes through the SSRF guard unless the
+operator allows private addresses (``owners.private_sources``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from calshare.console import base, words
 from calshare.errors import CalshareError
 from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path, calendar_route
+from calshare.netguard import allowed_folder, owner_guard
 from calshare.publishing import Publication, Published
 from calshare.webcontext import CONTEXT, WebContext
 
@@ -47,8 +53,14 @@ def levels_offered(highest: Level | None) -> list[Level]:
     return [level for level in Level if level.rank <= highest.rank]
 
 
-def parse_form(form: Any, highest: Level | None, lang: str) -> PublishForm:
-    """The POSTed fields, checked; a level not offered is refused, never quietly capped."""
+def parse_form(
+    form: Any, highest: Level | None, lang: str, folders: tuple[str, ...] = ()
+) -> PublishForm:
+    """The POSTed fields, checked; a level not offered is refused, never quietly capped.
+
+    ``folders``: the operator's ``[owners] webdav_folders``; a WebDAV folder outside
+    them (or any, with none) is refused before anything is sent or stored.
+    """
     action = str(form.get("action", ""))
     if action not in ACTIONS:
         raise FormProblem(words.text("publish.bad_action", lang))
@@ -63,10 +75,14 @@ def parse_form(form: Any, highest: Level | None, lang: str) -> PublishForm:
         names = ", ".join(words.level(item, lang) for item in offered)
         raise FormProblem(words.text("publish.bad_level", lang, levels=names))
     webdav = str(form.get("webdav", "")).strip() or None
-    if webdav is not None and (
-        len(webdav) > MAX_URL or not webdav.lower().startswith(("http://", "https://"))
-    ):
+    if webdav is None:
+        return PublishForm(action, level, None)
+    if not folders:
+        raise FormProblem(words.text("publish.no_webdav", lang))
+    if len(webdav) > MAX_URL or not webdav.lower().startswith(("http://", "https://")):
         raise FormProblem(words.text("publish.bad_webdav", lang))
+    if not allowed_folder(webdav, folders):
+        raise FormProblem(words.text("publish.webdav_outside", lang, folders=", ".join(folders)))
     return PublishForm(action, level, webdav)
 
 
@@ -114,6 +130,7 @@ def _page(
             for level in offered
         ],
         webdav=folder or "",
+        webdav_folders=context.settings.owners.webdav_folders,
         live=live,
         status_line=status_line,
         made=made,
@@ -174,11 +191,14 @@ async def publish_post(request: web.Request) -> web.StreamResponse:
     context = request.app[CONTEXT]
     wanted = base.calendar_id(request)
     settings, clock = context.settings, context.clock
+    guard = owner_guard(settings.owners.private_sources)  # the owner's requests: guarded
 
     def act() -> web.StreamResponse:
         calendar = base.owned_calendar(context, visit, wanted)
         try:
-            chosen = parse_form(form, settings.policy.publish_max_level, visit.lang)
+            chosen = parse_form(
+                form, settings.policy.publish_max_level, visit.lang, settings.owners.webdav_folders
+            )
         except FormProblem as exc:
             live = publishing.live_publication(context.store.db, calendar.id)
             return _page(visit, context, calendar, live, status=422, error=str(exc))
@@ -186,12 +206,12 @@ async def publish_post(request: web.Request) -> web.StreamResponse:
         try:
             if chosen.action == "unpublish":
                 publishing.unpublish(
-                    context.store, settings, clock, calendar.name, owner=visit.owner
+                    context.store, settings, clock, calendar.name, owner=visit.owner, guard=guard
                 )
                 return base.see_other(path, done="unpublished")
             if chosen.action == "push":
                 copy = publishing.sync(
-                    context.store, settings, clock, calendar.name, owner=visit.owner
+                    context.store, settings, clock, calendar.name, owner=visit.owner, guard=guard
                 )
                 if not copy.problems:
                     return base.see_other(path, done="webdav_pushed")
@@ -206,6 +226,7 @@ async def publish_post(request: web.Request) -> web.StreamResponse:
                 chosen.level,
                 webdav=chosen.webdav,
                 owner=visit.owner,
+                guard=guard,
             )
         except CalshareError as exc:
             live = publishing.live_publication(context.store.db, calendar.id)

@@ -249,6 +249,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "publish.bad_action": "That is not a button of this page; nothing was changed.",
         "publish.bad_level": "Choose a level from the list ({levels}); nothing was published.",
         "publish.bad_webdav": "The WebDAV folder must be an address starting with https:// or http://; nothing was published.",
+        "publish.no_webdav": "This server offers no WebDAV folder to publish into; leave the field empty (or ask the operator). Nothing was published.",
+        "publish.webdav_outside": "The WebDAV folder must be inside one of the folders this server allows ({folders}); nothing was published.",
+        "publish.webdav_under": "Allowed: a folder inside {folders}.",
         "done.unpublished": "Unpublished: its links no longer work.",
         "done.webdav_pushed": "The WebDAV copy was written again; the links are unchanged.",
         # --- email
@@ -554,6 +557,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "publish.bad_action": "Det er ikke en knapp på denne siden; ingenting ble endret.",
         "publish.bad_level": "Velg et nivå fra listen ({levels}); ingenting ble publisert.",
         "publish.bad_webdav": "WebDAV-mappen må være en adresse som begynner med https:// eller http://; ingenting ble publisert.",
+        "publish.no_webdav": "Denne tjenesten tilbyr ingen WebDAV-mappe å publisere til; la feltet stå tomt (eller spør den som drifter tjenesten). Ingenting ble publisert.",
+        "publish.webdav_outside": "WebDAV-mappen må ligge i en av mappene denne tjenesten tillater ({folders}); ingenting ble publisert.",
+        "publish.webdav_under": "Tillatt: en mappe i {folders}.",
         "done.unpublished": "Avpublisert: lenkene virker ikke lenger.",
         "done.webdav_pushed": "WebDAV-kopien ble skrevet på nytt; lenkene er de samme.",
         # --- email

@@ -53,8 +53,15 @@ class SourceServer:
             def do_GET(self) -> None:
                 server._answer(self)
 
-            # CalDAV's methods get the same answer: enough to play a server that redirects
+            # CalDAV's and WebDAV's methods get the same answer: enough to play a server
+            # that redirects (a PUT's body is read first, so the connection stays usable)
             do_PROPFIND = do_REPORT = do_GET
+
+            def do_PUT(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server._answer(self)
+
+            do_DELETE = do_GET
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
