@@ -105,6 +105,10 @@ class StoreBusy(StoreError):
     """Another process holds the write lock past the busy timeout: try again later."""
 
 
+class StillRunning(CalshareError, RuntimeError):
+    """The owner's previous slow request (a fetch, a WebDAV write) has not finished yet."""
+
+
 class ShareRefused(CalshareError, PermissionError):
     """Policy or the address forbids this share. The message starts with the reason's frame."""
 

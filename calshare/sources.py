@@ -275,6 +275,12 @@ class _HTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
     pass
 
 
+# For calshare.webdav: the same deadline over a whole WebDAV request (no second watchdog).
+Watchdog = _Watchdog
+WatchedHTTPConnection = _HTTPConnection
+WatchedHTTPSConnection = _HTTPSConnection
+
+
 @functools.cache
 def _tls() -> ssl.SSLContext:
     """One TLS context for every fetch: making one reads the CA store, each time."""

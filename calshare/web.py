@@ -49,7 +49,7 @@ from calshare.publishing import Publication, find_publication, page_html, served
 from calshare.ranges import FIRST_DAY, LAST_DAY
 from calshare.store import Store
 from calshare.tokens import log_id, parse_token, token_hash
-from calshare.webcontext import CONTEXT, WebContext
+from calshare.webcontext import CONTEXT, SlowLane, WebContext
 from inbox.classify import VerdictKind
 from mailer.templates import render
 
@@ -542,6 +542,7 @@ class WebServer:
             FeedMaker(settings),
             on_mail_queued,
             self.worker.submit(lambda: self.store.uid_key).result(),
+            SlowLane(db_path),
         )
         self.runner = web.AppRunner(make_app(self.context), access_log=None, shutdown_timeout=5)
         self.listener: asyncio.Server | None = None
@@ -577,3 +578,4 @@ class WebServer:
         await asyncio.get_running_loop().run_in_executor(self.worker, self.store.close)
         self.reader.close()
         self.worker.shutdown(wait=True)
+        self.context.slow.close()

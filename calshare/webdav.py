@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from calshare.errors import Field, PrivateAddress, UsageError, WebDavConflict, WebDavError
 from calshare.netguard import Guard
-from calshare.sources import guarded_connection
+from calshare.sources import Watchdog, WatchedHTTPConnection, WatchedHTTPSConnection
 
 log = logging.getLogger(__name__)
 
@@ -176,41 +176,36 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         if new is not None:  # the same guard for the next hop (its address may differ)
             new.__class__ = _GuardedRequest
             new.guard = getattr(req, "guard", None)  # type: ignore[attr-defined]
+            new.watchdog = getattr(req, "watchdog", None)  # type: ignore[attr-defined]
         return new
-
-
-class _GuardedHTTP(http.client.HTTPConnection):
-    def __init__(self, *args: Any, guard: Guard, label: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # connect() makes its socket with this: the peer is checked before a byte is sent
-        self._create_connection = functools.partial(guarded_connection, guard, label)
-
-
-class _GuardedHTTPS(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, guard: Guard, label: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._create_connection = functools.partial(guarded_connection, guard, label)
 
 
 class _GuardedRequest(urllib.request.Request):
     guard: Guard | None = None
+    watchdog: Watchdog  # ends the whole request at [webdav] timeout_seconds
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        guard = getattr(req, "guard", None)
-        if guard is None:
-            return super().http_open(req)
-        label = _host(req.full_url)
-        return self.do_open(functools.partial(_GuardedHTTP, guard=guard, label=label), req)
+        assert isinstance(req, _GuardedRequest)
+        connection = functools.partial(
+            WatchedHTTPConnection,
+            watchdog=req.watchdog,
+            guard=req.guard,
+            label=_host(req.full_url),
+        )
+        return self.do_open(connection, req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        guard = getattr(req, "guard", None)
-        if guard is None:
-            return super().https_open(req)
-        connection = functools.partial(_GuardedHTTPS, guard=guard, label=_host(req.full_url))
+        assert isinstance(req, _GuardedRequest)
+        connection = functools.partial(
+            WatchedHTTPSConnection,
+            watchdog=req.watchdog,
+            guard=req.guard,
+            label=_host(req.full_url),
+        )
         return self.do_open(connection, req, context=self._context)  # type: ignore[attr-defined]
 
 
@@ -240,15 +235,23 @@ def _request(
     *,
     read: int = 0,
 ) -> _Response:
-    """One request; an error status becomes WebDavError. ``read``: bytes of body to keep."""
+    """One request; an error status becomes WebDavError. ``read``: bytes of body to keep.
+
+    ``credentials.timeout`` bounds the whole request (connect, status, headers, body),
+    not one read: a server that drips a byte a second would otherwise hold the
+    thread, and the owner's console request, for as long as it likes.
+    """
     request = _GuardedRequest(url, data=body, method=method, headers=dict(headers or {}))
     request.guard = credentials.guard
+    watchdog = request.watchdog = Watchdog(credentials.timeout)
     if credentials.username:
         pair = f"{credentials.username}:{credentials.password}".encode()
         request.add_header("Authorization", "Basic " + base64.b64encode(pair).decode("ascii"))
     try:
-        with _opener().open(request, timeout=credentials.timeout) as response:
+        with watchdog, _opener().open(request, timeout=credentials.timeout) as response:
             data = response.read(read + 1) if read else b""
+            if watchdog.expired:  # the end of the body was the deadline's, not the server's
+                raise TimeoutError
             return _Response(response.status, response.headers, data)
     except urllib.error.HTTPError as error:
         error.close()
@@ -258,7 +261,12 @@ def _request(
             f"calshare does not write to {_host(url)}: it is inside the server's own network "
             f"({refused.address}); ask the operator"
         ) from None
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
+    except (OSError, http.client.HTTPException) as error:  # URLError and TimeoutError too
+        if watchdog.expired:  # whatever the shut-down socket made http.client raise
+            raise WebDavError(
+                f"The WebDAV server at {_host(url)} did not finish answering within "
+                f"{credentials.timeout:g} s (setting webdav.timeout_seconds)"
+            ) from None
         reason = getattr(error, "reason", error)
         raise WebDavError(f"Cannot reach the WebDAV server at {_host(url)}: {reason}") from None
     except (UnicodeError, ValueError) as error:  # a header or URL http.client cannot send

@@ -44,6 +44,7 @@ from calshare.errors import (
     CalshareError,
     DuplicateCalendar,
     ImportFailed,
+    StillRunning,
     UsageError,
 )
 from calshare.importer import add_from_data
@@ -64,6 +65,7 @@ from calshare.publishing import Publication, live_publications
 from calshare.refresh import add_following
 from calshare.sharing import Share, list_shares
 from calshare.sources import is_url, redact
+from calshare.store import Store
 from calshare.subscriptions import (
     CALDAV,
     FILE,
@@ -80,6 +82,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_PAGE = 200  # audit lines per History page; older ones behind a link
 FIELD_BYTES = 4096  # the longest plain field of the Add form (a URL, a name)
+FIELDS_BYTES = 16 * 1024  # all plain fields of one Add form together, as the app's cap
+ADD_FIELDS = frozenset({"csrf", "name", "tz", "kind", "url", "every"})  # and "file"
 # How often a followed URL may be read, as the Add form offers it (the server's
 # minimum, ``sources.minimum_interval``, takes out the shorter ones).
 INTERVALS = (("15m", 900), ("30m", 1800), ("1h", 3600), ("6h", 21600), ("24h", 86400))
@@ -307,12 +311,15 @@ def _forged() -> web.HTTPForbidden:
     )
 
 
-async def _read_small(part: BodyPartReader) -> str:
+async def _read_small(part: BodyPartReader, room: int) -> str:
+    """One plain field: at most FIELD_BYTES, and at most ``room`` (what the form has left)."""
     data = bytearray()
     while chunk := await part.read_chunk(1024):
         data += chunk
         if len(data) > FIELD_BYTES:
             raise FormRefused("add.error.field_too_long")
+        if len(data) > room:
+            raise FormRefused("add.error.fields_too_large", 413)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -338,6 +345,8 @@ async def read_add_form(
     context = request.app[CONTEXT]
     upload: Upload | None = None
     checked = False
+    seen: set[str] = set()
+    text_bytes = 0
     allowed_seconds = context.settings.import_.timeout_seconds + max_bytes / 100_000
     try:
         async with asyncio.timeout(allowed_seconds):
@@ -346,7 +355,15 @@ async def read_add_form(
                 if not isinstance(part, BodyPartReader) or not part.name:
                     raise FormRefused("add.error.unreadable")
                 if part.filename is None:
-                    value = await _read_small(part)
+                    # only the form's own fields, each once, FIELDS_BYTES in all: a body of
+                    # 40,000 small fields must not become 160 MB of memory
+                    if part.name not in ADD_FIELDS:
+                        raise FormRefused("add.error.unknown_field")
+                    if part.name in seen:
+                        raise FormRefused("add.error.repeated_field")
+                    seen.add(part.name)
+                    value = await _read_small(part, FIELDS_BYTES - text_bytes)
+                    text_bytes += len(value.encode("utf-8"))
                     if part.name == "csrf":
                         if not sessions.csrf_ok(context.csrf_key, visit.session, value):
                             raise _forged()
@@ -506,12 +523,13 @@ async def add_post(request: web.Request) -> web.StreamResponse:
             status=refused.status,
         )
 
-    def add() -> str:
-        # On the worker: a URL is fetched here, holding the worker for the read
-        # (at most ``import.timeout_seconds``); the loop keeps serving meanwhile.
+    def add(store: Store) -> str:
+        # A file: on the database worker (no network). A URL: on the slow lane, with
+        # that thread's own Store, so the fetch (up to ``import.timeout_seconds``)
+        # holds neither the worker nor anyone else's pages; one such job per owner.
         if wanted.upload is not None:
             result = add_from_data(
-                context.store,
+                store,
                 settings,
                 context.clock,
                 wanted.name,
@@ -523,7 +541,7 @@ async def add_post(request: web.Request) -> web.StreamResponse:
             return result.calendar.name
         assert wanted.location is not None
         calendar, _ = add_following(
-            context.store,
+            store,
             settings,
             context.clock,
             name=wanted.name,
@@ -537,7 +555,19 @@ async def add_post(request: web.Request) -> web.StreamResponse:
         return calendar.name
 
     try:
-        name = await context.run(add)
+        if wanted.upload is not None:
+            name = await context.run(lambda: add(context.store))
+        else:
+            name = await context.run_slow(visit.owner, add)
+    except StillRunning:
+        return _add_page(
+            visit,
+            settings,
+            True,
+            values=fields,
+            error=words.text("slow.running", lang),
+            status=429,
+        )
     except (UsageError, AddressError, DuplicateCalendar, ImportFailed) as exc:
         status = 409 if isinstance(exc, DuplicateCalendar) else 400
         if isinstance(exc, ImportFailed):

@@ -24,11 +24,12 @@ from calshare import publishing, wording
 from calshare.calendars import Calendar
 from calshare.clock import parse_utc
 from calshare.console import base, words
-from calshare.errors import CalshareError
+from calshare.errors import CalshareError, StillRunning
 from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path, calendar_route
 from calshare.netguard import allowed_folder, owner_guard
 from calshare.publishing import Publication, Published
+from calshare.store import Store
 from calshare.webcontext import CONTEXT, WebContext
 
 ACTIONS = ("publish", "unpublish", "push")
@@ -193,33 +194,36 @@ async def publish_post(request: web.Request) -> web.StreamResponse:
     settings, clock = context.settings, context.clock
     guard = owner_guard(settings.owners.private_sources)  # the owner's requests: guarded
 
-    def act() -> web.StreamResponse:
-        calendar = base.owned_calendar(context, visit, wanted)
+    # Who owns it is read on the database worker; the rest may wait on the WebDAV
+    # server, so it runs on the slow lane (its own connection), one job per owner.
+    calendar = await context.run(lambda: base.owned_calendar(context, visit, wanted))
+
+    def act(store: Store) -> web.StreamResponse:
         try:
             chosen = parse_form(
                 form, settings.policy.publish_max_level, visit.lang, settings.owners.webdav_folders
             )
         except FormProblem as exc:
-            live = publishing.live_publication(context.store.db, calendar.id)
+            live = publishing.live_publication(store.db, calendar.id)
             return _page(visit, context, calendar, live, status=422, error=str(exc))
         path = calendar_page_path(calendar.id, ConsolePage.PUBLISH)
         try:
             if chosen.action == "unpublish":
                 publishing.unpublish(
-                    context.store, settings, clock, calendar.name, owner=visit.owner, guard=guard
+                    store, settings, clock, calendar.name, owner=visit.owner, guard=guard
                 )
                 return base.see_other(path, done="unpublished")
             if chosen.action == "push":
                 copy = publishing.sync(
-                    context.store, settings, clock, calendar.name, owner=visit.owner, guard=guard
+                    store, settings, clock, calendar.name, owner=visit.owner, guard=guard
                 )
                 if not copy.problems:
                     return base.see_other(path, done="webdav_pushed")
-                live = publishing.live_publication(context.store.db, calendar.id)
+                live = publishing.live_publication(store.db, calendar.id)
                 problems = " ".join(copy.problems)
                 return _page(visit, context, calendar, live, status=409, error=problems)
             made = publishing.publish(
-                context.store,
+                store,
                 settings,
                 clock,
                 calendar.name,
@@ -229,13 +233,19 @@ async def publish_post(request: web.Request) -> web.StreamResponse:
                 guard=guard,
             )
         except CalshareError as exc:
-            live = publishing.live_publication(context.store.db, calendar.id)
+            live = publishing.live_publication(store.db, calendar.id)
             return _page(visit, context, calendar, live, status=409, error=str(exc), form=chosen)
-        live = publishing.live_publication(context.store.db, calendar.id)
+        live = publishing.live_publication(store.db, calendar.id)
         # the links work even when the WebDAV copy failed: show both
         return _page(visit, context, calendar, live, made=made, error=made.webdav_error)
 
-    answer = await context.run(act)
+    try:
+        answer = await context.run_slow(visit.owner, act)
+    except StillRunning:
+        live = await context.run(lambda: publishing.live_publication(context.store.db, calendar.id))
+        return _page(
+            visit, context, calendar, live, status=429, error=words.text("slow.running", visit.lang)
+        )
     if isinstance(answer, web.HTTPSeeOther):
         raise answer
     return answer

@@ -324,6 +324,19 @@ _TEXT: dict[str, dict[str, str]] = {
         "history.was.invited": "had been invited",
         "history.was.accepted": "had accepted",
         "history.was.undeliverable": "could not be reached",
+        # --- slowwork (one owner's slow request, the Add form's fields, mail per hour)
+        "slow.running": "Your previous request is still running; try again in a moment.",
+        "add.error.unknown_field": (
+            "The calendar was not added: the form has a field it does not know."
+        ),
+        "add.error.repeated_field": "The calendar was not added: the form sends a field twice.",
+        "add.error.fields_too_large": (
+            "The calendar was not added: the form's fields are too long."
+        ),
+        "mail.cap": (
+            "Nothing was sent: you have reached the limit of {limit} mails an hour. "
+            "Try again later."
+        ),
     },
     "nb": {
         # --- layout (base)
@@ -632,6 +645,19 @@ _TEXT: dict[str, dict[str, str]] = {
         "history.was.invited": "var invitert",
         "history.was.accepted": "hadde godtatt",
         "history.was.undeliverable": "kunne ikke nås",
+        # --- slowwork (one owner's slow request, the Add form's fields, mail per hour)
+        "slow.running": "Den forrige forespørselen din kjører fortsatt; prøv igjen om litt.",
+        "add.error.unknown_field": "Kalenderen ble ikke lagt til: skjemaet har et ukjent felt.",
+        "add.error.repeated_field": (
+            "Kalenderen ble ikke lagt til: skjemaet sender et felt to ganger."
+        ),
+        "add.error.fields_too_large": (
+            "Kalenderen ble ikke lagt til: skjemaets felt er for lange."
+        ),
+        "mail.cap": (
+            "Ingenting ble sendt: du har nådd grensen på {limit} e-poster i timen. "
+            "Prøv igjen senere."
+        ),
     },
 }
 
