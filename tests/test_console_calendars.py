@@ -70,8 +70,14 @@ def radicale(tmp_path: Path) -> Iterator[Radicale]:
 def adding(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console]:
     """The console's daemon with small import caps, where *@example.org may add calendars.
 
-    Ann owns ``project``; Zoe owns ``zoework``.
+    Ann owns ``project``; Zoe owns ``zoework``. The CalDAV password of Ann's ``team`` is
+    kept for ``ann@example.org/team``: a source an owner adds gets only such a credential.
     """
+    config = tmp_path / "calshare.toml"
+    config.write_text(
+        f'[sources.credentials."{ANN}/team"]\n'
+        f'username = "{DAV_USER}"\npassword = "{DAV_PASSWORD}"\n'
+    )
     with running_console(
         db_path,
         clock,
@@ -79,8 +85,7 @@ def adding(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console
         CALSHARE_IMPORT_MAX_BYTES=str(SMALL),
         CALSHARE_OWNERS_ALLOW="*@example.org",
         CALSHARE_CALENDARS_MAX_OCCURRENCES_PER_IMPORT=str(MAX_OCCURRENCES),
-        CALSHARE_SOURCE_USERNAME_TEAM=DAV_USER,
-        CALSHARE_SOURCE_PASSWORD_TEAM=DAV_PASSWORD,
+        CALSHARE_CONFIG=str(config),
         **PRIVATE_SOURCES,
     ) as running:
         running.calendar("project")

@@ -133,9 +133,11 @@ class SourceServer:
             headers.setdefault("Content-Length", str(len(body)))
         for name, value in headers.items():
             handler.send_header(name, value)
-        if headers.get("Content-Length") != str(len(body)):
-            handler.send_header("Connection", "close")
-            handler.close_connection = True
+        # The handler speaks HTTP/1.0 and closes after each answer: say so, or a client
+        # that keeps connections (niquests, for the CalDAV retry after a 401) may send its
+        # next request into a connection being closed.
+        handler.send_header("Connection", "close")
+        handler.close_connection = True
         handler.end_headers()
         if status != 304:
             handler.wfile.write(body)
