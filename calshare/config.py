@@ -582,6 +582,12 @@ class OwnersSettings:
         "WebDAV folders (URL prefixes) owners may publish into from the console, with the "
         "[webdav] credentials; none: the console offers no WebDAV copy (the CLI may use any)",
     )
+    mails_per_hour: int = _option(
+        200,
+        _integer(1, 1_000_000),
+        "mails (invitations, level notices, copies of a calendar) one owner's console "
+        "actions may queue per hour; a Share or Send over it queues nothing",
+    )
 
 
 @dataclass(frozen=True)

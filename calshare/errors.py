@@ -109,6 +109,14 @@ class StillRunning(CalshareError, RuntimeError):
     """The owner's previous slow request (a fetch, a WebDAV write) has not finished yet."""
 
 
+class MailCapReached(CalshareError, PermissionError):
+    """The owner's actions queued ``[owners] mails_per_hour`` mails in the last hour."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class ShareRefused(CalshareError, PermissionError):
     """Policy or the address forbids this share. The message starts with the reason's frame."""
 

@@ -23,9 +23,10 @@ from aiohttp import web
 from calshare import snapshots
 from calshare.calendars import Calendar
 from calshare.console import base, words
-from calshare.errors import CalshareError
+from calshare.errors import CalshareError, MailCapReached
 from calshare.levels import Level
 from calshare.links import ConsolePage, calendar_page_path, calendar_route
+from calshare.owners import check_mail_cap
 from calshare.ranges import NAMED
 from calshare.snapshots import Options, Sent
 from calshare.webcontext import CONTEXT
@@ -218,6 +219,13 @@ async def email_post(request: web.Request) -> web.StreamResponse:
             return _page(visit, calendar, fields, status=422, error=str(exc))
         try:
             if chosen.action == "send":
+                check_mail_cap(
+                    context.store.db,
+                    settings,
+                    visit.owner,
+                    clock.now(),
+                    len(chosen.recipients),
+                )
                 sent = snapshots.send_snapshots(
                     context.store,
                     settings,
@@ -249,6 +257,9 @@ async def email_post(request: web.Request) -> web.StreamResponse:
                         owner=visit.owner,
                     )
                 ]
+        except MailCapReached as exc:
+            error = words.text("mail.cap", visit.lang, limit=exc.limit)
+            return _page(visit, calendar, fields, status=429, error=error)
         except CalshareError as exc:
             return _page(visit, calendar, fields, status=422, error=str(exc))
         return _page(visit, calendar, fields, preview=_preview(made, visit.lang))

@@ -47,6 +47,7 @@ from calshare.console.base import (
 from calshare.errors import (
     AddressError,
     CalshareError,
+    MailCapReached,
     ShareRefused,
     ShareStateError,
     UnknownShare,
@@ -54,6 +55,7 @@ from calshare.errors import (
 from calshare.levels import Level
 from calshare.lifecycle import ShareStatus
 from calshare.links import ConsolePage, calendar_page_path, calendar_route
+from calshare.owners import check_mail_cap
 from calshare.policy import check_recipient
 from calshare.sharing import ShareAction
 from calshare.webcontext import CONTEXT, WebContext
@@ -281,11 +283,33 @@ async def share_post(request: web.Request) -> web.StreamResponse:
             message=message,
         )
 
-    def work() -> tuple[Calendar, list[Result]]:
+    def work() -> tuple[Calendar, list[Result] | None]:
         calendar = owned_calendar(context, visit, wanted)
+        try:  # at most one mail per address of the box: over the cap, none at all
+            check_mail_cap(
+                context.store.db,
+                context.settings,
+                visit.owner,
+                context.clock.now(),
+                len(_firsts(fields.pieces)),
+            )
+        except MailCapReached:
+            return calendar, None
         return calendar, share_each(context, visit, calendar, fields)
 
-    calendar, results = await context.run(work)
+    calendar, done = await context.run(work)
+    if done is None:
+        limit = context.settings.owners.mails_per_hour
+        return _share_page(
+            visit,
+            calendar,
+            status=429,
+            error=words.text("mail.cap", visit.lang, limit=limit),
+            to=to,
+            level=fields.level,
+            message=message,
+        )
+    results = done
     shared = any(result.ok for result in results)
     if shared:
         context.on_mail_queued()
