@@ -15,11 +15,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from calshare import publishing
+from calshare.calendars import get_calendar
 from calshare.clock import FixedClock
 from calshare.errors import WebDavError
 from calshare.levels import Level
@@ -27,7 +29,9 @@ from calshare.links import ADD_CALENDAR_ROUTE, CALENDARS_ROUTE, ConsolePage, cal
 from calshare.webdav import Credentials, put
 from tests.support.console import ANN, ZOE, Client, Console, running_console
 from tests.support.drip import dripping, url, wait_for_connection
+from tests.support.inbox import queued
 from tests.support.publish import local
+from tests.support.sharing import share
 from tests.support.web import Got, http
 
 TIMEOUT = 3  # [webdav] and [import] timeout_seconds of these tests
@@ -232,3 +236,68 @@ def test_the_add_form_refusals_speak_norwegian(slow: Slow) -> None:
     got = multipart(client, [("name", "a"), ("junk", "x")])
     assert got.status == 400
     assert alert(got) == "Kalenderen ble ikke lagt til: skjemaet har et ukjent felt."
+
+
+# --- mails per owner per hour
+
+CAP = 3  # [owners] mails_per_hour of these tests
+
+
+@pytest.fixture
+def capped(db_path: Path, clock: FixedClock, tmp_path: Path) -> Iterator[Console]:
+    with running_console(
+        db_path, clock, tmp_path, CALSHARE_OWNERS_MAILS_PER_HOUR=str(CAP)
+    ) as console:
+        console.calendar("project", ANN)
+        console.calendar("zoework", ZOE)
+        yield console
+
+
+def send_copy(client: Client, path: str, to: str) -> Got:
+    client.get(path)
+    form = {"action": "send", "range": "next-7-days", "detail": "titles", "layout": "list"}
+    return client.post(path, {**form, "to": to})
+
+
+def test_share_and_send_stop_at_the_owners_mails_per_hour(capped: Console) -> None:
+    console = capped
+    project = get_calendar(console.store.db, "project", ANN).id
+    share_path = calendar_page_path(project, ConsolePage.SHARE)
+    email_path = calendar_page_path(project, ConsolePage.EMAIL)
+    ann = console.client(ANN)
+    assert share(ann, share_path, "bob@example.org, carl@example.org").status == 200
+    before = console.state()
+    # two more would make four: the whole box is refused, nothing queued
+    over = share(ann, share_path, "dan@example.org, eve@example.org")
+    assert over.status == 429
+    assert (
+        alert(over)
+        == f"Nothing was sent: you have reached the limit of {CAP} mails an hour. Try again later."
+    )
+    sent = send_copy(ann, email_path, "dan@example.org,\neve@example.org")
+    assert sent.status == 429 and f"limit of {CAP} mails" in alert(sent)
+    assert console.state() == before
+    # one more fits
+    assert send_copy(ann, email_path, "dan@example.org").status == 303
+    assert len(queued(console.db_path, "o.kind = ?", ("snapshot",))) == 1
+    # Zoe's count is her own
+    zoework = get_calendar(console.store.db, "zoework", ZOE).id
+    zoe = console.client(ZOE)
+    assert (
+        share(zoe, calendar_page_path(zoework, ConsolePage.SHARE), "bob@example.org").status == 200
+    )
+    # an hour later Ann may send again
+    console.clock.at += timedelta(hours=1, seconds=1)
+    again = share(ann, share_path, "dan@example.org")
+    assert again.status == 200 and "Invited dan@example.org" in again.text
+
+
+def test_the_mail_cap_speaks_norwegian(capped: Console) -> None:
+    console = capped
+    project = get_calendar(console.store.db, "project", ANN).id
+    ann = console.client(ANN)
+    ann.accept_language = "nb"
+    to = ", ".join(f"p{n}@example.org" for n in range(CAP + 1))
+    got = share(ann, calendar_page_path(project, ConsolePage.SHARE), to)
+    assert got.status == 429
+    assert alert(got).startswith(f"Ingenting ble sendt: du har nådd grensen på {CAP} e-poster")
