@@ -585,7 +585,7 @@ def _bounced(
     told = None
     if facts.bounced_share is not None:
         spec = owner_notices.undeliverable(
-            settings, facts.bounced_share, bounced=True, detail=said.reason, key=fresh.keys[0]
+            settings, facts.bounced_share, bounced=True, key=fresh.keys[0]
         )
         told = Notice(OutboxKind.OWNER_UNDELIVERABLE, spec)
     return Decision(

@@ -50,19 +50,21 @@ def parties(db: Database, share_id: int) -> Parties | None:
 
 
 def undeliverable(
-    settings: Settings, who: Parties, *, bounced: bool, detail: str, key: str
+    settings: Settings, who: Parties, *, bounced: bool, detail: str = "", key: str
 ) -> compose.NoticeSpec:
     """The owner's notice that an invitation could not be delivered, in plain words.
 
-    ``bounced``: a delivery report came back later; otherwise the receiving server
-    refused the mail when we sent it. ``detail`` is the server's own words, quoted
-    short and with no token or bounce key in them.
+    ``bounced``: a delivery report came back later (what our classifier read in it is
+    no news to an owner, so it is not quoted); otherwise the receiving server refused
+    the mail when we sent it, and ``detail``, its own words, is quoted short and with
+    no token or bounce key in them.
     """
     lang = settings.mail.lang
-    quoted = hide_bounce_key(redact(" ".join(detail.split())))[:DETAIL_CHARS]
-    why = wording.text(
-        "undeliverable.bounced" if bounced else "undeliverable.refused", lang, detail=quoted
-    )
+    if bounced:
+        why = wording.text("undeliverable.bounced", lang)
+    else:
+        quoted = hide_bounce_key(redact(" ".join(detail.split())))[:DETAIL_CHARS]
+        why = wording.text("undeliverable.refused", lang, detail=quoted)
     return _spec(settings, who, "undeliverable", (("why", why),), key)
 
 
