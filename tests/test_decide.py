@@ -520,8 +520,9 @@ def test_the_confirm_names_the_forwarder_and_the_answer_addresses(config: Settin
     assert notice.spec.reply_to == f"share+{TOKEN}@{config.mail.domain}"
     accept, decline = (url for _, url in notice.spec.links)
     assert accept.startswith(f"mailto:accept+{TOKEN}@") and decline.startswith("mailto:decline+")
-    (unnamed,) = decide(mail(ACCEPT, sender=None), facts(), FRESH, NOW, config).notices
+    unnamed, told = decide(mail(ACCEPT, sender=None), facts(), FRESH, NOW, config).notices
     assert dict(unnamed.spec.extra) == {"forwarder": "an unknown address"}
+    assert dict(told.spec.extra)["answered_by"] == "an unknown address"
 
 
 def test_explanations_answer_the_mail_they_explain(config: Settings) -> None:
