@@ -224,7 +224,7 @@ def test_a_refused_invitation_tells_the_owner_once(cli: Cli, relay: Relay, db_pa
     people = people_url(load_settings(None, env=env).http.base_url, db_path)
     told = Queued("owner_undeliverable", f'["{OWNER}"]', str(message["Message-ID"]), delivery.raw)
     told_plainly(told, people)
-    assert "their mail server refused it (550 5.1.1 No such user here)" in " ".join(
+    assert "their mail server did not accept it (550 5.1.1 No such user here)" in " ".join(
         text_of(message).split()
     )
 
