@@ -269,13 +269,25 @@ def test_to_carries_angle_brackets_with_or_without_a_name() -> None:
 # --- who a mail is from
 
 
+# the mails to an owner: from the service itself, never "via" the owner
+OWNER_NOTICES = (
+    "accepted",
+    "declined",
+    "undeliverable",
+    "held",
+    "source_failing",
+    "source_recovered",
+    "signin",
+)
+
+
 def test_notices_to_the_owner_come_from_the_service_not_via_the_owner() -> None:
     for lang in ("en", "nb"):
         for name, mail in every_notice(lang).items():
             sender = parse(mail.raw)["From"]
             (address,) = sender.addresses
             assert address.addr_spec == f"calendar@{DOMAIN}", name
-            if name in ("accepted", "declined", "source_failing", "source_recovered", "signin"):
+            if name in OWNER_NOTICES:
                 assert str(sender) == f"Calendar <calendar@{DOMAIN}>", (name, str(sender))
             else:  # to others, on Ann's behalf
                 assert address.display_name == "Ann Demo via Calendar", (name, str(sender))
