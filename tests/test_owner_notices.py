@@ -253,3 +253,23 @@ def test_a_refused_owner_notice_tells_nobody(cli: Cli, relay: Relay, db_path: Pa
         ("invitation", "failed"),
         ("owner_undeliverable", "failed"),
     ]
+
+
+def test_the_owner_is_told_in_the_mail_language(make_world: Callable[..., World]) -> None:
+    world = make_world(CALSHARE_MAIL_LANG="nb")
+    gone = world.invite(GONE)
+    bounce(world, gone.raw, f"bounces+{gone.bounce_key}@{DOMAIN}", GONE)
+    held = world.invite()
+    recipient = f"accept+{held.token}@{DOMAIN}"
+    sent = reply(to=recipient, sender="carl@example.net", subject="Accept: project")
+    assert deliver(world.inbox.smtp, sent, recipient, "carl@example.net").code == 250
+
+    (undeliverable,) = owner_mails(world.db_path, "owner_undeliverable")
+    assert str(undeliverable.message["Subject"]) == f"Invitasjonen til {GONE} kunne ikke leveres"
+    assert "e-postserveren deres sendte den tilbake" in " ".join(undeliverable.text.split())
+    (told,) = owner_mails(world.db_path, "owner_held")
+    assert "er bedt om å bekrefte et svar" in " ".join(told.text.split())
+    assert "Personer" in told.text and "Personer" in undeliverable.text
+    people = people_url(world.settings.http.base_url, world.db_path)
+    told_plainly(undeliverable, people, gone.token, gone.bounce_key)
+    told_plainly(told, people, held.token)
