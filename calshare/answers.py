@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from calshare import lifecycle, wording
+from calshare import lifecycle, owner_notices, wording
 from calshare.addresses import Mailbox, parse_mailbox
 from calshare.clock import utc_text
 from calshare.config import Settings
@@ -193,6 +193,8 @@ class Facts:
     bounced_mail: SentMail | None = None  # the one its bounce key names
     replied_today: bool = False  # we explained something to this sender about this token
     confirm_asked_today: bool = False  # the invitee was asked to confirm an answer
+    confirm_asked_ever: bool = False  # ...at any time: the owner was told it is held
+    bounced_share: owner_notices.Parties | None = None  # a bounce's share: whom to tell
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,8 @@ class Decision:
     undeliverable: str | None = None  # why the share's invitation could not be delivered
     cancel: tuple[OutboxKind, ...] = ()  # the share's queued mails of these kinds are moot now
     notices: tuple[Notice, ...] = ()
+    # queued only if the share does become undeliverable now (a late bounce: not again)
+    owner_undeliverable: Notice | None = None
     log: LogRow | None = None  # None: nothing is logged (a duplicate, a closed web answer)
     reply: Reply | None = None  # what we wrote back about it (the once-a-day guards read it)
 
@@ -378,6 +382,12 @@ def observe(db: Database, settings: Settings, now: datetime, given: Inbound | We
     bounced_mail = None
     if said.kind == VerdictKind.BOUNCE and said.form == RecipientForm.BOUNCES:
         bounced_mail = _bounced_mail(db, settings, said.bounce_key or "")
+    if said.kind == VerdictKind.BOUNCE:
+        share_id = bounced_mail.share_id if bounced_mail else None
+        if said.form != RecipientForm.BOUNCES and invitation is not None:
+            share_id = invitation.share_id
+        bounced_share = None if share_id is None else owner_notices.parties(db, share_id)
+        return Facts(invitation=invitation, bounced_mail=bounced_mail, bounced_share=bounced_share)
     if invitation is None or said.token is None or said.kind in _NOT_ANSWERS:
         return Facts(invitation=invitation, bounced_mail=bounced_mail)
     return Facts(
@@ -385,6 +395,7 @@ def observe(db: Database, settings: Settings, now: datetime, given: Inbound | We
         bounced_mail=bounced_mail,
         replied_today=_replied_lately(db, said.token, said.sender, now),
         confirm_asked_today=_asked_to_confirm_lately(db, said.token, now),
+        confirm_asked_ever=_asked_to_confirm_lately(db, said.token, None),
     )
 
 
@@ -418,12 +429,15 @@ def _replied_lately(db: Database, token: str, sender: str | None, now: datetime)
     )
 
 
-def _asked_to_confirm_lately(db: Database, token: str, now: datetime) -> bool:
+def _asked_to_confirm_lately(db: Database, token: str, now: datetime | None) -> bool:
+    """Whether the invitee was asked to confirm an answer to this token in the last day
+    (``now`` None: ever)."""
+    since = "" if now is None else utc_text(now - REPLY_EVERY)
     return (
         db.execute(
             """SELECT 1 FROM inbound WHERE token_hash = ? AND reply = ?
                AND received_at > ? LIMIT 1""",
-            [token_hash(token), Reply.CONFIRM_ASKED, utc_text(now - REPLY_EVERY)],
+            [token_hash(token), Reply.CONFIRM_ASKED, since],
         ).fetchone()
         is not None
     )
@@ -520,7 +534,7 @@ def _decide(said: _Said, facts: Facts, fresh: Fresh, now: datetime, settings: Se
             invitation.share_id if invitation else None,
         )
     if said.kind == VerdictKind.BOUNCE:
-        return _bounced(said, facts, now)
+        return _bounced(said, facts, fresh, now, settings)
     if said.kind == VerdictKind.AUTO_REPLY or said.token is None:
         # recorded, never answered: no mail loops
         return Decision(Action.IGNORE, Outcome.IGNORED, now)
@@ -529,7 +543,9 @@ def _decide(said: _Said, facts: Facts, fresh: Fresh, now: datetime, settings: Se
     return _answer(said, facts, invitation, said.token, fresh, now, settings)
 
 
-def _bounced(said: _Said, facts: Facts, now: datetime) -> Decision:
+def _bounced(
+    said: _Said, facts: Facts, fresh: Fresh, now: datetime, settings: Settings
+) -> Decision:
     """A report that one of our mails failed.
 
     Only a report we can trust kills an invitation (the share becomes undeliverable
@@ -566,12 +582,19 @@ def _bounced(said: _Said, facts: Facts, now: datetime) -> Decision:
             return recorded(share_id, Outcome.BOUNCE_NOT_INVITEE)
         if said.reported and invitation.invitee.lower() not in said.reported:
             return recorded(share_id, Outcome.BOUNCE_OTHER_RECIPIENT)
+    told = None
+    if facts.bounced_share is not None:
+        spec = owner_notices.undeliverable(
+            settings, facts.bounced_share, bounced=True, key=fresh.keys[0]
+        )
+        told = Notice(OutboxKind.OWNER_UNDELIVERABLE, spec)
     return Decision(
         Action.UNDELIVERABLE,
         Outcome.UNDELIVERABLE,
         now,
         share_id,
         undeliverable=f"bounced: {said.reason}",
+        owner_undeliverable=told,
     )
 
 
@@ -641,23 +664,27 @@ def _answer(
         if facts.confirm_asked_today:
             # one question a day per invitation, however many strangers hold the token
             return Decision(Action.HOLD, Outcome.HELD_ASKED_TODAY, now, share_id)
+        forwarder = said.sender or "an unknown address"
         spec = compose.NoticeSpec(
             sender=sender,
             to=invitee,
             kind="confirm",
             calendar=invitation.calendar,
             lang=lang,
-            extra=(("forwarder", said.sender or "an unknown address"),),
+            extra=(("forwarder", forwarder),),
             links=tuple(_answer_links(settings, token, invitation)),
             reply_to=answer_address(RecipientForm.SHARE, token, settings.mail.domain),
             key=fresh.keys[0],
         )
+        notices = [Notice(OutboxKind.CONFIRM, spec)]
+        if not facts.confirm_asked_ever:  # the owner hears of a held answer once
+            notices.append(_tell_owner_held(settings, invitation, forwarder, fresh.keys[1]))
         return Decision(
             Action.HOLD,
             Outcome.CONFIRM_ASKED,
             now,
             share_id,
-            notices=(Notice(OutboxKind.CONFIRM, spec),),
+            notices=tuple(notices),
             reply=Reply.CONFIRM_ASKED,
         )
     if said.kind == VerdictKind.ACCEPT:
@@ -782,6 +809,21 @@ def _tell_owner(
     return Notice(outbox_kind, spec)
 
 
+def _tell_owner_held(
+    settings: Settings, invitation: Invitation, answered_by: str, key: str
+) -> Notice:
+    who = owner_notices.Parties(
+        owner=invitation.owner,
+        owner_name=invitation.owner_name,
+        invitee=invitation.invitee,
+        invitee_name=invitation.invitee_name,
+        calendar=invitation.calendar,
+        calendar_id=invitation.calendar_id,
+    )
+    spec = owner_notices.held(settings, who, answered_by=answered_by, key=key)
+    return Notice(OutboxKind.OWNER_HELD, spec)
+
+
 def _people_url(settings: Settings, invitation: Invitation) -> str:
     return console_url(settings.http.base_url, invitation.calendar_id, ConsolePage.PEOPLE)
 
@@ -830,7 +872,12 @@ def apply(db: Database, decision: Decision) -> None:
         else:
             lifecycle.decline(db, answered.share_id, answered.invitation_id, decision.now)
     if decision.undeliverable is not None and share_id is not None:
-        lifecycle.mark_undeliverable(db, share_id, decision.now, decision.undeliverable)
+        marked = lifecycle.mark_undeliverable(db, share_id, decision.now, decision.undeliverable)
+        told = decision.owner_undeliverable
+        if marked and told is not None:  # once per invitation: a late bounce tells nobody
+            outbox.enqueue_notice(
+                db, told.spec, kind=told.kind, share_id=share_id, now=decision.now
+            )
     for notice in decision.notices:
         outbox.enqueue_notice(
             db, notice.spec, kind=notice.kind, share_id=share_id, now=decision.now

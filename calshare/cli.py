@@ -865,7 +865,7 @@ def cmd_outbox_flush(ctx: Context, args: argparse.Namespace) -> int:
             ctx.settings,
             ctx.clock,
             default_transport(ctx.settings),
-            on_failed=delivery_failed,
+            on_failed=delivery_failed(ctx.settings),
             force=args.force,
         )
     )

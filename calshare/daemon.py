@@ -158,7 +158,7 @@ class Daemon:
                         self.settings,
                         self.clock,
                         default_transport(self.settings),
-                        on_failed=sharing.delivery_failed,
+                        on_failed=sharing.delivery_failed(self.settings),
                         offload=True,
                         should_stop=self.stopping.is_set,
                     )

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from calshare import lifecycle
+from calshare import lifecycle, owner_notices
 from calshare.addresses import Mailbox, parse_mailbox
 from calshare.calendars import Calendar, get_calendar
 from calshare.clock import Clock
@@ -28,6 +28,7 @@ from calshare.store import Store
 from calshare.tokens import RandomBytes, log_id, new_token, token_hash
 from mailer import compose, outbox
 from mailer.outbox import OutboxKind, OutboxStatus
+from mailer.sender import OnFailed
 
 log = logging.getLogger(__name__)
 
@@ -241,11 +242,31 @@ def _was_told(db: Database, share_id: int, status: ShareStatus) -> bool:
     return sent is not None
 
 
-def delivery_failed(db: Database, mail: outbox.Claimed, now: datetime, reason: str) -> None:
+def delivery_failed(settings: Settings) -> OnFailed:
     """What a mail the recipient's side refused for good means here (the outbox sender's
-    ``on_failed``): an invitation nobody can receive makes its share undeliverable."""
-    if mail.kind == OutboxKind.INVITATION and mail.share_id is not None:
-        lifecycle.mark_undeliverable(db, mail.share_id, now, reason)
+    ``on_failed``): an invitation nobody can receive makes its share undeliverable, and
+    its owner is told once, with a link to the People page.
+
+    Only an invitation counts: an owner notice that fails causes nothing, so no loop.
+    """
+
+    def failed(db: Database, mail: outbox.Claimed, now: datetime, reason: str) -> None:
+        if mail.kind != OutboxKind.INVITATION or mail.share_id is None:
+            return
+        if not lifecycle.mark_undeliverable(db, mail.share_id, now, reason):
+            return  # already undeliverable, or moved on: the owner was told, or need not be
+        who = owner_notices.parties(db, mail.share_id)
+        if who is None:
+            return
+        spec = owner_notices.undeliverable(
+            settings, who, bounced=False, detail=reason, key=compose.new_message_key()
+        )
+        outbox.enqueue_notice(
+            db, spec, kind=OutboxKind.OWNER_UNDELIVERABLE, share_id=mail.share_id, now=now
+        )
+        log.info("sharing: invitation %d undeliverable, owner told", mail.share_id)
+
+    return failed
 
 
 _SELECT = """

@@ -34,6 +34,8 @@ class OutboxKind(StrEnum):
     INVALID_TOKEN = "invalid_token"
     OWNER_ACCEPTED = "owner_accepted"
     OWNER_DECLINED = "owner_declined"
+    OWNER_UNDELIVERABLE = "owner_undeliverable"  # to an owner: an invitation came back
+    OWNER_HELD = "owner_held"  # to an owner: an answer from another address waits
     SNAPSHOT = "snapshot"  # a copy of a date range, sent by its owner
     SOURCE_FAILING = "source_failing"  # to an owner: the calendar's source has failed for long
     SOURCE_RECOVERED = "source_recovered"  # to an owner: it works again

@@ -38,6 +38,7 @@ from calshare.clock import FixedClock
 from calshare.config import Settings, load_settings
 from calshare.errors import UsageError
 from calshare.levels import Level
+from calshare.owner_notices import Parties
 from calshare.sharing import share
 from calshare.store import Store
 from calshare.tokens import new_token, token_hash
@@ -83,6 +84,7 @@ DECLINED = OPEN._replace(used_at="2026-11-25T10:00:00Z", status="declined")
 SUPERSEDED = OPEN._replace(used_at="2026-11-25T10:00:00Z")
 INVITATION_MAIL = SentMail("invitation", 3, frozenset({INVITEE}))
 MOOT = ("confirm", "answer_help")
+PARTIES = Parties(OWNER, "Ann Demo", INVITEE, "Bob", "project", 1)
 
 
 def mail(
@@ -142,6 +144,7 @@ class Row:
     notices: tuple[tuple[str, str], ...] = ()  # (outbox kind, to)
     cancel: tuple[str, ...] = ()
     undeliverable: bool = False
+    owner_told: bool = False  # an owner notice, queued if the share does become undeliverable
     logged: bool = True
 
 
@@ -153,7 +156,8 @@ GRANTED = Answered(3, 7, "accepted", FRESH.feed_secret)
 REFUSED = Answered(3, 7, "declined")
 WELCOMED = (("welcome", INVITEE), ("owner_accepted", OWNER))
 TOLD = (("owner_declined", OWNER),)
-CONFIRM = (("confirm", INVITEE),)
+# the first time an invitation's answer is held, its owner hears of it too
+CONFIRM = (("confirm", INVITEE), ("owner_held", OWNER))
 HELD = "held: not from the invitee"
 NO_AUTH = "not counted: Authentication-Results did not pass"
 
@@ -205,6 +209,13 @@ ROWS = {
         Action.HOLD,
         CONFIRM_ASKED,
         notices=CONFIRM,
+    ),
+    "stranger, invitee asked days ago: asked again, the owner not told twice": Row(
+        mail(ACCEPT, sender=STRANGER),
+        facts(confirm_asked_ever=True),
+        Action.HOLD,
+        CONFIRM_ASKED,
+        notices=(("confirm", INVITEE),),
     ),
     "stranger, invitee already asked today: one confirm a day": Row(
         mail(ACCEPT, sender=STRANGER),
@@ -300,6 +311,20 @@ ROWS = {
         Action.UNDELIVERABLE,
         "undeliverable",
         undeliverable=True,
+    ),
+    "bounce with its share known: the owner's notice rides along": Row(
+        bounce(**TO_KEY),
+        facts(None, bounced_mail=INVITATION_MAIL, bounced_share=PARTIES),
+        Action.UNDELIVERABLE,
+        "undeliverable",
+        undeliverable=True,
+        owner_told=True,
+    ),
+    "bounce naming another recipient, share known: nobody told": Row(
+        bounce(**TO_KEY, reported=("eve@example.com",)),
+        facts(None, bounced_mail=INVITATION_MAIL, bounced_share=PARTIES),
+        Action.IGNORE,
+        "bounce recorded (it reports another recipient: no change)",
     ),
     "bounce naming the invitation's recipient": Row(
         bounce(**TO_KEY, reported=(INVITEE,)),
@@ -438,6 +463,10 @@ def test_decide(row: Row, config: Settings) -> None:
     assert [(n.kind, n.spec.to.address) for n in decision.notices] == list(row.notices)
     assert decision.cancel == row.cancel
     assert (decision.undeliverable is not None) == row.undeliverable
+    told = decision.owner_undeliverable
+    assert (told is not None) == row.owner_told
+    if told is not None:
+        assert (told.kind, told.spec.to.address) == ("owner_undeliverable", OWNER)
     assert (decision.log is not None) == row.logged
     assert decision.now == NOW
     if decision.log is not None:
@@ -484,13 +513,16 @@ def test_the_welcome_carries_the_fresh_feed_secret(config: Settings) -> None:
 
 
 def test_the_confirm_names_the_forwarder_and_the_answer_addresses(config: Settings) -> None:
-    (notice,) = decide(mail(DECLINE, sender=STRANGER), facts(), FRESH, NOW, config).notices
+    notice, owner = decide(mail(DECLINE, sender=STRANGER), facts(), FRESH, NOW, config).notices
+    assert (owner.kind, owner.spec.to.address) == ("owner_held", OWNER)
+    assert ("answered_by", STRANGER) in owner.spec.extra
     assert dict(notice.spec.extra) == {"forwarder": STRANGER}
     assert notice.spec.reply_to == f"share+{TOKEN}@{config.mail.domain}"
     accept, decline = (url for _, url in notice.spec.links)
     assert accept.startswith(f"mailto:accept+{TOKEN}@") and decline.startswith("mailto:decline+")
-    (unnamed,) = decide(mail(ACCEPT, sender=None), facts(), FRESH, NOW, config).notices
+    unnamed, told = decide(mail(ACCEPT, sender=None), facts(), FRESH, NOW, config).notices
     assert dict(unnamed.spec.extra) == {"forwarder": "an unknown address"}
+    assert dict(told.spec.extra)["answered_by"] == "an unknown address"
 
 
 def test_explanations_answer_the_mail_they_explain(config: Settings) -> None:
@@ -668,7 +700,8 @@ def test_rewording_an_outcome_keeps_the_once_a_day_guards(
         other = replace(other, verdict=replace(other.verdict, message_id="<m4@x>"))
         assert answers.record(db, config, later, other) == Outcome.HELD_ASKED_TODAY
         kinds = [row[0] for row in db.execute("SELECT kind FROM outbox ORDER BY id")]
-    assert kinds == ["invitation", "answer_help", "confirm"]  # one of each, no more
+    # one of each, no more (the owner hears of the held answer once)
+    assert kinds == ["invitation", "answer_help", "confirm", "owner_held"]
 
 
 def test_words_that_read_like_a_reply_hold_no_guard(

@@ -629,7 +629,7 @@ def test_an_answer_from_another_address_is_held_and_the_invitee_asked(world: Wor
     assert (
         confirm.message["Reply-To"].addresses[0].addr_spec == f"share+{invitation.token}@{DOMAIN}"
     )
-    assert sorted(world.replies()) == ["confirm"]
+    assert sorted(world.replies()) == ["confirm", "owner_held"]  # the owner hears of it
     # the invitee confirms from their own address: now it counts
     confirmed = reply(to=recipient, subject="Accept: project")
     assert deliver(world.inbox.smtp, confirmed, recipient).text.endswith("accepted")
@@ -640,14 +640,14 @@ def test_an_answer_from_another_address_is_held_and_the_invitee_asked(world: Wor
         (invitation.share_id,),
     )
     # (the daemon's sender may be trying the unreachable relay with the others right now)
-    assert [kind for kind, _ in statuses] == ["confirm", "welcome", "owner_accepted"]
+    assert [kind for kind, _ in statuses] == ["confirm", "owner_held", "welcome", "owner_accepted"]
     assert statuses[0][1] == "cancelled"
     assert {status for _, status in statuses[1:]} <= {"queued", "sending"}
     # the forwarder tries again: the used invitation tells them nothing, and mails no one
     again = reply(to=recipient, sender="carol@example.org", subject="Accept: project")
     deliver(world.inbox.smtp, again, recipient, "carol@example.org")
     assert world.outcomes(invitation)[-1] == "invalid token (accepted)"
-    assert sorted(world.replies()) == ["confirm", "owner_accepted", "welcome"]
+    assert sorted(world.replies()) == ["confirm", "owner_accepted", "owner_held", "welcome"]
 
 
 OURS = "mx.example.org"
@@ -976,6 +976,10 @@ def dsn(invitation: Invitation, *, to: str) -> bytes:
     )
 
 
+# the only mail a bounce causes: the owner told, once per undeliverable invitation
+UNDELIVERABLE_SHARES = "SELECT COUNT(*) FROM shares WHERE status = 'undeliverable'"
+
+
 def plain_bounce(invitation: Invitation, *, to: str) -> bytes:
     """The non-standard kind: text/plain, the invitation pasted in, its Accept link and all."""
     return (
@@ -1010,7 +1014,7 @@ def test_bounces_never_answer_and_a_bounce_to_bounces_key_makes_the_share_undeli
     assert {world.status(to_share), world.status(plain)} <= {"invited", "undeliverable"}
     assert world.count("SELECT COUNT(*) FROM inbound WHERE kind = 'bounce'") == 3
     assert world.count("SELECT COUNT(*) FROM shares WHERE status IN ('accepted', 'declined')") == 0
-    assert world.replies() == []
+    assert world.replies() == ["owner_undeliverable"] * world.count(UNDELIVERABLE_SHARES)
     # a dead invitation cannot be accepted any more
     late = f"accept+{to_key.token}@{DOMAIN}"
     deliver(world.inbox.smtp, reply(to=late, sender=to_key.invitee), late, to_key.invitee)
@@ -1079,7 +1083,7 @@ def test_real_bounces_to_the_invitations_bounce_address_make_them_undeliverable(
     assert {name for name, status in statuses.items() if status != "undeliverable"} == set(
         DELAY_WARNINGS
     )
-    assert world.replies() == []
+    assert world.replies() == ["owner_undeliverable"] * world.count(UNDELIVERABLE_SHARES)
 
 
 def test_a_forged_bounce_to_the_message_id_key_kills_no_invitation(world: World) -> None:

@@ -102,6 +102,7 @@ LAYERS: tuple[tuple[str, dict[str, tuple[str, ...]]], ...] = (
             "calshare.services": (
                 "calshare.sharing",
                 "calshare.answers",
+                "calshare.owner_notices",
                 "calshare.snapshots",
                 "calshare.feeds",
                 "calshare.pages",

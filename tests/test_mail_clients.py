@@ -77,6 +77,7 @@ def notice(kind: str, to: Mailbox, lang: str = "en", **more: object) -> compose.
         "invitee": "Bob",
         "invitee_address": "bob@example.org",
         "forwarder": "someone@elsewhere.example",
+        "answered_by": "someone@elsewhere.example",
         "why": "has expired",
         "advice": "Ask Ann Demo to share it with you again.",
         "source": "https://calendar.google.com/…",
@@ -120,6 +121,8 @@ def every_notice(lang: str) -> dict[str, compose.OutgoingMail]:
         "unshared": notice("unshared", KARI, lang),
         "accepted": notice("accepted", OWNER, lang, links=PEOPLE),
         "declined": notice("declined", OWNER, lang, links=PEOPLE),
+        "undeliverable": notice("undeliverable", OWNER, lang, links=PEOPLE),
+        "held": notice("held", OWNER, lang, links=PEOPLE),
         "source_failing": notice("source_failing", OWNER, lang, links=CALENDARS),
         "source_recovered": notice("source_recovered", OWNER, lang, links=CALENDARS),
         "answer_help": notice("answer_help", BOB, lang, links=ANSWER_LINKS),
@@ -266,13 +269,25 @@ def test_to_carries_angle_brackets_with_or_without_a_name() -> None:
 # --- who a mail is from
 
 
+# the mails to an owner: from the service itself, never "via" the owner
+OWNER_NOTICES = (
+    "accepted",
+    "declined",
+    "undeliverable",
+    "held",
+    "source_failing",
+    "source_recovered",
+    "signin",
+)
+
+
 def test_notices_to_the_owner_come_from_the_service_not_via_the_owner() -> None:
     for lang in ("en", "nb"):
         for name, mail in every_notice(lang).items():
             sender = parse(mail.raw)["From"]
             (address,) = sender.addresses
             assert address.addr_spec == f"calendar@{DOMAIN}", name
-            if name in ("accepted", "declined", "source_failing", "source_recovered", "signin"):
+            if name in OWNER_NOTICES:
                 assert str(sender) == f"Calendar <calendar@{DOMAIN}>", (name, str(sender))
             else:  # to others, on Ann's behalf
                 assert address.display_name == "Ann Demo via Calendar", (name, str(sender))

@@ -344,9 +344,16 @@ def test_permanent_refusal_makes_the_share_undeliverable_and_kills_the_token(
 
     flushed = cli("outbox", "flush", env=env)
     assert flushed.code == 1, flushed.err  # a mail failed: non-zero, for cron
-    assert "Sent 0 to the relay; 0 to retry later; 1 failed" in flushed.out
+    # the owner's notice that it could not be delivered goes out in the same flush
+    assert "Sent 1 to the relay; 0 to retry later; 1 failed" in flushed.out
     assert code in flushed.err
-    (failed,) = outbox_json(cli, env)
+    (failed,) = outbox_json(cli, env)  # what is waiting or failed: the sent notice is not
+    assert db_rows(db_path, "SELECT kind, status FROM outbox ORDER BY id") == [
+        ("invitation", "failed"),
+        ("owner_undeliverable", "sent"),
+    ]
+    (notice,) = relay.sink.deliveries
+    assert notice.rcpt_tos == [OWNER]
     assert failed["message_id"] == shared["message_id"]
     assert (failed["status"], failed["attempts"]) == ("failed", 1)
     assert code in failed["last_error"]
@@ -356,14 +363,14 @@ def test_permanent_refusal_makes_the_share_undeliverable_and_kills_the_token(
     assert revoked_at is not None  # the token no longer works
 
     ok(cli("outbox", "flush", "--force", env=env))  # a failed mail is never tried again
-    assert relay.sink.deliveries == []
+    assert relay.sink.deliveries == [notice]
     assert len(relay.sink.refusals) == 1
     assert shares_json(cli, env)[0]["status"] == "undeliverable"
 
     # stopping the share now tells nobody: the address does not take mail
     ok(cli("unshare", "project", INVITEE, env=env))
     ok(cli("outbox", "flush", "--force", env=env))
-    assert relay.sink.deliveries == []
+    assert relay.sink.deliveries == [notice]
     assert shares_json(cli, env)[0]["status"] == "revoked"
 
 

@@ -30,6 +30,8 @@ SENDER = compose.Sender(DOMAIN, Mailbox("calendar@share.example.org", "Calendar"
 OWNER = Mailbox(ANN, "Ann Demo")
 CAUSES = ("auth", "not_found", "html", "redirect_loop", "timeout", "network", "shrunk")
 KINDS = {"accept": "owner_accepted", "decline": "owner_declined"}
+# owner mails about one invitation: they link to the calendar's People page
+PEOPLE_KINDS = ("accepted", "declined", "undeliverable", "held")
 COMPANIES = ("google", "outlook", "icloud", "generic")
 
 
@@ -72,9 +74,10 @@ def rendered(kind: str, lang: str, **extra: str) -> compose.OutgoingMail:
         "last_good": "2027-03-18",
         "cause": "",
         "hint": "",
+        "answered_by": "carl@example.net",
         **extra,
     }
-    link = "owner.people" if kind in ("accepted", "declined") else "owner.calendars"
+    link = "owner.people" if kind in PEOPLE_KINDS else "owner.calendars"
     return compose.notice(
         SENDER,
         OWNER,
@@ -91,8 +94,12 @@ def rendered(kind: str, lang: str, **extra: str) -> compose.OutgoingMail:
 def every_owner_mail() -> list[tuple[str, compose.OutgoingMail]]:
     mails = []
     for lang in wording.LANGUAGES:
-        for kind in ("accepted", "declined", "source_recovered"):
+        for kind in ("accepted", "declined", "held", "source_recovered"):
             mails.append((f"{kind}-{lang}", rendered(kind, lang)))
+        bounced = wording.text("undeliverable.bounced", lang)
+        refused = wording.text("undeliverable.refused", lang, detail="550 5.1.1 No such user")
+        for name, why in (("bounced", bounced), ("refused", refused)):
+            mails.append((f"undeliverable-{name}-{lang}", rendered("undeliverable", lang, why=why)))
         for company in COMPANIES:
             for hint in (f"source.hint.{company}", "source.hint.wait"):
                 for cause in CAUSES:
@@ -115,7 +122,7 @@ def test_no_owner_mail_tells_the_owner_to_run_a_command() -> None:
     for name, mail in every_owner_mail():
         text = mail.raw.decode("utf-8", "replace")
         assert instructions(text) == [], name
-        for part in ("accepted", "declined"):
+        for part in PEOPLE_KINDS:
             if name.startswith(part):
                 assert "People" in text or "Personer" in text, name
 
