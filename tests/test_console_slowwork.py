@@ -122,7 +122,9 @@ def test_a_dripping_webdav_server_is_given_up_after_the_timeout_overall() -> Non
             put(url(drip, "/dav/a.ics"), b"x", "text/calendar", Credentials("", "", 2.0), None)
         seconds = time.monotonic() - started
     assert "did not finish answering within 2 s" in str(refused.value)
-    assert 1.9 <= seconds < 3.5, seconds
+    # ended by the deadline, not sooner; the upper bound is loose (a loaded CI machine):
+    # without the deadline a drip that never ends keeps the request going for good
+    assert 1.9 <= seconds < 2.0 + BOUND, seconds
 
 
 def test_publishing_to_a_dripping_folder_holds_nobody_else(slow: Slow) -> None:
