@@ -188,7 +188,7 @@ def _shut(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-class _WatchedRequest(urllib.request.Request):
+class WatchedRequest(urllib.request.Request):
     """A request that carries its fetch's watchdog and guard, across redirects too."""
 
     watchdog: _Watchdog
@@ -196,7 +196,7 @@ class _WatchedRequest(urllib.request.Request):
     label: str = ""  # how a refusal names the source: the first URL, redacted
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+class HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follow at most a few redirects, and only to http(s): never to ftp: or file:."""
 
     max_redirections = 5
@@ -216,8 +216,8 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
                 cause="redirect_loop",
             )
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and isinstance(req, _WatchedRequest):
-            new.__class__ = _WatchedRequest
+        if new is not None and isinstance(req, WatchedRequest):
+            new.__class__ = WatchedRequest
             new.watchdog = req.watchdog  # type: ignore[attr-defined]
             new.guard = req.guard  # type: ignore[attr-defined]
             new.label = req.label  # type: ignore[attr-defined]
@@ -277,8 +277,6 @@ class _HTTPSConnection(_WatchedConnection, http.client.HTTPSConnection):
 
 # For calshare.webdav: the same deadline over a whole WebDAV request (no second watchdog).
 Watchdog = _Watchdog
-WatchedHTTPConnection = _HTTPConnection
-WatchedHTTPSConnection = _HTTPSConnection
 
 
 @functools.cache
@@ -289,7 +287,7 @@ def _tls() -> ssl.SSLContext:
 
 class _HTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        assert isinstance(req, _WatchedRequest)
+        assert isinstance(req, WatchedRequest)
         connection = functools.partial(
             _HTTPConnection, watchdog=req.watchdog, guard=req.guard, label=req.label
         )
@@ -298,21 +296,22 @@ class _HTTPHandler(urllib.request.HTTPHandler):
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        assert isinstance(req, _WatchedRequest)
+        assert isinstance(req, WatchedRequest)
         connection = functools.partial(
             _HTTPSConnection, watchdog=req.watchdog, guard=req.guard, label=req.label
         )
         return self.do_open(connection, req, context=_tls())
 
 
-@functools.cache
-def _shared_opener() -> urllib.request.OpenerDirector:
-    """An opener for http(s) only, whose connections hand their socket to the watchdog.
+def http_only_opener(
+    redirects: urllib.request.HTTPRedirectHandler,
+) -> urllib.request.OpenerDirector:
+    """An opener for http(s) only, whose connections hand their socket to the request's
+    watchdog and guard (a ``WatchedRequest``); ``redirects`` decides which redirects to
+    follow (a subclass of ``HttpOnlyRedirects``, which carries both to the next hop).
 
     Built by hand rather than with build_opener, which would add handlers for ftp:,
-    file: and data: URLs that a redirect could lead to, outside the watchdog. Built
-    once (the proxies from the environment read then): a round of thousands of
-    sources would otherwise spend more on building openers than on fetching.
+    file: and data: URLs that a redirect could lead to, outside the watchdog.
     """
     opener = urllib.request.OpenerDirector()
     for handler in (
@@ -321,11 +320,18 @@ def _shared_opener() -> urllib.request.OpenerDirector:
         _HTTPHandler(),
         _HTTPSHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
-        _HttpOnlyRedirects(),
+        redirects,
         urllib.request.HTTPErrorProcessor(),
     ):
         opener.add_handler(handler)
     return opener
+
+
+@functools.cache
+def _shared_opener() -> urllib.request.OpenerDirector:
+    """Built once (the proxies from the environment read then): a round of thousands of
+    sources would otherwise spend more on building openers than on fetching."""
+    return http_only_opener(HttpOnlyRedirects())
 
 
 @dataclass(frozen=True)
@@ -372,7 +378,7 @@ def fetch_url(
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    request = _WatchedRequest(url, headers=headers)
+    request = WatchedRequest(url, headers=headers)
     started = time.monotonic()
     watchdog = _Watchdog(timeout)
     request.watchdog = watchdog

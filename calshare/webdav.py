@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from calshare.errors import Field, PrivateAddress, UsageError, WebDavConflict, WebDavError
 from calshare.netguard import Guard
-from calshare.sources import Watchdog, WatchedHTTPConnection, WatchedHTTPSConnection
+from calshare.sources import HttpOnlyRedirects, Watchdog, WatchedRequest, http_only_opener
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").rstrip("."), port
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
+class _Redirects(HttpOnlyRedirects):
     """Follows a read's redirect on the same origin only; refuses every other one.
 
     urllib copies the request's headers, Authorization included, to the redirect's
@@ -172,58 +172,14 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
                 "address",
                 code,
             )
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None:  # the same guard for the next hop (its address may differ)
-            new.__class__ = _GuardedRequest
-            new.guard = getattr(req, "guard", None)  # type: ignore[attr-defined]
-            new.watchdog = getattr(req, "watchdog", None)  # type: ignore[attr-defined]
-        return new
-
-
-class _GuardedRequest(urllib.request.Request):
-    guard: Guard | None = None
-    watchdog: Watchdog  # ends the whole request at [webdav] timeout_seconds
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        assert isinstance(req, _GuardedRequest)
-        connection = functools.partial(
-            WatchedHTTPConnection,
-            watchdog=req.watchdog,
-            guard=req.guard,
-            label=_host(req.full_url),
-        )
-        return self.do_open(connection, req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        assert isinstance(req, _GuardedRequest)
-        connection = functools.partial(
-            WatchedHTTPSConnection,
-            watchdog=req.watchdog,
-            guard=req.guard,
-            label=_host(req.full_url),
-        )
-        return self.do_open(connection, req, context=self._context)  # type: ignore[attr-defined]
+        # the same watchdog and guard for the next hop (its address may differ)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 @functools.cache
 def _opener() -> urllib.request.OpenerDirector:
     """http(s) only (no file: or ftp: through a redirect), our redirect rule, the guard."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.ProxyHandler(),
-        urllib.request.UnknownHandler(),
-        _HTTPHandler(),
-        _HTTPSHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        _Redirects(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
-        opener.add_handler(handler)
-    return opener
+    return http_only_opener(_Redirects())
 
 
 def _request(
@@ -241,8 +197,9 @@ def _request(
     not one read: a server that drips a byte a second would otherwise hold the
     thread, and the owner's console request, for as long as it likes.
     """
-    request = _GuardedRequest(url, data=body, method=method, headers=dict(headers or {}))
+    request = WatchedRequest(url, data=body, method=method, headers=dict(headers or {}))
     request.guard = credentials.guard
+    request.label = _host(url)
     watchdog = request.watchdog = Watchdog(credentials.timeout)
     if credentials.username:
         pair = f"{credentials.username}:{credentials.password}".encode()
