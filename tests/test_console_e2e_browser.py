@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.webdriver.support import expected_conditions
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -117,7 +117,15 @@ def submit(driver: Any, button: Any) -> None:
     and the old page may hold what the test looks for next)."""
     old = driver.find_element("tag name", "html")
     button.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+    def replaced(_: Any) -> bool:
+        try:
+            old.tag_name  # noqa: B018  # asks the browser whether the old page still stands
+        except WebDriverException:  # stale, or "node does not belong to the document"
+            return True
+        return False
+
+    WebDriverWait(driver, 30).until(replaced)
 
 
 def wait_for(driver: Any, css: str) -> Any:
